@@ -1,0 +1,123 @@
+// evhttp_hello: the smallest embedding of evsse into an existing libevent
+// evhttp server, on the in-process broker.
+//
+//   evhttp_hello [--port N] [--bind ADDR] [--token SECRET]
+//
+//   curl -N 'http://127.0.0.1:8080/events?topic=news'
+//   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
+//
+// Without --token the publish endpoint is open, so the server binds to
+// 127.0.0.1 unless --bind says otherwise.
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <evsse/evhttp.h>
+#include <evsse/hub.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+struct Server {
+  event_base* base = nullptr;
+  evhttp* http = nullptr;
+  evsse::Hub* hub = nullptr;
+};
+
+// The application's own route, untouched by evsse.
+void OnIndex(evhttp_request* req, void*) {
+  evbuffer* body = evbuffer_new();
+  evbuffer_add_printf(body,
+                      "evhttp_hello: GET /events?topic=T, "
+                      "POST /publish?topic=T\n");
+  evhttp_send_reply(req, 200, "OK", body);
+  evbuffer_free(body);
+}
+
+// SIGINT/SIGTERM: drain the streams (spread over 5 s), then stop.
+void OnSignal(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<Server*>(arg);
+  std::fprintf(stderr, "evhttp_hello: draining\n");
+  s->hub->Shutdown(std::chrono::seconds(5), [s] {
+    evhttp_free(s->http);
+    s->http = nullptr;
+    event_base_loopexit(s->base, nullptr);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 8080;
+  std::string bind = "127.0.0.1", token;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--port" && i + 1 < argc)
+      port = std::atoi(argv[++i]);
+    else if (a == "--bind" && i + 1 < argc)
+      bind = argv[++i];
+    else if (a == "--token" && i + 1 < argc)
+      token = argv[++i];
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--port N] [--bind ADDR] "
+                   "[--token SECRET]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // An existing server: a base, an evhttp, its own routes.
+  Server s;
+  s.base = event_base_new();
+  s.http = evhttp_new(s.base);
+  evhttp_set_timeout(s.http, 30);  // bounds slow request headers
+  evhttp_set_cb(s.http, "/", OnIndex, nullptr);
+  if (!evhttp_bind_socket_with_handle(s.http, bind.c_str(), port)) {
+    std::fprintf(stderr, "evhttp_hello: cannot listen on %s:%d\n", bind.c_str(),
+                 port);
+    return 1;
+  }
+
+  // evsse: a Hub on the same base, two endpoints.
+  evsse::HubOptions hub_options;
+  hub_options.log = [](evsse::LogLevel, std::string_view m) {
+    std::fprintf(stderr, "evsse: %.*s\n", int(m.size()), m.data());
+  };
+  auto hub = evsse::Hub::Create(s.base, hub_options);
+  if (!hub.ok()) {
+    std::fprintf(stderr, "evhttp_hello: %s\n", hub.status().ToString().c_str());
+    return 1;
+  }
+  s.hub = hub->get();
+  evsse::PublishOptions publish;
+  publish.bearer_token = token;
+  publish.allow_unauthenticated = token.empty();
+  evsse::Status st = evsse::evhttp::Mount(s.http, "/events", s.hub);
+  if (st.ok())
+    st = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish);
+  if (!st.ok()) {
+    std::fprintf(stderr, "evhttp_hello: %s\n", st.ToString().c_str());
+    return 1;
+  }
+
+  event* sigint = evsignal_new(s.base, SIGINT, OnSignal, &s);
+  event* sigterm = evsignal_new(s.base, SIGTERM, OnSignal, &s);
+  event_add(sigint, nullptr);
+  event_add(sigterm, nullptr);
+  std::fprintf(stderr, "evhttp_hello: listening on http://%s:%d\n",
+               bind.c_str(), port);
+  event_base_dispatch(s.base);
+
+  event_free(sigint);
+  event_free(sigterm);
+  if (s.http) evhttp_free(s.http);  // the server goes before the Hub
+  hub->reset();
+  event_base_free(s.base);
+  return 0;
+}

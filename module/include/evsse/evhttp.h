@@ -1,0 +1,35 @@
+// evsse::evhttp: mount evsse endpoints on a libevent evhttp server.
+//
+// The server, its event_base and its other routes stay the caller's. Mount
+// registers an exact-path callback (evhttp_set_cb), so the path must be free.
+//
+// Loop thread only. The Hub must outlive the evhttp server: call
+// evhttp_free(http) before destroying the Hub (it closes the open streams).
+// Servers that set evhttp_set_timeout keep it for ordinary requests (it also
+// bounds slow request headers); evsse turns it off on each stream it starts
+// and applies its own heartbeat and write-stall timeouts instead.
+#ifndef EVSSE_EVHTTP_H_
+#define EVSSE_EVHTTP_H_
+
+#include "evsse/hub.h"
+#include "evsse/options.h"
+#include "evsse/status.h"
+
+struct evhttp;
+
+namespace evsse::evhttp {
+
+// Mount serves a text/event-stream subscribe endpoint at `path`:
+// GET/HEAD `path?topic=a&topic=b` with Last-Event-ID resume, OPTIONS for
+// CORS preflight, 405 for other methods.
+Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
+             const StreamOptions& options = {});
+
+// MountPublish serves the HTTP publish endpoint at `path`:
+// POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
+Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
+                    const PublishOptions& options);
+
+}  // namespace evsse::evhttp
+
+#endif  // EVSSE_EVHTTP_H_

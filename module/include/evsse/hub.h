@@ -1,0 +1,124 @@
+// evsse::Hub: the broker and the subscribers of one event loop.
+//
+// A Hub lives on the caller's event_base. Stream and publish endpoints are
+// created from it and mounted on an HTTP server by an adapter
+// (evsse/evhttp.h). Events published on the Hub are encoded once, kept in a
+// per-topic history for resume, and written to every subscriber of their
+// topic.
+//
+// Threads: Publish may be called from any thread. Everything else belongs to
+// the thread running the Hub's event_base (the loop thread), including
+// construction and destruction.
+//
+// Lifetime: the Hub must outlive every HTTP server it is mounted on (free the
+// evhttp server first; that closes its streams), and the event_base must
+// outlive the Hub.
+//
+// Minimal use:
+//
+//   auto hub = evsse::Hub::Create(base, {}).value();
+//   evsse::evhttp::Mount(http, "/events", hub.get(), {});
+//   hub->Publish("orders", {"update", "{\"id\":42}"}).IgnoreError();
+#ifndef EVSSE_HUB_H_
+#define EVSSE_HUB_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "evsse/exchange.h"
+#include "evsse/options.h"
+#include "evsse/status.h"
+
+struct event_base;
+
+namespace evsse {
+
+// Message is what a producer publishes. The id is assigned by the Hub.
+struct Message {
+  std::string type;  // SSE event type; empty means "message"
+  std::string data;  // any UTF-8 text; CR/LF split into data lines
+};
+
+// PublishCallback receives the id assigned to a published event, or an
+// error. It fires exactly once, on the Hub's loop thread, after the event was
+// handed to the subscribers of this Hub (or with kCancelled when the Hub is
+// destroyed first).
+using PublishCallback = std::function<void(Result<std::string> id)>;
+
+// HubStats: counters since the Hub was created; read on the loop thread.
+struct HubStats {
+  uint64_t connections_active = 0;  // open streams
+  uint64_t connections_total = 0;   // streams ever started
+  uint64_t connections_shed = 0;    // refused by a limit or while draining
+  uint64_t requests_rejected = 0;   // 4xx answered by stream endpoints
+  uint64_t events_published = 0;    // events accepted by this Hub's loop
+  uint64_t events_delivered = 0;    // event writes to subscribers
+  uint64_t publish_errors = 0;
+  uint64_t replays = 0;  // connections that resumed from a cursor
+  uint64_t replayed_events = 0;
+  uint64_t gaps = 0;                  // gap events sent
+  uint64_t slow_consumer_closes = 0;  // closed past max_queued_bytes or behind
+  uint64_t stall_closes = 0;          // closed by write_stall_timeout
+  uint64_t lifetime_closes = 0;       // ended by max_lifetime
+  uint64_t heartbeats = 0;
+  uint64_t topics = 0;          // topics currently known
+  uint64_t history_events = 0;  // events currently retained
+};
+
+class Hub {
+ public:
+  // Create makes a Hub on `base` (not owned). Fails on invalid options.
+  static Result<std::unique_ptr<Hub>> Create(event_base* base,
+                                             HubOptions options);
+
+  // ~Hub closes every stream at once (no final bytes) and fails pending
+  // publish callbacks with kCancelled. Loop thread only.
+  ~Hub();
+
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Publish validates `message` and `topic` and queues the event for the
+  // loop thread. Any thread. An invalid topic, type or data (CR/LF/NUL in
+  // the type, invalid UTF-8, too large) or a closed Hub is reported at once
+  // by the returned Status, and `done` is then never called. Otherwise the
+  // event is accepted and `done` (if set) fires exactly once.
+  Status Publish(std::string_view topic, Message message,
+                 PublishCallback done = nullptr);
+
+  // AddStreamEndpoint creates a subscribe endpoint (owned by the Hub) for an
+  // adapter to mount. Fails on invalid options (e.g. CORS "*" with
+  // credentials).
+  Result<Handler*> AddStreamEndpoint(StreamOptions options);
+
+  // AddPublishEndpoint creates an HTTP publish endpoint: POST, the body is
+  // the event's data, `topic` (and optional `event`) from the query; answers
+  // 200 {"id":"..."}.
+  Result<Handler*> AddPublishEndpoint(PublishOptions options);
+
+  // Shutdown drains the Hub: new requests are shed (200 + retry + close for
+  // EventSource clients, 503 + Retry-After otherwise), and open streams get a
+  // final retry hint and are ended in waves spread over `deadline`. `done`
+  // fires exactly once, on the loop thread, when the last stream has ended
+  // (at once if none is open). Calling it again only replaces nothing: the
+  // second `done` fires with the first.
+  void Shutdown(Millis deadline, std::function<void()> done);
+
+  HubStats stats() const;
+  event_base* base() const;
+  // epoch names this Hub's history in ids (base 36 in the text form).
+  uint64_t epoch() const;
+
+ private:
+  Hub() = default;
+  friend class HubAccess;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace evsse
+
+#endif  // EVSSE_HUB_H_

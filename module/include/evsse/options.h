@@ -1,0 +1,142 @@
+// Options of the Hub and of its endpoints: plain aggregates with their
+// defaults in member initializers. Code fills them directly; conf/ files fill
+// the same structs.
+//
+// Thread safety: values; copied by the Hub when an endpoint is created.
+#ifndef EVSSE_OPTIONS_H_
+#define EVSSE_OPTIONS_H_
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace evsse {
+
+namespace pubsub {
+class Bus;
+}
+
+using Millis = std::chrono::milliseconds;
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+// LogHook receives every log line of the library (which never prints). Called
+// on the Hub's loop thread, except where a message says otherwise.
+using LogHook = std::function<void(LogLevel level, std::string_view message)>;
+
+// Request is a read-only view of an HTTP request, valid only during the call
+// it is passed to.
+class Request {
+ public:
+  virtual ~Request() = default;
+  virtual std::string_view method() const = 0;  // "GET", "POST", ...
+  virtual std::string_view path() const = 0;
+  // header returns nullptr when absent (names are case-insensitive).
+  virtual const char* header(const char* name) const = 0;
+  // query returns the first decoded value of a query parameter.
+  virtual std::optional<std::string> query(std::string_view key) const = 0;
+  // topics the request asks for (subscribe) or publishes to (publish).
+  virtual const std::vector<std::string>& topics() const = 0;
+  virtual std::string peer() const = 0;  // "ip:port"
+};
+
+// AuthDecision is what an authorization hook answers. status 200 lets the
+// request through; 401, 403 and 204 ("stop reconnecting") end it with that
+// status and `message` as the body; any other value is treated as 403.
+struct AuthDecision {
+  int status = 200;
+  std::string message;
+  // Extra response headers for a refusal (e.g. WWW-Authenticate).
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static AuthDecision Allow() { return {}; }
+  static AuthDecision Deny(int status, std::string message) {
+    return AuthDecision{status, std::move(message), {}};
+  }
+};
+
+// AuthHook runs on the loop thread before any response byte is sent. For a
+// subscribe request it must allow every requested topic or refuse the whole
+// request: a refused topic is never streamed nor replayed.
+using AuthHook = std::function<AuthDecision(const Request& request)>;
+
+// HubOptions: the broker, its history and hub-wide limits.
+struct HubOptions {
+  // Per-topic history kept for resume (Last-Event-ID). 0 disables replay.
+  size_t history_max_events = 1000;
+  // Events older than this are dropped from history. 0 = no age limit.
+  Millis history_max_age{0};
+  // Subscribers across all stream endpoints of this Hub; then shedding.
+  size_t max_connections = 10000;
+  // Subscribers of one topic; 0 = unlimited.
+  size_t max_subscribers_per_topic = 0;
+  // Topics known to the Hub (with subscribers or history). A publish to a
+  // new topic beyond it fails with kResourceExhausted.
+  size_t max_topics = 100000;
+  // Largest event (type + data) accepted by Publish.
+  size_t max_event_bytes = 1 << 20;
+  // Longest topic name (publish and subscribe).
+  size_t max_topic_length = 128;
+  LogHook log;
+  // Lines below this level are not even formatted.
+  LogLevel log_level = LogLevel::kInfo;
+  // The bus shared by Hubs on several loops of one process (null: the Hub
+  // makes its own). See pubsub/bus.h.
+  std::shared_ptr<pubsub::Bus> bus;
+};
+
+// StreamOptions: one subscribe endpoint (text/event-stream).
+struct StreamOptions {
+  // A comment line is sent after this long without any write. 0 = off.
+  Millis heartbeat{15000};
+  // The `retry:` sent on connect is retry + uniform(0, retry_jitter).
+  Millis retry{2000};
+  Millis retry_jitter{1000};
+  // A connection whose queued output has not drained for this long is
+  // closed (the peer stopped reading). 0 = off.
+  Millis write_stall_timeout{30000};
+  // Streams are ended after max_lifetime + uniform(0, lifetime_jitter), so
+  // reconnects spread out (clients resume with Last-Event-ID). 0 = off.
+  Millis max_lifetime{0};
+  Millis lifetime_jitter{0};
+  // Output queued for one connection beyond this closes it as a slow
+  // consumer; it reconnects and catches up from history.
+  size_t max_queued_bytes = 1 << 20;
+  // Replay (catch-up from history) is written in batches of this size, each
+  // after the previous one drained.
+  size_t replay_batch_bytes = 64 << 10;
+  // A comment of this many bytes sent first, for proxies that buffer the
+  // start of a response. 0 = none.
+  size_t padding_bytes = 0;
+  size_t max_topics_per_connection = 8;
+  // The event type that tells a client its cursor was older than history or
+  // unknown (it should refetch state). Its data is a JSON object
+  // {"topics":[...],"reason":"expired"|"unknown"}.
+  std::string gap_event = "gap";
+  // CORS: exact origins allowed ("https://app.example.com"), or "*" (only
+  // without credentials). Empty: no CORS headers, cross-origin refused.
+  std::vector<std::string> cors_origins;
+  bool cors_credentials = false;
+  Millis cors_max_age{600000};
+  AuthHook auth;
+};
+
+// PublishOptions: one HTTP publish endpoint (POST, body = event data).
+struct PublishOptions {
+  size_t max_body_bytes = 64 << 10;
+  // "Authorization: Bearer <token>" is required when not empty (compared in
+  // constant time). Either a token, an auth hook or allow_unauthenticated
+  // must be set, or mounting fails.
+  std::string bearer_token;
+  AuthHook auth;
+  bool allow_unauthenticated = false;
+};
+
+}  // namespace evsse
+
+#endif  // EVSSE_OPTIONS_H_

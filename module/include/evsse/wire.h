@@ -1,0 +1,65 @@
+// SSE wire encoding (WHATWG HTML, "Server-sent events").
+//
+// Pure functions over bytes, no I/O; safe from any thread. The Hub uses them
+// to encode each published event once; they are public so that applications
+// can build frames (tests, custom transports) with the same rules.
+//
+// Rules:
+//  - `data` may contain CR, LF or CRLF: each line becomes its own "data: "
+//    line, so the client rebuilds the text with LF line ends. A data of ""
+//    still produces one "data: " line (the event is dispatched with "").
+//  - `event` (the type) and `id` must not contain CR, LF or NUL: they are
+//    rejected with kInvalidArgument, never written to a stream. An empty
+//    type omits the "event:" line (the client then sees "message").
+//  - All text must be valid UTF-8 (rejected otherwise): the stream is
+//    decoded as UTF-8 by clients, and invalid bytes would be replaced.
+#ifndef EVSSE_WIRE_H_
+#define EVSSE_WIRE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "evsse/status.h"
+
+namespace evsse {
+
+// IsValidUtf8 reports whether `s` is well-formed UTF-8 (no overlongs, no
+// surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// ValidateEventType checks an event type: UTF-8, no CR, LF or NUL, at most
+// `max_len` bytes. The message names the offending byte offset.
+Status ValidateEventType(std::string_view type, size_t max_len = 256);
+
+// ValidateEventId checks an id: UTF-8, no CR, LF or NUL, at most `max_len`.
+Status ValidateEventId(std::string_view id, size_t max_len = 1024);
+
+// ValidateEventData checks data: UTF-8, at most `max_len` bytes. CR and LF
+// are allowed (they split lines); NUL is allowed.
+Status ValidateEventData(std::string_view data, size_t max_len);
+
+// AppendEventBody appends the "event:" line (when `type` is not empty) and
+// the "data:" lines, without the id line and without the blank line that
+// ends the event. Inputs must have been validated.
+void AppendEventBody(std::string& out, std::string_view type,
+                     std::string_view data);
+
+// AppendIdAndEnd appends "id: <id>\n\n" (or just "\n" when `id` is empty),
+// ending an event begun with AppendEventBody.
+void AppendIdAndEnd(std::string& out, std::string_view id);
+
+// AppendComment appends a comment. Each line of `text` (split on CR, LF,
+// CRLF) becomes ": <line>\n"; an empty text gives ":\n" (a heartbeat).
+void AppendComment(std::string& out, std::string_view text);
+
+// AppendRetry appends "retry: <ms>\n".
+void AppendRetry(std::string& out, uint64_t ms);
+
+// EncodeEvent validates and encodes a whole event in one call.
+Result<std::string> EncodeEvent(std::string_view type, std::string_view data,
+                                std::string_view id);
+
+}  // namespace evsse
+
+#endif  // EVSSE_WIRE_H_

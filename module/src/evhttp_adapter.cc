@@ -1,0 +1,233 @@
+// The evhttp adapter: maps libevent 2.1's evhttp request, streaming and
+// close callbacks onto evsse::Exchange. No SSE policy lives here.
+//
+// libevent 2.1.12 facts this file relies on (see shared/notes):
+//  - On a peer EOF, evhttp detaches a request still being answered
+//    (evhttp_request_get_connection() returns NULL in the close callback) and
+//    frees the connection, not the request: we must end it ourselves. When
+//    the server frees the connection, the request is still attached and
+//    libevent frees it.
+//  - A keep-alive connection outlives a finished stream, so the close
+//    callback is unhooked before we forget the exchange.
+//  - evhttp_set_timeout applies to streams too; a zero timeval turns it off
+//    for one connection (NULL would restore the 50 s defaults).
+#include "evsse/evhttp.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+
+#include <string>
+
+namespace evsse::evhttp {
+namespace {
+
+class EvhttpExchange final : public Exchange {
+ public:
+  explicit EvhttpExchange(evhttp_request* req)
+      : req_(req), conn_(evhttp_request_get_connection(req)) {}
+
+  Method method() const override {
+    switch (evhttp_request_get_command(req_)) {
+      case EVHTTP_REQ_GET:
+        return Method::kGet;
+      case EVHTTP_REQ_HEAD:
+        return Method::kHead;
+      case EVHTTP_REQ_POST:
+        return Method::kPost;
+      case EVHTTP_REQ_OPTIONS:
+        return Method::kOptions;
+      default:
+        return Method::kOther;
+    }
+  }
+  std::string_view method_name() const override {
+    switch (evhttp_request_get_command(req_)) {
+      case EVHTTP_REQ_GET:
+        return "GET";
+      case EVHTTP_REQ_HEAD:
+        return "HEAD";
+      case EVHTTP_REQ_POST:
+        return "POST";
+      case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+      case EVHTTP_REQ_PUT:
+        return "PUT";
+      case EVHTTP_REQ_DELETE:
+        return "DELETE";
+      case EVHTTP_REQ_PATCH:
+        return "PATCH";
+      default:
+        return "OTHER";
+    }
+  }
+  std::string_view path() const override {
+    const char* p = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req_));
+    return p ? p : "";
+  }
+  std::string_view query() const override {
+    const char* q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req_));
+    return q ? q : "";
+  }
+  const char* header(const char* name) const override {
+    return evhttp_find_header(evhttp_request_get_input_headers(req_), name);
+  }
+  std::string_view body() override {
+    evbuffer* in = evhttp_request_get_input_buffer(req_);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) return {};
+    return {reinterpret_cast<const char*>(evbuffer_pullup(in, -1)), n};
+  }
+  bool http10() const override { return req_->major == 1 && req_->minor == 0; }
+  std::string peer() const override {
+    char* addr = nullptr;
+    ev_uint16_t port = 0;
+    if (!conn_) return "";
+    evhttp_connection_get_peer(conn_, &addr, &port);
+    std::string a = addr ? addr : "";
+    if (a.find(':') != std::string::npos) a = "[" + a + "]";
+    return a + ":" + std::to_string(port);
+  }
+
+  void set_listener(ExchangeListener* listener) override {
+    listener_ = listener;
+    if (listener_ && !hooked_) {
+      evhttp_connection_set_closecb(conn_, &EvhttpExchange::OnClose, this);
+      hooked_ = true;
+    } else if (!listener_) {
+      Unhook();
+    }
+  }
+
+  void AddHeader(const char* name, const char* value) override {
+    evhttp_add_header(evhttp_request_get_output_headers(req_), name, value);
+  }
+
+  void Reply(int status, const char* reason, std::string_view body) override {
+    Unhook();
+    evbuffer* b = evbuffer_new();
+    evbuffer_add(b, body.data(), body.size());
+    evhttp_send_reply(req_, status, reason, b);
+    evbuffer_free(b);
+    delete this;
+  }
+
+  void Start(int status, const char* reason) override {
+    evhttp_send_reply_start(req_, status, reason);
+    timeval none{0, 0};
+    evhttp_connection_set_timeout_tv(conn_, &none);
+  }
+  void Write(evbuffer* data) override {
+    evhttp_send_reply_chunk_with_cb(req_, data, &EvhttpExchange::OnWritten,
+                                    this);
+  }
+  size_t queued() const override {
+    return evbuffer_get_length(
+        bufferevent_get_output(evhttp_connection_get_bufferevent(conn_)));
+  }
+  void End() override {
+    Unhook();
+    evhttp_send_reply_end(req_);
+    delete this;
+  }
+  void Abort() override {
+    // Freeing the connection here could pull it from under a libevent
+    // callback still on the stack: do it from a fresh event. The close
+    // callback stays hooked in case the peer goes first.
+    listener_ = nullptr;
+    abort_ = event_new(evhttp_connection_get_base(conn_), -1, 0,
+                       &EvhttpExchange::OnAbort, this);
+    event_active(abort_, EV_TIMEOUT, 0);
+    if (!hooked_) {
+      evhttp_connection_set_closecb(conn_, &EvhttpExchange::OnClose, this);
+      hooked_ = true;
+    }
+  }
+
+ private:
+  ~EvhttpExchange() override {
+    if (abort_) event_free(abort_);
+  }
+
+  void Unhook() {
+    if (hooked_) evhttp_connection_set_closecb(conn_, nullptr, nullptr);
+    hooked_ = false;
+  }
+
+  static void OnWritten(evhttp_connection*, void* arg) {
+    auto* self = static_cast<EvhttpExchange*>(arg);
+    if (self->listener_) self->listener_->OnDrained();
+  }
+
+  static void OnClose(evhttp_connection*, void* arg) {
+    auto* self = static_cast<EvhttpExchange*>(arg);
+    self->hooked_ = false;
+    if (ExchangeListener* l = self->listener_) {
+      self->listener_ = nullptr;
+      l->OnClosed();
+    }
+    // Detached (peer EOF): the request is ours to free. Attached (server
+    // freeing the connection): libevent frees it after we return.
+    if (evhttp_request_get_connection(self->req_) == nullptr)
+      evhttp_send_reply_end(self->req_);
+    delete self;
+  }
+
+  static void OnAbort(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<EvhttpExchange*>(arg);
+    self->Unhook();
+    evhttp_connection* conn = self->conn_;
+    delete self;
+    evhttp_connection_free(conn);  // frees the attached request too
+  }
+
+  evhttp_request* req_;
+  evhttp_connection* conn_;
+  ExchangeListener* listener_ = nullptr;
+  event* abort_ = nullptr;
+  bool hooked_ = false;
+};
+
+void OnRequest(evhttp_request* req, void* arg) {
+  // The exchange frees itself when the response is finished or the
+  // connection goes away.
+  static_cast<Handler*>(arg)->Handle(new EvhttpExchange(req));
+}
+
+}  // namespace
+
+Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
+             const StreamOptions& options) {
+  if (!http || !path || !hub) return InvalidArgumentError("null argument");
+  if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
+  auto handler = hub->AddStreamEndpoint(options);
+  if (!handler.ok()) return handler.status();
+  if (!options.cors_origins.empty()) {
+    // evhttp answers OPTIONS itself (405) unless allowed; 2.1 has no getter,
+    // so this is the library default plus OPTIONS.
+    evhttp_set_allowed_methods(
+        http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+  }
+  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
+    return FailedPreconditionError(std::string("path ") + path +
+                                   " already has a callback");
+  return Status::Ok();
+}
+
+Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
+                    const PublishOptions& options) {
+  if (!http || !path || !hub) return InvalidArgumentError("null argument");
+  if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
+  auto handler = hub->AddPublishEndpoint(options);
+  if (!handler.ok()) return handler.status();
+  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
+    return FailedPreconditionError(std::string("path ") + path +
+                                   " already has a callback");
+  return Status::Ok();
+}
+
+}  // namespace evsse::evhttp

@@ -1,0 +1,404 @@
+#include "evsse/hub.h"
+
+#include <event2/buffer.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "evsse/wire.h"
+#include "hub_impl.h"
+#include "request.h"
+
+namespace evsse {
+
+struct Hub::Impl : internal::HubImpl {
+  using HubImpl::HubImpl;
+};
+
+namespace internal {
+
+HubImpl::HubImpl(event_base* base, HubOptions options)
+    : base_(base), options_(std::move(options)) {
+  bus_ = options_.bus ? options_.bus : std::make_shared<pubsub::Bus>();
+  scratch_ = evbuffer_new();
+  reap_event_ = event_new(base_, -1, 0, &HubImpl::OnReap, this);
+  done_event_ = event_new(base_, -1, 0, &HubImpl::OnShutdownDone, this);
+  wave_timer_ = evtimer_new(base_, &HubImpl::OnWave, this);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ >= 0) {
+    wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
+                            &HubImpl::OnWake, this);
+    event_add(wake_event_, nullptr);
+  }
+  if (options_.history_max_age.count() > 0) {
+    sweep_timer_ = event_new(base_, -1, EV_PERSIST, &HubImpl::OnSweep, this);
+    int64_t every =
+        std::clamp<int64_t>(options_.history_max_age.count() / 8, 20, 1000);
+    timeval tv{static_cast<time_t>(every / 1000),
+               static_cast<suseconds_t>((every % 1000) * 1000)};
+    event_add(sweep_timer_, &tv);
+  }
+  // Attach last: from here on publishers on other threads may reach us.
+  if (wake_fd_ >= 0) bus_->Attach(this);
+}
+
+HubImpl::~HubImpl() {
+  closing_ = true;
+  if (wake_fd_ >= 0) bus_->Detach(this);
+  while (Session* s = sessions_.front()) s->Close(CloseReason::kHubGone);
+  OnReap(-1, 0, this);
+  // Fail what never reached the loop; every callback fires exactly once.
+  std::vector<Pending> left;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    left.swap(inbox_);
+  }
+  for (Pending& p : left) {
+    if (!p.done) continue;
+    (*p.done)(CancelledError("hub destroyed before the event was delivered"));
+    delete p.done;
+  }
+  std::vector<std::function<void()>> done;
+  done.swap(shutdown_done_);
+  for (auto& d : done) d();
+  endpoints.clear();
+  if (wake_event_) event_free(wake_event_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (sweep_timer_) event_free(sweep_timer_);
+  event_free(reap_event_);
+  event_free(done_event_);
+  event_free(wave_timer_);
+  evbuffer_free(scratch_);
+}
+
+Status HubImpl::Publish(std::string_view topic, Message message,
+                        PublishCallback done) {
+  if (Status s = ValidateTopic(topic, options_.max_topic_length); !s.ok())
+    return s;
+  if (message.type.size() + message.data.size() > options_.max_event_bytes) {
+    return OutOfRangeError(
+        "event is " +
+        std::to_string(message.type.size() + message.data.size()) +
+        " bytes; the limit is " + std::to_string(options_.max_event_bytes));
+  }
+  if (Status s = ValidateEventType(message.type); !s.ok()) return s;
+  if (Status s = ValidateEventData(message.data, options_.max_event_bytes);
+      !s.ok())
+    return s;
+  std::string body;
+  body.reserve(message.data.size() + message.type.size() + 48);
+  AppendEventBody(body, message.type, message.data);
+  auto* token = done ? new PublishCallback(std::move(done)) : nullptr;
+  bus_->Publish(
+      std::string(topic), std::move(body),
+      [](pubsub::Event& ev) {
+        ev.wire += "id: ";
+        pubsub::AppendPosition(ev.wire, {ev.epoch, ev.position});
+        ev.wire += "\n\n";
+      },
+      this, token);
+  return Status::Ok();
+}
+
+void HubImpl::OnBusEvent(const pubsub::EventRef& event, void* token) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    wake = inbox_.empty();
+    inbox_.push_back({event, static_cast<PublishCallback*>(token)});
+  }
+  if (wake) {
+    uint64_t one = 1;
+    // A full eventfd counter (EAGAIN) still leaves the loop woken.
+    ssize_t n = write(wake_fd_, &one, sizeof one);
+    (void)n;
+  }
+}
+
+void HubImpl::OnWake(evutil_socket_t fd, short, void* arg) {
+  uint64_t count;
+  ssize_t n = read(fd, &count, sizeof count);
+  (void)n;
+  static_cast<HubImpl*>(arg)->ProcessInbox();
+}
+
+void HubImpl::ProcessInbox() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    batch_.swap(inbox_);
+  }
+  if (batch_.empty()) return;
+  for (Pending& p : batch_) {
+    Topic* t = GetTopic(p.event->topic);
+    if (!t) {
+      ++stats_.publish_errors;
+      if (LogEnabled(LogLevel::kWarning))
+        Log(LogLevel::kWarning,
+            "publish to '" + p.event->topic + "' dropped: max_topics reached");
+      p.event = pubsub::EventRef();
+      continue;
+    }
+    t->history.Append(p.event);
+    last_position_ = std::max(last_position_, p.event->position);
+    ++stats_.events_published;
+    if (!t->dirty) {
+      t->dirty = true;
+      dirty_topics_.push_back(t);
+    }
+  }
+  FanOut();
+  // Trim only after everyone live got the batch: a burst larger than the
+  // history must not cost live subscribers events.
+  for (Topic* t : dirty_topics_) {
+    t->dirty = false;
+    t->history.TrimToCount(options_.history_max_events);
+  }
+  dirty_topics_.clear();
+  std::vector<Pending> batch;
+  batch.swap(batch_);
+  for (Pending& p : batch) {
+    if (!p.done) continue;
+    if (p.event) {
+      std::string id;
+      pubsub::AppendPosition(id, {p.event->epoch, p.event->position});
+      (*p.done)(std::move(id));
+    } else {
+      (*p.done)(ResourceExhaustedError("too many topics (max_topics " +
+                                       std::to_string(options_.max_topics) +
+                                       ")"));
+    }
+    delete p.done;
+  }
+  batch.clear();
+  if (batch_.empty()) batch_.swap(batch);  // keep the capacity
+}
+
+void HubImpl::FanOut() {
+  for (Topic* t : dirty_topics_) {
+    // Index loop: a Pump may close a session, which only marks it (the
+    // vector is changed by OnReap, later).
+    for (size_t i = 0; i < t->subscribers.size(); ++i) {
+      Session* s = t->subscribers[i];
+      if (!s->closed() && !s->catching_up()) s->Pump();
+    }
+  }
+}
+
+Topic* HubImpl::FindTopic(const std::string& name) {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second.get();
+}
+
+Topic* HubImpl::GetTopic(const std::string& name) {
+  if (Topic* t = FindTopic(name)) return t;
+  if (topics_.size() >= options_.max_topics) DropEmptyTopics();
+  if (topics_.size() >= options_.max_topics) return nullptr;
+  auto t = std::make_unique<Topic>();
+  t->name = name;
+  t->history.RaiseFloor(forgotten_up_to_);
+  Topic* raw = t.get();
+  topics_.emplace(name, std::move(t));
+  return raw;
+}
+
+void HubImpl::DropEmptyTopics() {
+  for (auto it = topics_.begin(); it != topics_.end();) {
+    Topic* t = it->second.get();
+    if (t->subscribers.empty() && t->history.empty() && !t->dirty) {
+      // Remember how far dropped topics went: a cursor for a recreated
+      // topic below this may have missed events and gets a gap.
+      forgotten_up_to_ = std::max(forgotten_up_to_, t->history.last());
+      it = topics_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void HubImpl::OnSweep(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HubImpl*>(arg);
+  int64_t min_ms = NowMs() - self->options_.history_max_age.count();
+  for (auto& [name, t] : self->topics_) t->history.TrimOlderThan(min_ms);
+}
+
+void HubImpl::AddSession(Session* s) {
+  sessions_.PushBack(s);
+  ++stats_.connections_active;
+  ++stats_.connections_total;
+}
+
+void HubImpl::Subscribe(Session* s, Topic* t) {
+  s->subs.back().topic = t;
+  s->subs.back().slot = static_cast<uint32_t>(t->subscribers.size());
+  t->subscribers.push_back(s);
+}
+
+void HubImpl::Retire(Session* s) {
+  sessions_.Remove(s);
+  graveyard_.push_back(s);
+  event_active(reap_event_, EV_TIMEOUT, 0);
+}
+
+void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HubImpl*>(arg);
+  std::vector<Session*> dead;
+  dead.swap(self->graveyard_);
+  for (Session* s : dead) {
+    for (const Session::Sub& sub : s->subs) {
+      auto& v = sub.topic->subscribers;
+      Session* moved = v.back();
+      v[sub.slot] = moved;
+      v.pop_back();
+      if (moved != s) {
+        for (Session::Sub& m : moved->subs)
+          if (m.topic == sub.topic) m.slot = sub.slot;
+      }
+    }
+    delete s;
+  }
+  if (!self->closing_) self->MaybeFinishShutdown();
+}
+
+void HubImpl::Shutdown(Millis deadline, std::function<void()> done) {
+  if (done) shutdown_done_.push_back(std::move(done));
+  if (draining_) {
+    MaybeFinishShutdown();
+    return;
+  }
+  draining_ = true;
+  size_t n = sessions_.size();
+  if (n == 0) {
+    MaybeFinishShutdown();
+    return;
+  }
+  // Spread the closes over the deadline so that clients do not all
+  // reconnect (to another node) at the same instant.
+  constexpr size_t kMaxWaves = 10;
+  wave_size_ = (n + kMaxWaves - 1) / kMaxWaves;
+  size_t waves = (n + wave_size_ - 1) / wave_size_;
+  wave_interval_ms_ =
+      std::max<int64_t>(deadline.count(), 0) / static_cast<int64_t>(waves);
+  OnWave(-1, 0, this);
+}
+
+void HubImpl::OnWave(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HubImpl*>(arg);
+  for (size_t i = 0; i < self->wave_size_; ++i) {
+    Session* s = self->sessions_.front();
+    if (!s) break;
+    s->Close(CloseReason::kShutdown);
+  }
+  if (!self->sessions_.empty()) {
+    int64_t ms = self->wave_interval_ms_;
+    timeval tv{static_cast<time_t>(ms / 1000),
+               static_cast<suseconds_t>((ms % 1000) * 1000)};
+    evtimer_add(self->wave_timer_, &tv);
+  }
+}
+
+void HubImpl::MaybeFinishShutdown() {
+  if (draining_ && sessions_.empty() && graveyard_.empty() &&
+      !shutdown_done_.empty())
+    event_active(done_event_, EV_TIMEOUT, 0);
+}
+
+void HubImpl::OnShutdownDone(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HubImpl*>(arg);
+  std::vector<std::function<void()>> done;
+  done.swap(self->shutdown_done_);
+  for (auto& d : done) d();
+}
+
+void HubImpl::Log(LogLevel level, const std::string& message) {
+  if (LogEnabled(level)) options_.log(level, message);
+}
+
+}  // namespace internal
+
+Result<std::unique_ptr<Hub>> Hub::Create(event_base* base, HubOptions options) {
+  if (!base) return InvalidArgumentError("event_base is null");
+  if (options.max_connections == 0)
+    return InvalidArgumentError("max_connections must be at least 1");
+  if (options.max_topics == 0)
+    return InvalidArgumentError("max_topics must be at least 1");
+  if (options.max_topic_length == 0 || options.max_topic_length > 1024)
+    return OutOfRangeError("max_topic_length must be 1..1024");
+  if (options.max_event_bytes == 0 || options.max_event_bytes > (1u << 30))
+    return OutOfRangeError("max_event_bytes must be 1..1GiB");
+  std::unique_ptr<Hub> hub(new Hub);
+  hub->impl_ = std::make_unique<Impl>(base, std::move(options));
+  if (!hub->impl_->scratch())
+    return InternalError("cannot allocate an evbuffer");
+  if (hub->impl_->stats().connections_total != 0 || hub->impl_->base() != base)
+    return InternalError("hub initialisation failed");
+  return hub;
+}
+
+Hub::~Hub() = default;
+
+Status Hub::Publish(std::string_view topic, Message message,
+                    PublishCallback done) {
+  return impl_->Publish(topic, std::move(message), std::move(done));
+}
+
+Result<Handler*> Hub::AddStreamEndpoint(StreamOptions options) {
+  for (const std::string& o : options.cors_origins) {
+    if (o == "*" && options.cors_credentials)
+      return InvalidArgumentError(
+          "CORS origin \"*\" cannot be combined with credentials; list the "
+          "allowed origins");
+    if (o.empty() || o.find_first_of("\r\n\0 ,", 0, 5) != std::string::npos)
+      return InvalidArgumentError("bad CORS origin \"" +
+                                  internal::EscapeForMessage(o) + "\"");
+  }
+  if (Status s = ValidateEventType(options.gap_event, 64); !s.ok())
+    return InvalidArgumentError("gap_event: " + s.message());
+  if (options.gap_event.empty())
+    return InvalidArgumentError("gap_event must not be empty");
+  if (options.max_topics_per_connection == 0 ||
+      options.max_topics_per_connection > 64)
+    return OutOfRangeError("max_topics_per_connection must be 1..64");
+  if (options.replay_batch_bytes == 0)
+    return OutOfRangeError("replay_batch_bytes must be at least 1");
+  if (options.max_queued_bytes < 1024)
+    return OutOfRangeError("max_queued_bytes must be at least 1024");
+  if (options.padding_bytes > 64 * 1024)
+    return OutOfRangeError("padding_bytes must be at most 65536");
+  auto ep = std::make_unique<internal::StreamEndpoint>(impl_.get(),
+                                                       std::move(options));
+  Handler* raw = ep.get();
+  impl_->endpoints.push_back(std::move(ep));
+  return raw;
+}
+
+Result<Handler*> Hub::AddPublishEndpoint(PublishOptions options) {
+  if (options.bearer_token.empty() && !options.auth &&
+      !options.allow_unauthenticated)
+    return FailedPreconditionError(
+        "a publish endpoint needs a bearer_token, an auth hook, or "
+        "allow_unauthenticated = true");
+  if (options.max_body_bytes == 0)
+    return OutOfRangeError("max_body_bytes must be at least 1");
+  auto ep = std::make_unique<internal::PublishEndpoint>(impl_.get(),
+                                                        std::move(options));
+  Handler* raw = ep.get();
+  impl_->endpoints.push_back(std::move(ep));
+  return raw;
+}
+
+void Hub::Shutdown(Millis deadline, std::function<void()> done) {
+  impl_->Shutdown(deadline, std::move(done));
+}
+
+HubStats Hub::stats() const {
+  HubStats s = impl_->stats();
+  return s;
+}
+
+event_base* Hub::base() const { return impl_->base(); }
+uint64_t Hub::epoch() const { return impl_->epoch(); }
+
+}  // namespace evsse

@@ -1,0 +1,238 @@
+// Internals of the Hub: topics, sessions, endpoints. Loop thread only, except
+// where marked.
+#ifndef EVSSE_SRC_HUB_IMPL_H_
+#define EVSSE_SRC_HUB_IMPL_H_
+
+#include <event2/event.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "evsse/exchange.h"
+#include "evsse/hub.h"
+#include "evsse/options.h"
+#include "evsse/pubsub/bus.h"
+#include "evsse/pubsub/history.h"
+#include "lists.h"
+
+namespace evsse::internal {
+
+class Session;
+class StreamEndpoint;
+
+struct Topic {
+  std::string name;
+  pubsub::TopicHistory history;
+  // Subscribers; each session remembers its slot here for O(1) removal.
+  std::vector<Session*> subscribers;
+  bool dirty = false;  // got events in the current batch
+};
+
+enum class CloseReason {
+  kPeerClosed,    // the connection went away
+  kSlowConsumer,  // past max_queued_bytes, or fell out of history
+  kStall,         // output did not drain within write_stall_timeout
+  kLifetime,      // max_lifetime reached: ended cleanly
+  kShutdown,      // Hub::Shutdown: final retry hint, ended cleanly
+  kHubGone,       // the Hub is being destroyed
+};
+
+struct HeartbeatTag;
+struct StallTag;
+struct AllTag;
+
+// Session: one open event stream. It keeps, per subscribed topic, the last
+// position it delivered; the topic's history is its queue, so a session that
+// falls behind (replay, slow reader) catches up from the shared events
+// without any per-session copy.
+class Session final : public Link<HeartbeatTag>,
+                      public Link<StallTag>,
+                      public Link<AllTag>,
+                      public ExchangeListener {
+ public:
+  struct Sub {
+    Topic* topic;
+    uint64_t epoch;
+    pubsub::Position pos;  // last delivered
+    uint32_t slot;         // index in topic->subscribers
+  };
+
+  Session(StreamEndpoint* endpoint, Exchange* exchange);
+  ~Session() override;
+
+  // Begin sends the response headers and `prelude` (retry, padding, gap
+  // event), then starts catching up. Subscriptions must be set up.
+  void Begin(const std::string& prelude);
+  // Pump writes events after the cursor: all of them when live, one batch
+  // when catching up.
+  void Pump();
+  void Heartbeat();
+  void Close(CloseReason reason);
+
+  void OnDrained() override;
+  void OnClosed() override;
+
+  std::vector<Sub> subs;
+  bool closed() const { return closed_; }
+  bool catching_up() const { return catching_up_; }
+  StreamEndpoint* endpoint() const { return endpoint_; }
+
+ private:
+  // Collect appends up to `budget` bytes of events to the hub's scratch
+  // buffer; returns false if the session lost events (fell out of history).
+  bool Collect(size_t budget, size_t* events, bool* caught_up);
+  void AfterWrite(size_t events);
+  static void OnLifetime(evutil_socket_t, short, void* arg);
+
+  StreamEndpoint* endpoint_;
+  Exchange* exchange_;
+  event* lifetime_timer_ = nullptr;
+  bool closed_ = false;
+  bool catching_up_ = true;
+};
+
+class HubImpl;
+
+// StreamEndpoint: a mounted subscribe endpoint (stream_endpoint.cc).
+class StreamEndpoint final : public Handler {
+ public:
+  StreamEndpoint(HubImpl* hub, StreamOptions options);
+  void Handle(Exchange* exchange) override;
+
+  HubImpl* hub() const { return hub_; }
+  const StreamOptions& options() const { return options_; }
+  DeadlineList<Session, HeartbeatTag>& heartbeats() { return heartbeats_; }
+  DeadlineList<Session, StallTag>& stalls() { return stalls_; }
+  // JitteredRetry returns retry + uniform(0, retry_jitter) in ms.
+  uint64_t JitteredRetry();
+  int64_t JitteredLifetime();
+  // Shed answers a request refused by a limit or while draining.
+  void Shed(Exchange* exchange, const char* reason);
+  // AddCommonHeaders adds the CORS headers for `origin` (if allowed).
+  void AddCorsHeaders(Exchange* exchange, const char* origin);
+
+ private:
+  bool CheckCors(Exchange* exchange, const char** origin);
+  void Preflight(Exchange* exchange);
+  void Reject(Exchange* exchange, int status, const char* reason,
+              const std::string& message);
+
+  HubImpl* hub_;
+  StreamOptions options_;
+  DeadlineList<Session, HeartbeatTag> heartbeats_;
+  DeadlineList<Session, StallTag> stalls_;
+  std::minstd_rand rng_;
+};
+
+// PublishEndpoint: a mounted HTTP publish endpoint (publish_endpoint.cc).
+class PublishEndpoint final : public Handler {
+ public:
+  PublishEndpoint(HubImpl* hub, PublishOptions options);
+  void Handle(Exchange* exchange) override;
+
+ private:
+  HubImpl* hub_;
+  PublishOptions options_;
+};
+
+// HubImpl: the broker of one loop.
+class HubImpl : public pubsub::Bus::Listener {
+ public:
+  HubImpl(event_base* base, HubOptions options);
+  ~HubImpl() override;
+
+  // Any thread.
+  Status Publish(std::string_view topic, Message message, PublishCallback done);
+  void OnBusEvent(const pubsub::EventRef& event, void* token) override;
+
+  // Loop thread.
+  event_base* base() const { return base_; }
+  const HubOptions& options() const { return options_; }
+  uint64_t epoch() const { return bus_->epoch(); }
+  HubStats& stats() { return stats_; }
+  bool draining() const { return draining_; }
+  evbuffer* scratch() const { return scratch_; }
+  std::string& id_scratch() { return id_scratch_; }
+  // Position of the newest event this loop has processed: a fresh
+  // subscription starts after it.
+  pubsub::Position last_position() const { return last_position_; }
+
+  // FindTopic returns the topic or nullptr; GetTopic creates it (nullptr
+  // when max_topics is reached and nothing can be dropped).
+  Topic* FindTopic(const std::string& name);
+  Topic* GetTopic(const std::string& name);
+  // Position of the newest event ever published on the bus.
+  pubsub::Position bus_last() const { return bus_->last(); }
+
+  void AddSession(Session* s);
+  void Subscribe(Session* s, Topic* t);
+  // Retire: the session is closed; it is unlinked and deleted later, never
+  // inside the call that closed it.
+  void Retire(Session* s);
+
+  void Shutdown(Millis deadline, std::function<void()> done);
+  void Log(LogLevel level, const std::string& message);
+  bool LogEnabled(LogLevel level) const {
+    return options_.log && level >= options_.log_level;
+  }
+
+  std::vector<std::unique_ptr<Handler>> endpoints;
+
+ private:
+  struct Pending {
+    pubsub::EventRef event;
+    PublishCallback* done;  // owned; only on the origin hub
+  };
+
+  static void OnWake(evutil_socket_t fd, short, void* arg);
+  static void OnReap(evutil_socket_t, short, void* arg);
+  static void OnSweep(evutil_socket_t, short, void* arg);
+  static void OnWave(evutil_socket_t, short, void* arg);
+  static void OnShutdownDone(evutil_socket_t, short, void* arg);
+  void ProcessInbox();
+  void FanOut();
+  void DropEmptyTopics();
+  void MaybeFinishShutdown();
+
+  event_base* base_;
+  HubOptions options_;
+  std::shared_ptr<pubsub::Bus> bus_;
+  HubStats stats_;
+
+  // Inbox: filled by any thread (under the bus lock), drained on the loop.
+  std::mutex inbox_mu_;
+  std::vector<Pending> inbox_;
+  int wake_fd_ = -1;
+  event* wake_event_ = nullptr;
+  std::vector<Pending> batch_;  // loop-owned, reused
+
+  std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
+  std::vector<Topic*> dirty_topics_;
+  pubsub::Position last_position_;
+  pubsub::Position forgotten_up_to_;  // newest position of dropped topics
+
+  List<Session, AllTag> sessions_;
+  std::vector<Session*> graveyard_;
+  event* reap_event_ = nullptr;
+  event* sweep_timer_ = nullptr;
+
+  bool draining_ = false;
+  std::vector<std::function<void()>> shutdown_done_;
+  event* wave_timer_ = nullptr;
+  event* done_event_ = nullptr;
+  size_t wave_size_ = 0;
+  int64_t wave_interval_ms_ = 0;
+
+  evbuffer* scratch_ = nullptr;
+  std::string id_scratch_;
+  bool closing_ = false;  // the Hub is being destroyed
+};
+
+}  // namespace evsse::internal
+
+#endif  // EVSSE_SRC_HUB_IMPL_H_

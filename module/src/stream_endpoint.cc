@@ -1,0 +1,286 @@
+// The subscribe endpoint: everything between a request arriving and a
+// session streaming (method, CORS, parsing, authorization, limits, resume).
+#include <string.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <random>
+
+#include "evsse/wire.h"
+#include "hub_impl.h"
+#include "request.h"
+
+namespace evsse::internal {
+namespace {
+
+void AddStreamHeaders(Exchange* ex) {
+  ex->AddHeader("Content-Type", "text/event-stream; charset=utf-8");
+  ex->AddHeader("Cache-Control", "no-cache, no-transform");
+  ex->AddHeader("X-Accel-Buffering", "no");
+}
+
+bool AcceptsEventStream(const char* accept) {
+  return accept && strcasestr(accept, "text/event-stream") != nullptr;
+}
+
+// RequestView shows an exchange to an authorization hook.
+class RequestView final : public Request {
+ public:
+  RequestView(Exchange* ex, const std::vector<std::string>& topics)
+      : ex_(ex), topics_(topics) {}
+  std::string_view method() const override { return ex_->method_name(); }
+  std::string_view path() const override { return ex_->path(); }
+  const char* header(const char* name) const override {
+    return ex_->header(name);
+  }
+  std::optional<std::string> query(std::string_view key) const override {
+    auto q = ParseQuery(ex_->query());
+    if (!q.ok()) return std::nullopt;
+    auto v = FindParam(*q, key);
+    if (!v) return std::nullopt;
+    return std::string(*v);
+  }
+  const std::vector<std::string>& topics() const override { return topics_; }
+  std::string peer() const override { return ex_->peer(); }
+
+ private:
+  Exchange* ex_;
+  const std::vector<std::string>& topics_;
+};
+
+// Request headers a CORS preflight may ask for.
+constexpr const char* kAllowedRequestHeaders[] = {
+    "last-event-id", "cache-control", "authorization",
+    "accept",        "content-type",  "x-requested-with"};
+
+}  // namespace
+
+StreamEndpoint::StreamEndpoint(HubImpl* hub, StreamOptions options)
+    : hub_(hub),
+      options_(std::move(options)),
+      heartbeats_(hub->base(), options_.heartbeat.count(),
+                  [](Session* s) { s->Heartbeat(); }),
+      stalls_(hub->base(), options_.write_stall_timeout.count(),
+              [](Session* s) { s->Close(CloseReason::kStall); }),
+      rng_(std::random_device{}()) {}
+
+uint64_t StreamEndpoint::JitteredRetry() {
+  uint64_t base = static_cast<uint64_t>(options_.retry.count());
+  uint64_t j = static_cast<uint64_t>(options_.retry_jitter.count());
+  return j == 0 ? base : base + rng_() % (j + 1);
+}
+
+int64_t StreamEndpoint::JitteredLifetime() {
+  int64_t j = options_.lifetime_jitter.count();
+  return options_.max_lifetime.count() +
+         (j <= 0 ? 0 : static_cast<int64_t>(rng_() % (j + 1)));
+}
+
+void StreamEndpoint::Reject(Exchange* ex, int status, const char* reason,
+                            const std::string& message) {
+  ++hub_->stats().requests_rejected;
+  ex->AddHeader("Content-Type", "text/plain; charset=utf-8");
+  ex->AddHeader("Cache-Control", "no-store");
+  ex->Reply(status, reason, message + "\n");
+}
+
+void StreamEndpoint::Shed(Exchange* ex, const char* reason) {
+  ++hub_->stats().connections_shed;
+  uint64_t retry = JitteredRetry();
+  ex->AddHeader("Connection", "close");
+  if (AcceptsEventStream(ex->header("Accept"))) {
+    // An EventSource gives up for good on any non-200 status: tell it when
+    // to come back instead, and close.
+    AddStreamHeaders(ex);
+    std::string body;
+    AppendRetry(body, retry);
+    AppendComment(body, reason);
+    body += '\n';
+    ex->Reply(200, "OK", body);
+    return;
+  }
+  std::string after = std::to_string(std::max<uint64_t>(1, retry / 1000));
+  ex->AddHeader("Retry-After", after.c_str());
+  ex->AddHeader("Content-Type", "text/plain; charset=utf-8");
+  ex->Reply(503, "Service Unavailable", std::string(reason) + "\n");
+}
+
+bool StreamEndpoint::CheckCors(Exchange* ex, const char** origin) {
+  *origin = ex->header("Origin");
+  if (!*origin || options_.cors_origins.empty()) return true;
+  for (const std::string& o : options_.cors_origins)
+    if (o == "*" || o == *origin) return true;
+  return false;
+}
+
+void StreamEndpoint::AddCorsHeaders(Exchange* ex, const char* origin) {
+  if (options_.cors_origins.empty()) return;
+  ex->AddHeader("Vary", "Origin");
+  if (!origin) return;
+  bool listed =
+      std::find(options_.cors_origins.begin(), options_.cors_origins.end(),
+                origin) != options_.cors_origins.end();
+  if (!listed) {
+    // Only reachable through "*", which Hub refuses with credentials.
+    ex->AddHeader("Access-Control-Allow-Origin", "*");
+    return;
+  }
+  ex->AddHeader("Access-Control-Allow-Origin", origin);
+  if (options_.cors_credentials)
+    ex->AddHeader("Access-Control-Allow-Credentials", "true");
+}
+
+void StreamEndpoint::Preflight(Exchange* ex) {
+  const char* origin = nullptr;
+  const char* want = ex->header("Access-Control-Request-Method");
+  if (!ex->header("Origin") || !want) {
+    ex->AddHeader("Allow", "GET, HEAD, OPTIONS");
+    ex->Reply(204, "No Content", "");
+    return;
+  }
+  if (!CheckCors(ex, &origin) || options_.cors_origins.empty()) {
+    Reject(ex, 403, "Forbidden", "origin not allowed");
+    return;
+  }
+  AddCorsHeaders(ex, origin);
+  ex->AddHeader("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+  std::string allowed;
+  for (const char* h : kAllowedRequestHeaders) {
+    if (!allowed.empty()) allowed += ", ";
+    allowed += h;
+  }
+  ex->AddHeader("Access-Control-Allow-Headers", allowed.c_str());
+  std::string age = std::to_string(options_.cors_max_age.count() / 1000);
+  ex->AddHeader("Access-Control-Max-Age", age.c_str());
+  ex->Reply(204, "No Content", "");
+}
+
+void StreamEndpoint::Handle(Exchange* ex) {
+  switch (ex->method()) {
+    case Method::kOptions:
+      Preflight(ex);
+      return;
+    case Method::kGet:
+    case Method::kHead:
+      break;
+    default:
+      ex->AddHeader("Allow", "GET, HEAD, OPTIONS");
+      Reject(ex, 405, "Method Not Allowed",
+             "method not allowed: use GET (or HEAD, OPTIONS)");
+      return;
+  }
+  const char* origin = nullptr;
+  if (!CheckCors(ex, &origin)) {
+    AddCorsHeaders(ex, nullptr);
+    Reject(ex, 403, "Forbidden", "origin not allowed");
+    return;
+  }
+  AddCorsHeaders(ex, origin);
+
+  SubscribeLimits limits;
+  limits.max_topics = options_.max_topics_per_connection;
+  limits.max_topic_length = hub_->options().max_topic_length;
+  auto req = ParseSubscribe(ex->query(), ex->header("Last-Event-ID"), limits);
+  if (!req.ok()) {
+    Reject(ex, 400, "Bad Request", req.status().message());
+    return;
+  }
+  if (req->poll) {
+    Reject(ex, 400, "Bad Request",
+           "transport=poll is not enabled on this endpoint");
+    return;
+  }
+  if (options_.auth) {
+    // Before any byte of the response: a refused topic is never streamed.
+    AuthDecision d = options_.auth(RequestView(ex, req->topics));
+    if (d.status != 200) {
+      for (auto& [k, v] : d.headers) ex->AddHeader(k.c_str(), v.c_str());
+      if (d.status == 204) {
+        ++hub_->stats().requests_rejected;
+        ex->Reply(204, "No Content", "");
+        return;
+      }
+      if (d.status == 401)
+        Reject(ex, 401, "Unauthorized",
+               d.message.empty() ? "unauthorized" : d.message);
+      else
+        Reject(ex, 403, "Forbidden",
+               d.message.empty() ? "forbidden" : d.message);
+      return;
+    }
+  }
+  if (hub_->draining()) return Shed(ex, "server draining; reconnect later");
+  if (hub_->stats().connections_active >= hub_->options().max_connections)
+    return Shed(ex, "too many connections; reconnect later");
+  std::vector<Topic*> topics;
+  for (const std::string& name : req->topics) {
+    Topic* t = hub_->GetTopic(name);
+    if (!t) return Shed(ex, "too many topics; reconnect later");
+    size_t cap = hub_->options().max_subscribers_per_topic;
+    if (cap && t->subscribers.size() >= cap)
+      return Shed(ex, "too many subscribers on this topic; reconnect later");
+    topics.push_back(t);
+  }
+  if (ex->method() == Method::kHead) {
+    AddStreamHeaders(ex);
+    ex->Reply(200, "OK", "");
+    return;
+  }
+
+  // Where each topic resumes. A cursor from another epoch (a restarted
+  // node) or from the future is unknown; one older than what history
+  // retains has expired. Both get the gap event and go live from now.
+  auto* s = new Session(this, ex);
+  hub_->AddSession(s);
+  std::vector<const std::string*> gapped;
+  bool unknown = false;
+  for (size_t i = 0; i < topics.size(); ++i) {
+    Topic* t = topics[i];
+    pubsub::Position pos = hub_->last_position();
+    if (req->cursor) {
+      const pubsub::TopicCursor& c = (*req->cursor)[i];
+      if (c.epoch != hub_->epoch() || c.position > hub_->bus_last()) {
+        gapped.push_back(&t->name);
+        unknown = true;
+      } else if (c.position < t->history.evicted_up_to()) {
+        gapped.push_back(&t->name);
+      } else {
+        pos = c.position;
+      }
+    }
+    s->subs.push_back({t, hub_->epoch(), pos, 0});
+    hub_->Subscribe(s, t);
+  }
+
+  std::string prelude;
+  AppendRetry(prelude, JitteredRetry());
+  if (options_.padding_bytes > 0) {
+    prelude += ':';
+    prelude.append(options_.padding_bytes, ' ');
+    prelude += '\n';
+  }
+  prelude += '\n';
+  if (req->cursor) ++hub_->stats().replays;
+  if (!gapped.empty()) {
+    ++hub_->stats().gaps;
+    std::string data = "{\"topics\":[";
+    for (size_t i = 0; i < gapped.size(); ++i) {
+      if (i) data += ',';
+      data += '"' + *gapped[i] + '"';  // topic names need no JSON escaping
+    }
+    data += "],\"reason\":\"";
+    data += unknown ? "unknown" : "expired";
+    data += "\"}";
+    AppendEventBody(prelude, options_.gap_event, data);
+    std::string id;
+    for (size_t i = 0; i < s->subs.size(); ++i) {
+      if (i) id += ',';
+      pubsub::AppendPosition(id, {s->subs[i].epoch, s->subs[i].pos});
+    }
+    AppendIdAndEnd(prelude, id);
+  }
+  AddStreamHeaders(ex);
+  s->Begin(prelude);
+}
+
+}  // namespace evsse::internal

@@ -1,0 +1,257 @@
+#include "http_fixture.h"
+
+#include <arpa/inet.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <thread>
+
+namespace evsse::testing {
+namespace {
+
+std::vector<TestClient*>& LiveClients() {
+  static std::vector<TestClient*> clients;
+  return clients;
+}
+
+}  // namespace
+
+TestClient::TestClient(int port, const std::string& request) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;  // a slow consumer backs up quickly
+  setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    ADD_FAILURE() << "connect: " << strerror(errno);
+  fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  Send(request);
+  parser_.on_event = [this](const StreamParser::Event& e) {
+    events.push_back(e);
+  };
+  parser_.on_comment = [this](std::string_view c) {
+    ++comments;
+    comment_texts.emplace_back(c);
+  };
+  parser_.on_retry = [this](uint64_t ms) { retry = ms; };
+  LiveClients().push_back(this);
+}
+
+TestClient::~TestClient() {
+  auto& v = LiveClients();
+  v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  if (fd_ >= 0) close(fd_);
+}
+
+void TestClient::Send(const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      return;
+    }
+  }
+}
+
+void TestClient::Close() { shutdown(fd_, SHUT_WR); }
+
+void TestClient::Reset() {
+  linger l{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd_);
+  fd_ = -1;
+  closed_ = true;
+}
+
+void TestClient::Poll() {
+  if (!reading_ || closed_ || fd_ < 0) return;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) {
+      in_.append(buf, static_cast<size_t>(n));
+      last_byte_at = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) closed_ = true;
+    break;
+  }
+  Consume();
+}
+
+void TestClient::Consume() {
+  if (!head_done_) {
+    size_t end = in_.find("\r\n\r\n");
+    if (end == std::string::npos) return;
+    std::string head = in_.substr(0, end);
+    in_.erase(0, end + 4);
+    head_done_ = true;
+    size_t line_end = head.find("\r\n");
+    std::string status_line = head.substr(0, line_end);
+    size_t sp = status_line.find(' ');
+    status_ = std::atoi(status_line.c_str() + sp + 1);
+    size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+    while (pos < head.size()) {
+      size_t e = head.find("\r\n", pos);
+      if (e == std::string::npos) e = head.size();
+      std::string line = head.substr(pos, e - pos);
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string v = line.substr(colon + 1);
+        v.erase(0, v.find_first_not_of(' '));
+        headers_.emplace_back(line.substr(0, colon), v);
+      }
+      pos = e + 2;
+    }
+    chunked_ = strcasecmp(header("Transfer-Encoding").c_str(), "chunked") == 0;
+  }
+  if (!chunked_) {
+    FeedBody(in_);
+    in_.clear();
+    return;
+  }
+  for (;;) {
+    size_t e = in_.find("\r\n");
+    if (e == std::string::npos) return;
+    size_t len = std::strtoul(in_.c_str(), nullptr, 16);
+    if (in_.size() < e + 2 + len + 2) return;
+    if (len == 0) {
+      chunked_end_ = true;
+      in_.erase(0, e + 4);
+      return;
+    }
+    FeedBody(std::string_view(in_).substr(e + 2, len));
+    in_.erase(0, e + 2 + len + 2);
+  }
+}
+
+void TestClient::FeedBody(std::string_view bytes) {
+  if (bytes.empty()) return;
+  body_.append(bytes);
+  EXPECT_TRUE(parser_.Feed(bytes).ok());
+}
+
+std::string TestClient::header(const std::string& name) const {
+  for (auto& [k, v] : headers_)
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
+  return "";
+}
+
+bool TestClient::has_header(const std::string& name) const {
+  for (auto& [k, v] : headers_)
+    if (strcasecmp(k.c_str(), name.c_str()) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> TestClient::ids() const {
+  std::vector<std::string> out;
+  for (auto& e : events) out.push_back(e.last_event_id);
+  return out;
+}
+
+std::vector<std::string> TestClient::datas() const {
+  std::vector<std::string> out;
+  for (auto& e : events) out.push_back(e.data);
+  return out;
+}
+
+void HttpFixture::SetUp() {
+  std::signal(SIGPIPE, SIG_IGN);
+  base_ = event_base_new();
+  http_ = evhttp_new(base_);
+  evhttp_bound_socket* bound =
+      evhttp_bind_socket_with_handle(http_, "127.0.0.1", 0);
+  ASSERT_NE(bound, nullptr);
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  getsockname(evhttp_bound_socket_get_fd(bound),
+              reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+}
+
+void HttpFixture::TearDown() {
+  if (http_) evhttp_free(http_);
+  http_ = nullptr;
+  hub_.reset();
+  // Let deferred closes run before the base goes.
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  event_base_free(base_);
+}
+
+void HttpFixture::StartServer(HubOptions hub_options,
+                              StreamOptions stream_options,
+                              PublishOptions publish_options) {
+  hub_options.log = [this](LogLevel, std::string_view m) {
+    logs_.emplace_back(m);
+  };
+  hub_options.log_level = LogLevel::kDebug;
+  auto hub = Hub::Create(base_, std::move(hub_options));
+  ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+  hub_ = std::move(hub.value());
+  ASSERT_TRUE(evhttp::Mount(http_, "/events", hub_.get(), stream_options).ok());
+  if (publish_options.bearer_token.empty() && !publish_options.auth)
+    publish_options.allow_unauthenticated = true;
+  ASSERT_TRUE(
+      evhttp::MountPublish(http_, "/publish", hub_.get(), publish_options)
+          .ok());
+}
+
+std::unique_ptr<TestClient> HttpFixture::Get(const std::string& target,
+                                             const std::string& extra_headers,
+                                             const std::string& version) {
+  return Raw("GET " + target + " " + version +
+             "\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" +
+             extra_headers + "\r\n");
+}
+
+std::unique_ptr<TestClient> HttpFixture::Raw(const std::string& request) {
+  return std::make_unique<TestClient>(port_, request);
+}
+
+bool HttpFixture::RunUntil(const std::function<bool()>& pred,
+                           std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    event_base_loop(base_, EVLOOP_NONBLOCK);
+    for (TestClient* c : LiveClients()) c->Poll();
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+void HttpFixture::RunFor(std::chrono::milliseconds d) {
+  RunUntil([] { return false; }, d);
+}
+
+std::string HttpFixture::Publish(const std::string& topic,
+                                 const std::string& data,
+                                 const std::string& type) {
+  std::optional<Result<std::string>> got;
+  Status s = hub_->Publish(topic, {type, data},
+                           [&got](Result<std::string> id) { got = id; });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return "";
+  EXPECT_TRUE(RunUntil([&] { return got.has_value(); }));
+  if (!got || !got->ok()) return "";
+  return got->value();
+}
+
+}  // namespace evsse::testing

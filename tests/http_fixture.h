@@ -1,0 +1,122 @@
+// Test support: a real evhttp server on 127.0.0.1 port 0 with a Hub, and raw
+// socket clients, all driven by one event_base on the test thread, so tests
+// are deterministic and need no locks. Clients speak HTTP/1.x by hand (so
+// tests control every byte) and parse the event stream with StreamParser.
+#ifndef EVSSE_TESTS_HTTP_FIXTURE_H_
+#define EVSSE_TESTS_HTTP_FIXTURE_H_
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "evsse/evhttp.h"
+#include "evsse/hub.h"
+#include "evsse/stream_parser.h"
+
+namespace evsse::testing {
+
+// TestClient: one TCP connection to the server. Every live client is polled
+// by HttpFixture::RunUntil.
+class TestClient {
+ public:
+  TestClient(int port, const std::string& request);  // sends it at once
+  ~TestClient();
+  TestClient(const TestClient&) = delete;
+  TestClient& operator=(const TestClient&) = delete;
+
+  // Poll reads whatever arrived (non-blocking); called by RunUntil.
+  void Poll();
+  void Send(const std::string& bytes);
+  // Close sends FIN; Reset sends RST (SO_LINGER 0).
+  void Close();
+  void Reset();
+  // StopReading makes Poll ignore the socket, so the server's writes back
+  // up (a slow consumer); a small receive buffer makes it quick.
+  void StopReading() { reading_ = false; }
+  void ResumeReading() { reading_ = true; }
+
+  bool has_head() const { return head_done_; }
+  int status() const { return status_; }
+  // header returns the first value of a response header ("" if absent);
+  // names are matched case-insensitively.
+  std::string header(const std::string& name) const;
+  bool has_header(const std::string& name) const;
+  const std::string& body() const { return body_; }  // de-chunked
+  bool closed() const { return closed_; }            // EOF or reset seen
+  bool chunked_end() const { return chunked_end_; }  // saw the last chunk
+
+  std::vector<StreamParser::Event> events;
+  int comments = 0;
+  std::vector<std::string> comment_texts;
+  std::optional<uint64_t> retry;
+  std::string last_event_id() const { return parser_.last_event_id(); }
+  // ids returns the last_event_id of every event, in order.
+  std::vector<std::string> ids() const;
+  std::vector<std::string> datas() const;
+  std::chrono::steady_clock::time_point last_byte_at;
+
+ private:
+  void Consume();
+  void FeedBody(std::string_view bytes);
+
+  int fd_ = -1;
+  bool reading_ = true;
+  bool closed_ = false;
+  std::string in_;
+  bool head_done_ = false;
+  int status_ = 0;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  bool chunked_ = false;
+  bool chunked_end_ = false;
+  std::string body_;
+  StreamParser parser_;
+};
+
+// HttpFixture: base + evhttp + Hub, with helpers to run the loop.
+class HttpFixture : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // StartServer creates the Hub with `hub_options` and mounts a stream
+  // endpoint at /events and a publish endpoint at /publish.
+  void StartServer(HubOptions hub_options = {},
+                   StreamOptions stream_options = {},
+                   PublishOptions publish_options = {});
+
+  // Connect opens a client and sends GET `target` (e.g. "/events?topic=a")
+  // with `extra_headers` (each "Name: value\r\n").
+  std::unique_ptr<TestClient> Get(const std::string& target,
+                                  const std::string& extra_headers = "",
+                                  const std::string& version = "HTTP/1.1");
+  std::unique_ptr<TestClient> Raw(const std::string& request);
+
+  // RunUntil runs the loop (and polls clients) until pred() is true or the
+  // timeout passes; returns pred().
+  bool RunUntil(const std::function<bool()>& pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // RunFor runs the loop for a while.
+  void RunFor(std::chrono::milliseconds d);
+
+  // Publish through the Hub and wait for the assigned id.
+  std::string Publish(const std::string& topic, const std::string& data,
+                      const std::string& type = "");
+
+  event_base* base_ = nullptr;
+  struct ::evhttp* http_ = nullptr;
+  std::unique_ptr<Hub> hub_;
+  int port_ = 0;
+  std::vector<std::string> logs_;
+};
+
+}  // namespace evsse::testing
+
+#endif  // EVSSE_TESTS_HTTP_FIXTURE_H_

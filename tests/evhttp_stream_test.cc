@@ -40,6 +40,19 @@ TEST_F(StreamTest, HeadersAndFirstBytesAtOnce) {
   EXPECT_EQ(hub_->stats().connections_active, 1u);
 }
 
+// For proxies that buffer the first bytes of a response.
+TEST_F(StreamTest, PaddingCommentComesFirst) {
+  StreamOptions so;
+  so.padding_bytes = 2048;
+  StartServer({}, so);
+  auto c = Get("/events?topic=news");
+  ASSERT_TRUE(RunUntil([&] { return c->comments == 1; }));
+  EXPECT_EQ(c->comment_texts[0], std::string(2048, ' '));
+  EXPECT_EQ(c->body().rfind("retry: ", 0), 0u);  // retry, then padding
+  Publish("news", "after padding");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+}
+
 TEST_F(StreamTest, MultiLineDataTypeAndIds) {
   StartServer();
   auto c = Get("/events?topic=news");

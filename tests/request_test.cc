@@ -66,6 +66,7 @@ TEST(EscapeForMessageTest, EscapesEverythingElse) {
   EXPECT_EQ(EscapeForMessage(std::string("a\0b", 3)), "a\\x00b");
   EXPECT_EQ(EscapeForMessage("\r\n\t\x1f\x7f"), "\\x0D\\x0A\\x09\\x1F\\x7F");
   EXPECT_EQ(EscapeForMessage("\xC3\xA9\xFF"), "\\xC3\\xA9\\xFF");
+  EXPECT_EQ(EscapeForMessage("a\"b\\c"), "a\\x22b\\x5Cc");
 }
 
 TEST(EscapeForMessageTest, Truncates) {

@@ -529,3 +529,31 @@ TEST(WireRoundTripTest, ManyEventsInOneBuffer) {
 
 }  // namespace
 }  // namespace evsse
+
+namespace evsse {
+namespace {
+
+TEST(DecodeEventBodyTest, ReversesAppendEventBody) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"", ""},           {"", "x"},          {"greet", "a\nb"},
+      {"t", "a\r\nb\rc"}, {"", "trailing\n"}, {"é", " lead\n\nblank"},
+  };
+  for (const auto& [type, data] : cases) {
+    std::string body;
+    AppendEventBody(body, type, data);
+    std::string got_type, got_data;
+    DecodeEventBody(body, &got_type, &got_data);
+    std::string want = data;
+    for (size_t i = 0; (i = want.find('\r', i)) != std::string::npos;) {
+      if (i + 1 < want.size() && want[i + 1] == '\n')
+        want.erase(i, 1);
+      else
+        want[i] = '\n';
+    }
+    EXPECT_EQ(got_type, type.empty() ? "message" : type);
+    EXPECT_EQ(got_data, want) << "data=" << data;
+  }
+}
+
+}  // namespace
+}  // namespace evsse

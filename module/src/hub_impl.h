@@ -71,6 +71,10 @@ class Session final : public Link<HeartbeatTag>,
   // Pump writes events after the cursor: all of them when live, one batch
   // when catching up.
   void Pump();
+  // BeginPoll serves transport=poll: it answers at once when events or a
+  // gap are waiting, else waits up to poll_timeout for the first event.
+  // `gap_json` is the gap object ("" when there is none).
+  void BeginPoll(std::string gap_json);
   void Heartbeat();
   void Close(CloseReason reason);
 
@@ -86,6 +90,17 @@ class Session final : public Link<HeartbeatTag>,
   // Collect appends up to `budget` bytes of events to the hub's scratch
   // buffer; returns false if the session lost events (fell out of history).
   bool Collect(size_t budget, size_t* events, bool* caught_up);
+  // Walk calls fn(event, whole) for each event after the cursor, merged in
+  // position order, advancing the cursor, until `budget` bytes or
+  // `max_events`; `whole` says the event's own id is the cursor (one
+  // topic). Returns false if events were lost (fell out of history).
+  template <class Fn>
+  bool Walk(size_t budget, size_t max_events, size_t* events, bool* caught_up,
+            Fn&& fn);
+  void AppendCursor(std::string& out) const;
+  bool HasPending() const;
+  void AnswerPoll();
+  void Finish();
   void AfterWrite(size_t events);
   static void OnLifetime(evutil_socket_t, short, void* arg);
 
@@ -94,6 +109,8 @@ class Session final : public Link<HeartbeatTag>,
   event* lifetime_timer_ = nullptr;
   bool closed_ = false;
   bool catching_up_ = true;
+  bool poll_ = false;
+  std::string gap_json_;  // poll only
 };
 
 class HubImpl;

@@ -241,7 +241,8 @@ std::string EscapeForMessage(std::string_view s, size_t max) {
   out.reserve(s.size() + (cut ? 3 : 0));
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
+    // '"' and '\\' are escaped too, so a quoted value reads unambiguously.
+    if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
       out += c;
     } else {
       out += "\\x";

@@ -65,7 +65,8 @@ Result<SubscribeRequest> ParseSubscribe(std::string_view raw_query,
                                         const SubscribeLimits& limits);
 
 // EscapeForMessage renders untrusted bytes for an error message or a log:
-// printable ASCII kept, everything else as \xNN, cut at `max` bytes with
+// printable ASCII kept except '"' and '\\', everything else as \xNN, cut at
+// `max` bytes with
 // "..." appended.
 std::string EscapeForMessage(std::string_view s, size_t max = 64);
 

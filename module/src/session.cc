@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <nlohmann/json.hpp>
 
+#include "evsse/pubsub/cursor.h"
 #include "evsse/wire.h"
 #include "hub_impl.h"
 
@@ -64,9 +66,9 @@ void Session::Begin(const std::string& prelude) {
   }
 }
 
-bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
-  HubImpl* hub = endpoint_->hub();
-  evbuffer* out = hub->scratch();
+template <class Fn>
+bool Session::Walk(size_t budget, size_t max_events, size_t* events,
+                   bool* caught_up, Fn&& fn) {
   size_t bytes = 0;
   *events = 0;
   for (const Sub& s : subs) {
@@ -78,22 +80,21 @@ bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
     const pubsub::TopicHistory& h = s.topic->history;
     size_t i = h.FirstAfter(s.pos);
     for (; i < h.size(); ++i) {
-      if (bytes >= budget && *events > 0) break;
+      if ((bytes >= budget || *events >= max_events) && *events > 0) break;
       const pubsub::Event& e = *h[i];
-      AddShared(out, e, e.wire.size());
-      bytes += e.wire.size();
       s.pos = e.position;
+      fn(e, true);
+      bytes += e.wire.size();
       ++*events;
     }
     *caught_up = i == h.size();
     return true;
   }
-  // Several topics: merge by position; each event carries the composite
-  // cursor (every topic's last delivered position) as its id.
+  // Several topics: merge by position. Each event then carries the
+  // composite cursor (every topic's last delivered position) as its id.
   size_t idx[64];
   for (size_t k = 0; k < subs.size(); ++k)
     idx[k] = subs[k].topic->history.FirstAfter(subs[k].pos);
-  std::string& id = hub->id_scratch();
   for (;;) {
     size_t best = subs.size();
     for (size_t k = 0; k < subs.size(); ++k) {
@@ -103,31 +104,48 @@ bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
           h[idx[k]]->position < subs[best].topic->history[idx[best]]->position)
         best = k;
     }
-    if (best == subs.size()) {
-      *caught_up = true;
-      return true;
-    }
-    if (bytes >= budget && *events > 0) {
-      *caught_up = false;
-      return true;
-    }
+    *caught_up = best == subs.size();
+    if (*caught_up) return true;
+    if ((bytes >= budget || *events >= max_events) && *events > 0) return true;
     const pubsub::Event& e = *subs[best].topic->history[idx[best]++];
     subs[best].pos = e.position;
-    AddShared(out, e, e.body_size);
-    id.assign("id: ");
-    for (size_t k = 0; k < subs.size(); ++k) {
-      if (k) id += ',';
-      pubsub::AppendPosition(id, {subs[k].epoch, subs[k].pos});
-    }
-    id += "\n\n";
-    evbuffer_add(out, id.data(), id.size());
-    bytes += e.body_size + id.size();
+    fn(e, false);
+    bytes += e.body_size + subs.size() * 16;
     ++*events;
   }
 }
 
+void Session::AppendCursor(std::string& out) const {
+  for (size_t k = 0; k < subs.size(); ++k) {
+    if (k) out += ',';
+    pubsub::AppendPosition(out, {subs[k].epoch, subs[k].pos});
+  }
+}
+
+bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
+  HubImpl* hub = endpoint_->hub();
+  evbuffer* out = hub->scratch();
+  std::string& id = hub->id_scratch();
+  return Walk(budget, std::numeric_limits<size_t>::max(), events, caught_up,
+              [&](const pubsub::Event& e, bool whole) {
+                if (whole) {
+                  AddShared(out, e, e.wire.size());
+                  return;
+                }
+                AddShared(out, e, e.body_size);
+                id.assign("id: ");
+                AppendCursor(id);
+                id += "\n\n";
+                evbuffer_add(out, id.data(), id.size());
+              });
+}
+
 void Session::Pump() {
   if (closed_) return;
+  if (poll_) {
+    if (HasPending()) AnswerPoll();
+    return;
+  }
   const StreamOptions& o = endpoint_->options();
   size_t budget = std::numeric_limits<size_t>::max();
   if (catching_up_) {
@@ -181,18 +199,109 @@ void Session::OnDrained() {
 void Session::OnClosed() { Close(CloseReason::kPeerClosed); }
 
 void Session::OnLifetime(evutil_socket_t, short, void* arg) {
-  static_cast<Session*>(arg)->Close(CloseReason::kLifetime);
+  auto* self = static_cast<Session*>(arg);
+  if (self->poll_)
+    self->AnswerPoll();  // the long poll timed out: answer what there is
+  else
+    self->Close(CloseReason::kLifetime);
+}
+
+void Session::BeginPoll(std::string gap_json) {
+  poll_ = true;
+  catching_up_ = false;
+  gap_json_ = std::move(gap_json);
+  const StreamOptions& o = endpoint_->options();
+  if (!gap_json_.empty() || HasPending() || o.poll_timeout.count() <= 0) {
+    AnswerPoll();
+    return;
+  }
+  lifetime_timer_ =
+      evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
+  int64_t ms = o.poll_timeout.count();
+  timeval tv{static_cast<time_t>(ms / 1000),
+             static_cast<suseconds_t>((ms % 1000) * 1000)};
+  evtimer_add(lifetime_timer_, &tv);
+}
+
+bool Session::HasPending() const {
+  for (const Sub& s : subs)
+    if (s.topic->history.FirstAfter(s.pos) < s.topic->history.size())
+      return true;
+  return false;
+}
+
+void Session::AnswerPoll() {
+  HubImpl* hub = endpoint_->hub();
+  const StreamOptions& o = endpoint_->options();
+  nlohmann::ordered_json body;
+  nlohmann::ordered_json& list = body["events"] =
+      nlohmann::ordered_json::array();
+  std::string type, data, id;
+  size_t events = 0;
+  bool caught_up = true;
+  bool ok =
+      Walk(std::numeric_limits<size_t>::max(), o.poll_max_events, &events,
+           &caught_up, [&](const pubsub::Event& e, bool whole) {
+             DecodeEventBody(std::string_view(e.wire).substr(0, e.body_size),
+                             &type, &data);
+             id.clear();
+             if (whole)
+               pubsub::AppendPosition(id, {e.epoch, e.position});
+             else
+               AppendCursor(id);
+             list.push_back({{"id", id}, {"type", type}, {"data", data}});
+           });
+  if (!ok) {
+    // Events after the cursor were dropped while this poll waited: report a
+    // gap and move the cursor to now, as a stream would on reconnect.
+    nlohmann::ordered_json topics = nlohmann::ordered_json::array();
+    for (Sub& s : subs) {
+      if (s.pos < s.topic->history.evicted_up_to()) {
+        topics.push_back(s.topic->name);
+        s.pos = hub->last_position();
+      }
+    }
+    nlohmann::ordered_json gap;
+    gap["topics"] = topics;
+    gap["reason"] = "expired";
+    gap_json_ = gap.dump();
+    ++hub->stats().gaps;
+  }
+  id.clear();
+  AppendCursor(id);
+  body["last_event_id"] = id;
+  if (!gap_json_.empty())
+    body["gap"] = nlohmann::ordered_json::parse(gap_json_, nullptr, false);
+  std::string text = body.dump(
+      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  text += '\n';
+  hub->stats().events_delivered += events;
+  ++hub->stats().polls;
+  exchange_->AddHeader("Content-Type", "application/json; charset=utf-8");
+  exchange_->AddHeader("Cache-Control", "no-store");
+  exchange_->Reply(200, "OK", text);
+  Finish();
+}
+
+void Session::Finish() {
+  closed_ = true;
+  HubImpl* hub = endpoint_->hub();
+  --hub->stats().connections_active;
+  endpoint_->heartbeats().Remove(this);
+  endpoint_->stalls().Remove(this);
+  if (lifetime_timer_) event_del(lifetime_timer_);
+  exchange_ = nullptr;
+  hub->Retire(this);
 }
 
 void Session::Close(CloseReason reason) {
   if (closed_) return;
-  closed_ = true;
+  if (poll_ && reason != CloseReason::kPeerClosed) {
+    AnswerPoll();  // a waiting poll is answered, never dropped
+    return;
+  }
   HubImpl* hub = endpoint_->hub();
   HubStats& st = hub->stats();
-  --st.connections_active;
-  endpoint_->heartbeats().Remove(this);
-  endpoint_->stalls().Remove(this);
-  if (lifetime_timer_) event_del(lifetime_timer_);
   switch (reason) {
     case CloseReason::kPeerClosed:
       break;  // the exchange is already gone
@@ -223,7 +332,6 @@ void Session::Close(CloseReason reason) {
       exchange_->Abort();
       break;
   }
-  exchange_ = nullptr;
   if (hub->LogEnabled(LogLevel::kDebug)) {
     static const char* const kNames[] = {"peer closed", "slow consumer",
                                          "write stall", "lifetime",
@@ -231,7 +339,7 @@ void Session::Close(CloseReason reason) {
     hub->Log(LogLevel::kDebug,
              std::string("stream closed: ") + kNames[static_cast<int>(reason)]);
   }
-  hub->Retire(this);
+  Finish();
 }
 
 }  // namespace evsse::internal

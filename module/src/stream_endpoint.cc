@@ -185,7 +185,7 @@ void StreamEndpoint::Handle(Exchange* ex) {
     Reject(ex, 400, "Bad Request", req.status().message());
     return;
   }
-  if (req->poll) {
+  if (req->poll && !options_.poll_enabled) {
     Reject(ex, 400, "Bad Request",
            "transport=poll is not enabled on this endpoint");
     return;
@@ -222,7 +222,10 @@ void StreamEndpoint::Handle(Exchange* ex) {
     topics.push_back(t);
   }
   if (ex->method() == Method::kHead) {
-    AddStreamHeaders(ex);
+    if (req->poll)
+      ex->AddHeader("Content-Type", "application/json; charset=utf-8");
+    else
+      AddStreamHeaders(ex);
     ex->Reply(200, "OK", "");
     return;
   }
@@ -252,6 +255,23 @@ void StreamEndpoint::Handle(Exchange* ex) {
     hub_->Subscribe(s, t);
   }
 
+  if (req->cursor) ++hub_->stats().replays;
+  std::string gap;
+  if (!gapped.empty()) {
+    ++hub_->stats().gaps;
+    gap = "{\"topics\":[";
+    for (size_t i = 0; i < gapped.size(); ++i) {
+      if (i) gap += ',';
+      gap += '"' + *gapped[i] + '"';  // topic names need no JSON escaping
+    }
+    gap += "],\"reason\":\"";
+    gap += unknown ? "unknown" : "expired";
+    gap += "\"}";
+  }
+  if (req->poll) {
+    s->BeginPoll(std::move(gap));
+    return;
+  }
   std::string prelude;
   AppendRetry(prelude, JitteredRetry());
   if (options_.padding_bytes > 0) {
@@ -260,18 +280,8 @@ void StreamEndpoint::Handle(Exchange* ex) {
     prelude += '\n';
   }
   prelude += '\n';
-  if (req->cursor) ++hub_->stats().replays;
-  if (!gapped.empty()) {
-    ++hub_->stats().gaps;
-    std::string data = "{\"topics\":[";
-    for (size_t i = 0; i < gapped.size(); ++i) {
-      if (i) data += ',';
-      data += '"' + *gapped[i] + '"';  // topic names need no JSON escaping
-    }
-    data += "],\"reason\":\"";
-    data += unknown ? "unknown" : "expired";
-    data += "\"}";
-    AppendEventBody(prelude, options_.gap_event, data);
+  if (!gap.empty()) {
+    AppendEventBody(prelude, options_.gap_event, gap);
     std::string id;
     for (size_t i = 0; i < s->subs.size(); ++i) {
       if (i) id += ',';

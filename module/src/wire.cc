@@ -243,6 +243,27 @@ void AppendRetry(std::string& out, uint64_t ms) {
   out += '\n';
 }
 
+void DecodeEventBody(std::string_view body, std::string* type,
+                     std::string* data) {
+  static constexpr std::string_view kEvent = "event: ";
+  static constexpr std::string_view kData = "data: ";
+  type->assign("message");
+  data->clear();
+  bool first = true;
+  while (!body.empty()) {
+    size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    if (line.substr(0, kData.size()) == kData) {
+      if (!first) *data += '\n';
+      data->append(line.substr(kData.size()));
+      first = false;
+    } else if (line.substr(0, kEvent.size()) == kEvent) {
+      type->assign(line.substr(kEvent.size()));
+    }
+  }
+}
+
 Result<std::string> EncodeEvent(std::string_view type, std::string_view data,
                                 std::string_view id) {
   Status s = ValidateEventType(type);

@@ -64,6 +64,7 @@ struct HubStats {
   uint64_t stall_closes = 0;          // closed by write_stall_timeout
   uint64_t lifetime_closes = 0;       // ended by max_lifetime
   uint64_t heartbeats = 0;
+  uint64_t polls = 0;           // transport=poll requests answered
   uint64_t topics = 0;          // topics currently known
   uint64_t history_events = 0;  // events currently retained
 };

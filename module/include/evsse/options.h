@@ -114,6 +114,13 @@ struct StreamOptions {
   // start of a response. 0 = none.
   size_t padding_bytes = 0;
   size_t max_topics_per_connection = 8;
+  // The polling fallback (`?transport=poll`) for clients behind proxies that
+  // buffer streams: answers {"events":[...],"last_event_id":...} as JSON.
+  // A poll with nothing to return waits up to poll_timeout (long poll; 0
+  // answers at once) and returns at most poll_max_events events.
+  bool poll_enabled = true;
+  Millis poll_timeout{25000};
+  size_t poll_max_events = 500;
   // The event type that tells a client its cursor was older than history or
   // unknown (it should refetch state). Its data is a JSON object
   // {"topics":[...],"reason":"expired"|"unknown"}.

@@ -56,6 +56,12 @@ void AppendComment(std::string& out, std::string_view text);
 // AppendRetry appends "retry: <ms>\n".
 void AppendRetry(std::string& out, uint64_t ms);
 
+// DecodeEventBody reverses AppendEventBody on bytes it produced (the poll
+// transport answers JSON from the stored frames): `type` gets the event type
+// ("message" when absent), `data` the data lines joined with LF.
+void DecodeEventBody(std::string_view body, std::string* type,
+                     std::string* data);
+
 // EncodeEvent validates and encodes a whole event in one call.
 Result<std::string> EncodeEvent(std::string_view type, std::string_view data,
                                 std::string_view id);

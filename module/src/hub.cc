@@ -27,6 +27,7 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
   reap_event_ = event_new(base_, -1, 0, &HubImpl::OnReap, this);
   done_event_ = event_new(base_, -1, 0, &HubImpl::OnShutdownDone, this);
   wave_timer_ = evtimer_new(base_, &HubImpl::OnWave, this);
+  flush_event_ = event_new(base_, -1, 0, &HubImpl::OnFlush, this);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
@@ -71,6 +72,7 @@ HubImpl::~HubImpl() {
   event_free(reap_event_);
   event_free(done_event_);
   event_free(wave_timer_);
+  event_free(flush_event_);
   evbuffer_free(scratch_);
 }
 
@@ -88,10 +90,27 @@ Status HubImpl::Publish(std::string_view topic, Message message,
   if (Status s = ValidateEventData(message.data, options_.max_event_bytes);
       !s.ok())
     return s;
+  auto* token = done ? new PublishCallback(std::move(done)) : nullptr;
+  if (backend_.load()) {
+    // The store assigns the id; the request goes to the loop thread, which
+    // owns the backend's connection.
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu_);
+      wake = inbox_.empty();
+      inbox_.push_back(
+          {pubsub::EventRef(), token, std::string(topic), std::move(message)});
+    }
+    if (wake) {
+      uint64_t one = 1;
+      ssize_t n = write(wake_fd_, &one, sizeof one);
+      (void)n;
+    }
+    return Status::Ok();
+  }
   std::string body;
   body.reserve(message.data.size() + message.type.size() + 48);
   AppendEventBody(body, message.type, message.data);
-  auto* token = done ? new PublishCallback(std::move(done)) : nullptr;
   bus_->Publish(
       std::string(topic), std::move(body),
       [](pubsub::Event& ev) {
@@ -108,7 +127,7 @@ void HubImpl::OnBusEvent(const pubsub::EventRef& event, void* token) {
   {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     wake = inbox_.empty();
-    inbox_.push_back({event, static_cast<PublishCallback*>(token)});
+    inbox_.push_back({event, static_cast<PublishCallback*>(token), {}, {}});
   }
   if (wake) {
     uint64_t one = 1;
@@ -132,6 +151,10 @@ void HubImpl::ProcessInbox() {
   }
   if (batch_.empty()) return;
   for (Pending& p : batch_) {
+    if (!p.event) {
+      PublishToBackend(p);
+      continue;
+    }
     Topic* t = GetTopic(p.event->topic);
     if (!t) {
       ++stats_.publish_errors;
@@ -142,7 +165,6 @@ void HubImpl::ProcessInbox() {
       continue;
     }
     t->history.Append(p.event);
-    last_position_ = std::max(last_position_, p.event->position);
     ++stats_.events_published;
     if (!t->dirty) {
       t->dirty = true;
@@ -160,7 +182,7 @@ void HubImpl::ProcessInbox() {
   std::vector<Pending> batch;
   batch.swap(batch_);
   for (Pending& p : batch) {
-    if (!p.done) continue;
+    if (!p.done || !p.topic.empty()) continue;
     if (p.event) {
       std::string id;
       pubsub::AppendPosition(id, {p.event->epoch, p.event->position});
@@ -174,6 +196,139 @@ void HubImpl::ProcessInbox() {
   }
   batch.clear();
   if (batch_.empty()) batch_.swap(batch);  // keep the capacity
+}
+
+void HubImpl::PublishToBackend(Pending& p) {
+  PublishCallback* done = p.done;
+  p.done = nullptr;
+  backend_.load()->Publish(
+      p.topic, p.message.type, p.message.data,
+      [this, done](Status status, uint64_t epoch, pubsub::Position pos) {
+        if (!status.ok()) ++stats_.publish_errors;
+        if (!done) return;
+        if (status.ok()) {
+          std::string id;
+          pubsub::AppendPosition(id, {epoch, pos});
+          (*done)(std::move(id));
+        } else {
+          (*done)(std::move(status));
+        }
+        delete done;
+      });
+}
+
+void HubImpl::AttachBackend(Backend* backend) {
+  backend_ = backend;
+  link_up_ = false;
+  for (auto& [name, t] : topics_) {
+    t->watched = false;
+    t->synced = backend == nullptr;
+  }
+}
+
+pubsub::EventRef HubImpl::MakeEvent(const std::string& topic, uint64_t epoch,
+                                    const StoredEvent& e) {
+  auto* ev = new pubsub::Event;
+  pubsub::EventRef ref(ev);
+  ev->topic = topic;
+  ev->epoch = epoch;
+  ev->position = e.position;
+  ev->published_ms = NowMs();
+  ev->wire.reserve(e.data.size() + e.type.size() + 64);
+  AppendEventBody(ev->wire, e.type, e.data);
+  ev->body_size = static_cast<uint32_t>(ev->wire.size());
+  ev->wire += "id: ";
+  pubsub::AppendPosition(ev->wire, {epoch, e.position});
+  ev->wire += "\n\n";
+  return ref;
+}
+
+void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
+                      const StoredEvent& event) {
+  Topic* t = FindTopic(topic);
+  if (!t || !t->watched) return;
+  if (t->epoch != epoch) {
+    if (t->epoch != 0) return ResetTopic(t, epoch);
+    t->epoch = epoch;  // the first event created the stream
+  }
+  if (event.position <= t->history.last()) return;  // already have it
+  t->history.Append(MakeEvent(topic, epoch, event));
+  ++stats_.events_published;
+  if (!t->dirty) {
+    t->dirty = true;
+    dirty_topics_.push_back(t);
+  }
+  // Fan out once per batch of deliveries (one read from the store).
+  event_active(flush_event_, EV_TIMEOUT, 0);
+}
+
+void HubImpl::OnFlush(evutil_socket_t, short, void* arg) {
+  static_cast<HubImpl*>(arg)->Flush();
+}
+
+void HubImpl::Flush() {
+  FanOut();
+  for (Topic* t : dirty_topics_) {
+    t->dirty = false;
+    t->history.TrimToCount(options_.history_max_events);
+  }
+  dirty_topics_.clear();
+}
+
+// ResetTopic: the topic's stream was recreated (new epoch). Positions of the
+// old stream mean nothing in the new one: its subscribers are closed and
+// come back with a cursor the Hub then reports as unknown.
+void HubImpl::ResetTopic(Topic* t, uint64_t epoch) {
+  Log(LogLevel::kWarning, "topic '" + t->name +
+                              "': stream recreated (new epoch); closing its "
+                              "subscribers");
+  for (Session* s : t->subscribers) s->Close(CloseReason::kUnavailable);
+  t->history = pubsub::TopicHistory();
+  t->epoch = epoch;
+  t->synced_from = pubsub::Position();
+}
+
+void HubImpl::Synced(const std::string& topic, uint64_t epoch,
+                     pubsub::Position from) {
+  Topic* t = FindTopic(topic);
+  if (!t || !t->watched) return;
+  if (t->epoch != epoch && t->epoch != 0 && epoch != 0) {
+    ResetTopic(t, epoch);
+    t->synced_from = from;
+  } else {
+    t->epoch = epoch;
+    if (from > Tail(t)) {
+      // The store could not back-fill up to here: subscribers behind this
+      // point missed events and must resume (and learn of the gap).
+      for (Session* s : t->subscribers)
+        if (!s->catching_up()) s->Close(CloseReason::kUnavailable);
+      t->synced_from = from;
+    } else if (!t->synced) {
+      t->synced_from = std::max(t->synced_from, from);
+    }
+  }
+  t->synced = true;
+  std::vector<Session*> waiting;
+  waiting.swap(t->waiting);
+  for (Session* s : waiting) s->Resolve();
+}
+
+pubsub::Position HubImpl::LastPosition(const std::string& topic,
+                                       uint64_t* epoch) {
+  Topic* t = FindTopic(topic);
+  if (!t) {
+    *epoch = 0;
+    return {};
+  }
+  *epoch = t->epoch;
+  return Tail(t);
+}
+
+void HubImpl::LinkChanged(bool up) {
+  if (up == link_up_) return;
+  link_up_ = up;
+  Log(up ? LogLevel::kInfo : LogLevel::kWarning,
+      up ? "backend link up" : "backend link down");
 }
 
 void HubImpl::FanOut() {
@@ -198,7 +353,12 @@ Topic* HubImpl::GetTopic(const std::string& name) {
   if (topics_.size() >= options_.max_topics) return nullptr;
   auto t = std::make_unique<Topic>();
   t->name = name;
-  t->history.RaiseFloor(forgotten_up_to_);
+  if (backend_.load()) {
+    t->synced = false;
+  } else {
+    t->epoch = bus_->epoch();
+    t->history.RaiseFloor(forgotten_up_to_);
+  }
   Topic* raw = t.get();
   topics_.emplace(name, std::move(t));
   return raw;
@@ -207,7 +367,8 @@ Topic* HubImpl::GetTopic(const std::string& name) {
 void HubImpl::DropEmptyTopics() {
   for (auto it = topics_.begin(); it != topics_.end();) {
     Topic* t = it->second.get();
-    if (t->subscribers.empty() && t->history.empty() && !t->dirty) {
+    if (t->subscribers.empty() && t->history.empty() && !t->dirty &&
+        !t->watched) {
       // Remember how far dropped topics went: a cursor for a recreated
       // topic below this may have missed events and gets a gap.
       forgotten_up_to_ = std::max(forgotten_up_to_, t->history.last());
@@ -234,6 +395,11 @@ void HubImpl::Subscribe(Session* s, Topic* t) {
   s->subs.back().topic = t;
   s->subs.back().slot = static_cast<uint32_t>(t->subscribers.size());
   t->subscribers.push_back(s);
+  if (Backend* b = backend_.load(); b && !t->watched) {
+    t->watched = true;
+    t->synced = false;
+    b->Watch(t->name);
+  }
 }
 
 void HubImpl::Retire(Session* s) {
@@ -255,6 +421,17 @@ void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
       if (moved != s) {
         for (Session::Sub& m : moved->subs)
           if (m.topic == sub.topic) m.slot = sub.slot;
+      }
+      Topic* t = sub.topic;
+      auto& w = t->waiting;
+      w.erase(std::remove(w.begin(), w.end(), s), w.end());
+      if (t->subscribers.empty() && t->watched && !self->closing_) {
+        // Nobody here follows it: stop the feed. The history kept is
+        // complete only up to now; a later watch syncs afresh.
+        t->watched = false;
+        t->synced = false;
+        t->synced_from = self->Tail(t);
+        if (Backend* b = self->backend_.load()) b->Unwatch(t->name);
       }
     }
     delete s;
@@ -310,6 +487,14 @@ void HubImpl::OnShutdownDone(evutil_socket_t, short, void* arg) {
   std::vector<std::function<void()>> done;
   done.swap(self->shutdown_done_);
   for (auto& d : done) d();
+}
+
+HubStats HubImpl::Stats() const {
+  HubStats s = stats_;
+  s.topics = topics_.size();
+  s.history_events = 0;
+  for (auto& [name, t] : topics_) s.history_events += t->history.size();
+  return s;
 }
 
 void HubImpl::Log(LogLevel level, const std::string& message) {
@@ -393,9 +578,11 @@ void Hub::Shutdown(Millis deadline, std::function<void()> done) {
   impl_->Shutdown(deadline, std::move(done));
 }
 
-HubStats Hub::stats() const {
-  HubStats s = impl_->stats();
-  return s;
+HubStats Hub::stats() const { return impl_->Stats(); }
+
+BackendSink* Hub::AttachBackend(Backend* backend) {
+  impl_->AttachBackend(backend);
+  return impl_.get();
 }
 
 event_base* Hub::base() const { return impl_->base(); }

@@ -5,14 +5,19 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
+#include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "evsse/backend.h"
 #include "evsse/exchange.h"
 #include "evsse/hub.h"
 #include "evsse/options.h"
@@ -31,6 +36,15 @@ struct Topic {
   // Subscribers; each session remembers its slot here for O(1) removal.
   std::vector<Session*> subscribers;
   bool dirty = false;  // got events in the current batch
+  // The epoch of the topic's history (memory mode: the bus epoch; backend
+  // mode: the stream's, 0 while it does not exist).
+  uint64_t epoch = 0;
+  // Backend mode: the backend feeds this topic and `history` holds every
+  // event after `synced_from` (older ones are fetched for resuming clients).
+  bool watched = false;
+  bool synced = true;
+  pubsub::Position synced_from;
+  std::vector<Session*> waiting;  // sessions waiting for the first sync
 };
 
 enum class CloseReason {
@@ -40,6 +54,7 @@ enum class CloseReason {
   kLifetime,      // max_lifetime reached: ended cleanly
   kShutdown,      // Hub::Shutdown: final retry hint, ended cleanly
   kHubGone,       // the Hub is being destroyed
+  kUnavailable,   // the backend could not replay: ended, the client retries
 };
 
 struct HeartbeatTag;
@@ -55,26 +70,36 @@ class Session final : public Link<HeartbeatTag>,
                       public Link<AllTag>,
                       public ExchangeListener {
  public:
+  // Backlog: events fetched from the backend for a resuming client, older
+  // than what the topic's history holds; consumed before the history.
+  struct Backlog {
+    std::deque<pubsub::EventRef> events;
+    pubsub::Position next_after;  // where the next page starts
+    pubsub::Position until;       // the history is complete after this
+    bool more = true;
+    bool fetching = false;
+  };
   struct Sub {
-    Topic* topic;
-    uint64_t epoch;
+    Topic* topic = nullptr;
+    uint64_t epoch = 0;
     pubsub::Position pos;  // last delivered
-    uint32_t slot;         // index in topic->subscribers
+    uint32_t slot = 0;     // index in topic->subscribers
+    std::unique_ptr<Backlog> backlog;
   };
 
-  Session(StreamEndpoint* endpoint, Exchange* exchange);
+  Session(StreamEndpoint* endpoint, Exchange* exchange, bool poll);
   ~Session() override;
 
-  // Begin sends the response headers and `prelude` (retry, padding, gap
-  // event), then starts catching up. Subscriptions must be set up.
-  void Begin(const std::string& prelude);
+  // Open starts the response (a stream's headers and first bytes go out at
+  // once), then resolves where each topic resumes: at once in memory mode;
+  // in backend mode after the topics are synced and older events fetched.
+  // Subscriptions must be set up.
+  void Open(std::optional<std::vector<pubsub::TopicCursor>> cursor);
+  // Resolve continues resolution (a topic got synced).
+  void Resolve();
   // Pump writes events after the cursor: all of them when live, one batch
   // when catching up.
   void Pump();
-  // BeginPoll serves transport=poll: it answers at once when events or a
-  // gap are waiting, else waits up to poll_timeout for the first event.
-  // `gap_json` is the gap object ("" when there is none).
-  void BeginPoll(std::string gap_json);
   void Heartbeat();
   void Close(CloseReason reason);
 
@@ -83,7 +108,7 @@ class Session final : public Link<HeartbeatTag>,
 
   std::vector<Sub> subs;
   bool closed() const { return closed_; }
-  bool catching_up() const { return catching_up_; }
+  bool catching_up() const { return catching_up_ || resume_ != nullptr; }
   StreamEndpoint* endpoint() const { return endpoint_; }
 
  private:
@@ -94,13 +119,32 @@ class Session final : public Link<HeartbeatTag>,
   // position order, advancing the cursor, until `budget` bytes or
   // `max_events`; `whole` says the event's own id is the cursor (one
   // topic). Returns false if events were lost (fell out of history).
+  // Walk stops early (not caught up) at a backlog whose next page is still
+  // being fetched.
   template <class Fn>
   bool Walk(size_t budget, size_t max_events, size_t* events, bool* caught_up,
             Fn&& fn);
   void AppendCursor(std::string& out) const;
+  void FetchWhereBlocked();
   bool HasPending() const;
   void AnswerPoll();
   void Finish();
+
+  // Resume (resume.cc).
+  struct ResumeState {
+    std::optional<std::vector<pubsub::TopicCursor>> cursor;
+    std::vector<bool> resolved;
+    std::vector<std::string> gapped;
+    bool unknown = false;
+    size_t fetching = 0;  // first pages still to come
+  };
+  void ResolveTopic(size_t k);
+  void Gap(size_t k, bool unknown);
+  void Fetch(size_t k);
+  void OnFetched(size_t k, Result<Backend::FetchResult> r);
+  void Ready();
+  void StartStream();
+  void BeginPoll();
   void AfterWrite(size_t events);
   static void OnLifetime(evutil_socket_t, short, void* arg);
 
@@ -110,7 +154,9 @@ class Session final : public Link<HeartbeatTag>,
   bool closed_ = false;
   bool catching_up_ = true;
   bool poll_ = false;
-  std::string gap_json_;  // poll only
+  std::string gap_json_;                 // gap object, "" when none
+  std::unique_ptr<ResumeState> resume_;  // until the resume is resolved
+  std::shared_ptr<Session*> handle_;     // weak target for fetch callbacks
 };
 
 class HubImpl;
@@ -158,7 +204,7 @@ class PublishEndpoint final : public Handler {
 };
 
 // HubImpl: the broker of one loop.
-class HubImpl : public pubsub::Bus::Listener {
+class HubImpl : public pubsub::Bus::Listener, public BackendSink {
  public:
   HubImpl(event_base* base, HubOptions options);
   ~HubImpl() override;
@@ -172,12 +218,35 @@ class HubImpl : public pubsub::Bus::Listener {
   const HubOptions& options() const { return options_; }
   uint64_t epoch() const { return bus_->epoch(); }
   HubStats& stats() { return stats_; }
+  HubStats Stats() const;  // with the computed fields
   bool draining() const { return draining_; }
   evbuffer* scratch() const { return scratch_; }
   std::string& id_scratch() { return id_scratch_; }
-  // Position of the newest event this loop has processed: a fresh
-  // subscription starts after it.
-  pubsub::Position last_position() const { return last_position_; }
+  // Tail is where a fresh subscription of `t` starts: after the newest
+  // event this node has, or the stream tail it synced at. Floor is where
+  // the topic's history becomes complete: a cursor below it has expired
+  // (memory mode) or needs a fetch (backend mode).
+  pubsub::Position Tail(const Topic* t) const {
+    return std::max(t->history.last(), t->synced_from);
+  }
+  pubsub::Position Floor(const Topic* t) const {
+    return std::max(t->history.evicted_up_to(), t->synced_from);
+  }
+  Backend* backend() const { return backend_.load(); }
+  void AttachBackend(Backend* backend);
+  // MakeEvent encodes a stored event of `topic` once, for every subscriber.
+  static pubsub::EventRef MakeEvent(const std::string& topic, uint64_t epoch,
+                                    const StoredEvent& e);
+
+  // BackendSink.
+  void Deliver(const std::string& topic, uint64_t epoch,
+               const StoredEvent& event) override;
+  void Synced(const std::string& topic, uint64_t epoch,
+              pubsub::Position from) override;
+  pubsub::Position LastPosition(const std::string& topic,
+                                uint64_t* epoch) override;
+  void LinkChanged(bool up) override;
+  bool link_up() const { return link_up_; }
 
   // FindTopic returns the topic or nullptr; GetTopic creates it (nullptr
   // when max_topics is reached and nothing can be dropped).
@@ -187,6 +256,8 @@ class HubImpl : public pubsub::Bus::Listener {
   pubsub::Position bus_last() const { return bus_->last(); }
 
   void AddSession(Session* s);
+  // Subscribe adds the session's last (empty) Sub for `t`; the first
+  // subscriber of a topic starts the backend's feed for it.
   void Subscribe(Session* s, Topic* t);
   // Retire: the session is closed; it is unlinked and deleted later, never
   // inside the call that closed it.
@@ -202,8 +273,11 @@ class HubImpl : public pubsub::Bus::Listener {
 
  private:
   struct Pending {
-    pubsub::EventRef event;
-    PublishCallback* done;  // owned; only on the origin hub
+    pubsub::EventRef event;  // memory mode
+    PublishCallback* done;   // owned; only on the origin hub
+    // Backend mode: the request, published from the loop thread.
+    std::string topic;
+    Message message;
   };
 
   static void OnWake(evutil_socket_t fd, short, void* arg);
@@ -211,7 +285,11 @@ class HubImpl : public pubsub::Bus::Listener {
   static void OnSweep(evutil_socket_t, short, void* arg);
   static void OnWave(evutil_socket_t, short, void* arg);
   static void OnShutdownDone(evutil_socket_t, short, void* arg);
+  static void OnFlush(evutil_socket_t, short, void* arg);
   void ProcessInbox();
+  void PublishToBackend(Pending& p);
+  void ResetTopic(Topic* t, uint64_t epoch);
+  void Flush();
   void FanOut();
   void DropEmptyTopics();
   void MaybeFinishShutdown();
@@ -230,7 +308,6 @@ class HubImpl : public pubsub::Bus::Listener {
 
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   std::vector<Topic*> dirty_topics_;
-  pubsub::Position last_position_;
   pubsub::Position forgotten_up_to_;  // newest position of dropped topics
 
   List<Session, AllTag> sessions_;
@@ -244,6 +321,10 @@ class HubImpl : public pubsub::Bus::Listener {
   event* done_event_ = nullptr;
   size_t wave_size_ = 0;
   int64_t wave_interval_ms_ = 0;
+
+  std::atomic<Backend*> backend_{nullptr};
+  bool link_up_ = false;
+  event* flush_event_ = nullptr;  // batches backend deliveries
 
   evbuffer* scratch_ = nullptr;
   std::string id_scratch_;

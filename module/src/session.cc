@@ -32,8 +32,8 @@ void AddShared(evbuffer* out, const pubsub::Event& e, size_t size) {
 
 }  // namespace
 
-Session::Session(StreamEndpoint* endpoint, Exchange* exchange)
-    : endpoint_(endpoint), exchange_(exchange) {
+Session::Session(StreamEndpoint* endpoint, Exchange* exchange, bool poll)
+    : endpoint_(endpoint), exchange_(exchange), poll_(poll) {
   exchange_->set_listener(this);
 }
 
@@ -43,39 +43,18 @@ Session::~Session() {
   endpoint_->stalls().Remove(this);
 }
 
-void Session::Begin(const std::string& prelude) {
-  HubImpl* hub = endpoint_->hub();
-  const StreamOptions& o = endpoint_->options();
-  exchange_->Start(200, "OK");
-  evbuffer* out = hub->scratch();
-  evbuffer_add(out, prelude.data(), prelude.size());
-  size_t events = 0;
-  bool caught_up = true;
-  // The cursor was checked against history just before: nothing is lost.
-  Collect(o.replay_batch_bytes, &events, &caught_up);
-  hub->stats().replayed_events += events;  // anything found now is replay
-  catching_up_ = !caught_up;
-  exchange_->Write(out);
-  AfterWrite(events);
-  if (o.max_lifetime.count() > 0) {
-    lifetime_timer_ = evtimer_new(hub->base(), &Session::OnLifetime, this);
-    int64_t ms = endpoint_->JitteredLifetime();
-    timeval tv{static_cast<time_t>(ms / 1000),
-               static_cast<suseconds_t>((ms % 1000) * 1000)};
-    evtimer_add(lifetime_timer_, &tv);
-  }
-}
-
 template <class Fn>
 bool Session::Walk(size_t budget, size_t max_events, size_t* events,
                    bool* caught_up, Fn&& fn) {
   size_t bytes = 0;
   *events = 0;
+  const size_t n = subs.size();
   for (const Sub& s : subs) {
     // An event after our position was dropped before we sent it.
-    if (s.pos < s.topic->history.evicted_up_to()) return false;
+    if (!s.backlog && s.pos < s.topic->history.evicted_up_to()) return false;
   }
-  if (subs.size() == 1) {
+  if (n == 1 && !subs[0].backlog) {
+    // The common case: one topic, straight from its history.
     Sub& s = subs[0];
     const pubsub::TopicHistory& h = s.topic->history;
     size_t i = h.FirstAfter(s.pos);
@@ -83,6 +62,7 @@ bool Session::Walk(size_t budget, size_t max_events, size_t* events,
       if ((bytes >= budget || *events >= max_events) && *events > 0) break;
       const pubsub::Event& e = *h[i];
       s.pos = e.position;
+      s.epoch = e.epoch;  // a topic's first event may create its epoch
       fn(e, true);
       bytes += e.wire.size();
       ++*events;
@@ -90,28 +70,66 @@ bool Session::Walk(size_t budget, size_t max_events, size_t* events,
     *caught_up = i == h.size();
     return true;
   }
-  // Several topics: merge by position. Each event then carries the
-  // composite cursor (every topic's last delivered position) as its id.
+  // Several sources: merge by position. A backlog (events fetched for a
+  // resume) comes before its topic's history; one whose next page is still
+  // being fetched holds the merge, so order is never broken.
   size_t idx[64];
-  for (size_t k = 0; k < subs.size(); ++k)
-    idx[k] = subs[k].topic->history.FirstAfter(subs[k].pos);
+  for (size_t k = 0; k < n; ++k)
+    idx[k] =
+        subs[k].backlog ? 0 : subs[k].topic->history.FirstAfter(subs[k].pos);
   for (;;) {
-    size_t best = subs.size();
-    for (size_t k = 0; k < subs.size(); ++k) {
-      const pubsub::TopicHistory& h = subs[k].topic->history;
-      if (idx[k] >= h.size()) continue;
-      if (best == subs.size() ||
-          h[idx[k]]->position < subs[best].topic->history[idx[best]]->position)
+    size_t best = n;
+    const pubsub::Event* head_of_best = nullptr;
+    bool from_backlog = false;
+    for (size_t k = 0; k < n; ++k) {
+      Sub& s = subs[k];
+      const pubsub::TopicHistory& h = s.topic->history;
+      const pubsub::Event* head = nullptr;
+      bool backlog = false;
+      if (s.backlog) {
+        if (!s.backlog->events.empty()) {
+          head = s.backlog->events.front().get();
+          backlog = true;
+        } else if (s.backlog->more) {
+          *caught_up = false;
+          return true;
+        } else {
+          s.backlog.reset();
+          if (s.pos < h.evicted_up_to()) return false;
+          idx[k] = h.FirstAfter(s.pos);
+        }
+      }
+      if (!head && idx[k] < h.size()) head = h[idx[k]].get();
+      if (head && (!head_of_best || head->position < head_of_best->position)) {
         best = k;
+        head_of_best = head;
+        from_backlog = backlog;
+      }
     }
-    *caught_up = best == subs.size();
+    *caught_up = best == n;
     if (*caught_up) return true;
     if ((bytes >= budget || *events >= max_events) && *events > 0) return true;
-    const pubsub::Event& e = *subs[best].topic->history[idx[best]++];
-    subs[best].pos = e.position;
-    fn(e, false);
-    bytes += e.body_size + subs.size() * 16;
+    Sub& s = subs[best];
+    pubsub::EventRef hold;  // keeps a backlog event alive while fn runs
+    if (from_backlog) {
+      hold = std::move(s.backlog->events.front());
+      s.backlog->events.pop_front();
+    } else {
+      ++idx[best];
+    }
+    s.pos = head_of_best->position;
+    s.epoch = head_of_best->epoch;
+    fn(*head_of_best, n == 1);
+    bytes +=
+        n == 1 ? head_of_best->wire.size() : head_of_best->body_size + n * 16;
     ++*events;
+  }
+}
+
+void Session::FetchWhereBlocked() {
+  for (size_t k = 0; k < subs.size(); ++k) {
+    Backlog* b = subs[k].backlog.get();
+    if (b && b->events.empty() && b->more && !b->fetching) Fetch(k);
   }
 }
 
@@ -141,7 +159,7 @@ bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
 }
 
 void Session::Pump() {
-  if (closed_) return;
+  if (closed_ || resume_) return;
   if (poll_) {
     if (HasPending()) AnswerPoll();
     return;
@@ -163,6 +181,7 @@ void Session::Pump() {
   }
   if (catching_up_) endpoint_->hub()->stats().replayed_events += events;
   catching_up_ = !caught_up;
+  if (!caught_up) FetchWhereBlocked();
   if (events == 0) return;
   exchange_->Write(endpoint_->hub()->scratch());
   AfterWrite(events);
@@ -206,27 +225,13 @@ void Session::OnLifetime(evutil_socket_t, short, void* arg) {
     self->Close(CloseReason::kLifetime);
 }
 
-void Session::BeginPoll(std::string gap_json) {
-  poll_ = true;
-  catching_up_ = false;
-  gap_json_ = std::move(gap_json);
-  const StreamOptions& o = endpoint_->options();
-  if (!gap_json_.empty() || HasPending() || o.poll_timeout.count() <= 0) {
-    AnswerPoll();
-    return;
-  }
-  lifetime_timer_ =
-      evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
-  int64_t ms = o.poll_timeout.count();
-  timeval tv{static_cast<time_t>(ms / 1000),
-             static_cast<suseconds_t>((ms % 1000) * 1000)};
-  evtimer_add(lifetime_timer_, &tv);
-}
-
 bool Session::HasPending() const {
-  for (const Sub& s : subs)
-    if (s.topic->history.FirstAfter(s.pos) < s.topic->history.size())
+  for (const Sub& s : subs) {
+    if (s.backlog && !s.backlog->events.empty()) return true;
+    if (!s.backlog &&
+        s.topic->history.FirstAfter(s.pos) < s.topic->history.size())
       return true;
+  }
   return false;
 }
 
@@ -258,7 +263,7 @@ void Session::AnswerPoll() {
     for (Sub& s : subs) {
       if (s.pos < s.topic->history.evicted_up_to()) {
         topics.push_back(s.topic->name);
-        s.pos = hub->last_position();
+        s.pos = hub->Tail(s.topic);
       }
     }
     nlohmann::ordered_json gap;
@@ -296,6 +301,14 @@ void Session::Finish() {
 
 void Session::Close(CloseReason reason) {
   if (closed_) return;
+  if (poll_ && reason == CloseReason::kUnavailable) {
+    exchange_->AddHeader("Retry-After", "1");
+    exchange_->AddHeader("Content-Type", "text/plain; charset=utf-8");
+    exchange_->Reply(503, "Service Unavailable",
+                     "history store unavailable; poll again\n");
+    Finish();
+    return;
+  }
   if (poll_ && reason != CloseReason::kPeerClosed) {
     AnswerPoll();  // a waiting poll is answered, never dropped
     return;
@@ -331,11 +344,14 @@ void Session::Close(CloseReason reason) {
     case CloseReason::kHubGone:
       exchange_->Abort();
       break;
+    case CloseReason::kUnavailable:
+      exchange_->End();  // the client resumes with its cursor
+      break;
   }
   if (hub->LogEnabled(LogLevel::kDebug)) {
-    static const char* const kNames[] = {"peer closed", "slow consumer",
-                                         "write stall", "lifetime",
-                                         "shutdown",    "hub destroyed"};
+    static const char* const kNames[] = {
+        "peer closed", "slow consumer", "write stall",      "lifetime",
+        "shutdown",    "hub destroyed", "store unavailable"};
     hub->Log(LogLevel::kDebug,
              std::string("stream closed: ") + kNames[static_cast<int>(reason)]);
   }

@@ -230,67 +230,15 @@ void StreamEndpoint::Handle(Exchange* ex) {
     return;
   }
 
-  // Where each topic resumes. A cursor from another epoch (a restarted
-  // node) or from the future is unknown; one older than what history
-  // retains has expired. Both get the gap event and go live from now.
-  auto* s = new Session(this, ex);
+  // The session decides where each topic resumes (resume.cc).
+  auto* s = new Session(this, ex, req->poll);
   hub_->AddSession(s);
-  std::vector<const std::string*> gapped;
-  bool unknown = false;
-  for (size_t i = 0; i < topics.size(); ++i) {
-    Topic* t = topics[i];
-    pubsub::Position pos = hub_->last_position();
-    if (req->cursor) {
-      const pubsub::TopicCursor& c = (*req->cursor)[i];
-      if (c.epoch != hub_->epoch() || c.position > hub_->bus_last()) {
-        gapped.push_back(&t->name);
-        unknown = true;
-      } else if (c.position < t->history.evicted_up_to()) {
-        gapped.push_back(&t->name);
-      } else {
-        pos = c.position;
-      }
-    }
-    s->subs.push_back({t, hub_->epoch(), pos, 0});
+  if (!req->poll) AddStreamHeaders(ex);
+  for (Topic* t : topics) {
+    s->subs.emplace_back();
     hub_->Subscribe(s, t);
   }
-
-  if (req->cursor) ++hub_->stats().replays;
-  std::string gap;
-  if (!gapped.empty()) {
-    ++hub_->stats().gaps;
-    gap = "{\"topics\":[";
-    for (size_t i = 0; i < gapped.size(); ++i) {
-      if (i) gap += ',';
-      gap += '"' + *gapped[i] + '"';  // topic names need no JSON escaping
-    }
-    gap += "],\"reason\":\"";
-    gap += unknown ? "unknown" : "expired";
-    gap += "\"}";
-  }
-  if (req->poll) {
-    s->BeginPoll(std::move(gap));
-    return;
-  }
-  std::string prelude;
-  AppendRetry(prelude, JitteredRetry());
-  if (options_.padding_bytes > 0) {
-    prelude += ':';
-    prelude.append(options_.padding_bytes, ' ');
-    prelude += '\n';
-  }
-  prelude += '\n';
-  if (!gap.empty()) {
-    AppendEventBody(prelude, options_.gap_event, gap);
-    std::string id;
-    for (size_t i = 0; i < s->subs.size(); ++i) {
-      if (i) id += ',';
-      pubsub::AppendPosition(id, {s->subs[i].epoch, s->subs[i].pos});
-    }
-    AppendIdAndEnd(prelude, id);
-  }
-  AddStreamHeaders(ex);
-  s->Begin(prelude);
+  s->Open(std::move(req->cursor));
 }
 
 }  // namespace evsse::internal

@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 
+#include "evsse/backend.h"
 #include "evsse/exchange.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
@@ -107,6 +108,13 @@ class Hub {
   // (at once if none is open). Calling it again only replaces nothing: the
   // second `done` fires with the first.
   void Shutdown(Millis deadline, std::function<void()> done);
+
+  // AttachBackend routes publishing and replay through a shared store
+  // (`backend` is not owned and must stay valid until detached with
+  // nullptr, before the Hub is destroyed) and returns the sink the backend
+  // reports to. Call it before the first request or publish. evsse::redis
+  // calls it; applications normally do not.
+  BackendSink* AttachBackend(Backend* backend);
 
   HubStats stats() const;
   event_base* base() const;

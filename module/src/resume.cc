@@ -1,0 +1,242 @@
+// Where a new session starts in each topic: a fresh one at the tail, a
+// resuming one after its cursor. In memory mode that is decided at once. In
+// backend mode a topic must first be synced (the node receives everything
+// after a known position), and events older than the node's history are
+// fetched from the store, a page at a time, into a per-session backlog that
+// is written before the shared history. A cursor the history cannot honour
+// (unknown epoch, from the future, or older than what was kept) gets the
+// gap event, then the topic goes live from now.
+#include <event2/buffer.h>
+
+#include "evsse/pubsub/cursor.h"
+#include "evsse/wire.h"
+#include "hub_impl.h"
+
+namespace evsse::internal {
+namespace {
+
+constexpr size_t kFetchPage = 1000;
+// A backend cursor more than this far in the future (stream ids are
+// milliseconds) cannot be one the store handed out.
+constexpr int64_t kFutureSlackMs = 60 * 1000;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
+  if (cursor) ++endpoint_->hub()->stats().replays;
+  if (!poll_) StartStream();
+  resume_ = std::make_unique<ResumeState>();
+  resume_->cursor = std::move(cursor);
+  resume_->resolved.assign(subs.size(), false);
+  Resolve();
+}
+
+void Session::StartStream() {
+  const StreamOptions& o = endpoint_->options();
+  std::string prelude;
+  AppendRetry(prelude, endpoint_->JitteredRetry());
+  if (o.padding_bytes > 0) {
+    prelude += ':';
+    prelude.append(o.padding_bytes, ' ');
+    prelude += '\n';
+  }
+  prelude += '\n';
+  exchange_->Start(200, "OK");
+  evbuffer* out = endpoint_->hub()->scratch();
+  evbuffer_add(out, prelude.data(), prelude.size());
+  exchange_->Write(out);
+  AfterWrite(0);
+  if (o.max_lifetime.count() > 0) {
+    lifetime_timer_ =
+        evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
+    int64_t ms = endpoint_->JitteredLifetime();
+    timeval tv{static_cast<time_t>(ms / 1000),
+               static_cast<suseconds_t>((ms % 1000) * 1000)};
+    evtimer_add(lifetime_timer_, &tv);
+  }
+}
+
+void Session::Resolve() {
+  if (closed_ || !resume_) return;
+  bool all = true;
+  for (size_t k = 0; k < subs.size(); ++k) {
+    if (resume_->resolved[k]) continue;
+    if (subs[k].backlog && subs[k].backlog->fetching) {
+      all = false;  // its first page is on the way
+      continue;
+    }
+    Topic* t = subs[k].topic;
+    if (!t->synced) {
+      auto& w = t->waiting;
+      if (std::find(w.begin(), w.end(), this) == w.end()) w.push_back(this);
+      all = false;
+      continue;
+    }
+    ResolveTopic(k);
+    if (closed_) return;
+    all = all && resume_->resolved[k];
+  }
+  if (all && resume_->fetching == 0) Ready();
+}
+
+void Session::Gap(size_t k, bool unknown) {
+  Sub& s = subs[k];
+  resume_->gapped.push_back(s.topic->name);
+  resume_->unknown = resume_->unknown || unknown;
+  s.pos = endpoint_->hub()->Tail(s.topic);
+  s.backlog.reset();
+}
+
+void Session::ResolveTopic(size_t k) {
+  HubImpl* hub = endpoint_->hub();
+  Sub& s = subs[k];
+  Topic* t = s.topic;
+  s.epoch = t->epoch;
+  resume_->resolved[k] = true;
+  if (!resume_->cursor) {
+    s.pos = hub->Tail(t);
+    return;
+  }
+  const pubsub::TopicCursor& c = (*resume_->cursor)[k];
+  if (!hub->backend()) {
+    if (c.epoch != t->epoch || c.position > hub->bus_last())
+      return Gap(k, true);
+    if (c.position < t->history.evicted_up_to()) return Gap(k, false);
+    s.pos = c.position;
+    return;
+  }
+  // Epoch 0 is "before the stream existed": everything since is after it.
+  if ((c.epoch != t->epoch && c.epoch != 0) ||
+      static_cast<int64_t>(c.position.major) > WallMs() + kFutureSlackMs)
+    return Gap(k, true);
+  s.pos = c.position;
+  pubsub::Position floor = hub->Floor(t);
+  if (c.position >= floor && c.epoch == t->epoch) return;
+  s.backlog = std::make_unique<Backlog>();
+  s.backlog->next_after = c.epoch == 0 ? pubsub::Position() : c.position;
+  s.backlog->until = floor;
+  resume_->resolved[k] = false;
+  ++resume_->fetching;
+  Fetch(k);
+}
+
+void Session::Fetch(size_t k) {
+  Backlog& b = *subs[k].backlog;
+  b.fetching = true;
+  if (!handle_) handle_ = std::make_shared<Session*>(this);
+  std::weak_ptr<Session*> weak = handle_;
+  endpoint_->hub()->backend()->Fetch(subs[k].topic->name, b.next_after, b.until,
+                                     kFetchPage,
+                                     [weak, k](Result<Backend::FetchResult> r) {
+                                       if (auto alive = weak.lock())
+                                         (*alive)->OnFetched(k, std::move(r));
+                                     });
+}
+
+void Session::OnFetched(size_t k, Result<Backend::FetchResult> r) {
+  if (closed_) return;
+  Sub& s = subs[k];
+  Backlog& b = *s.backlog;
+  b.fetching = false;
+  bool first = resume_ && !resume_->resolved[k];
+  if (!r.ok()) {
+    // The store is unreachable: end the stream; the client retries with the
+    // same cursor, so nothing is lost.
+    Close(CloseReason::kUnavailable);
+    return;
+  }
+  if (first) {
+    resume_->resolved[k] = true;
+    --resume_->fetching;
+    if (r->epoch != s.epoch && s.epoch != 0) {
+      Gap(k, true);
+    } else if (r->trimmed) {
+      Gap(k, false);
+    }
+  } else if (r->trimmed || r->epoch != s.epoch) {
+    // Trimmed between two pages: this client missed events. It reconnects
+    // with its cursor and is told of the gap then.
+    Close(CloseReason::kSlowConsumer);
+    return;
+  }
+  if (s.backlog) {
+    for (const StoredEvent& e : r->events) {
+      if (e.position > b.until) break;
+      b.events.push_back(HubImpl::MakeEvent(s.topic->name, s.epoch, e));
+      b.next_after = e.position;
+    }
+    b.more = r->more && b.next_after < b.until;
+  }
+  if (first) {
+    Resolve();
+  } else if (!poll_) {
+    Pump();
+  } else if (HasPending()) {
+    AnswerPoll();
+  }
+}
+
+void Session::Ready() {
+  HubImpl* hub = endpoint_->hub();
+  if (!resume_->gapped.empty()) {
+    ++hub->stats().gaps;
+    gap_json_ = "{\"topics\":[";
+    for (size_t i = 0; i < resume_->gapped.size(); ++i) {
+      if (i) gap_json_ += ',';
+      gap_json_ += '"' + resume_->gapped[i] + '"';  // names need no escaping
+    }
+    gap_json_ += "],\"reason\":\"";
+    gap_json_ += resume_->unknown ? "unknown" : "expired";
+    gap_json_ += "\"}";
+  }
+  resume_.reset();
+  if (poll_) return BeginPoll();
+  if (!gap_json_.empty()) {
+    std::string gap;
+    AppendEventBody(gap, endpoint_->options().gap_event, gap_json_);
+    gap += "id: ";
+    AppendCursor(gap);
+    gap += "\n\n";
+    evbuffer_add(hub->scratch(), gap.data(), gap.size());
+    gap_json_.clear();
+  }
+  catching_up_ = true;
+  size_t before = evbuffer_get_length(hub->scratch());
+  size_t events = 0;
+  bool caught_up = true;
+  if (!Collect(endpoint_->options().replay_batch_bytes, &events, &caught_up)) {
+    evbuffer_drain(hub->scratch(), evbuffer_get_length(hub->scratch()));
+    Close(CloseReason::kSlowConsumer);
+    return;
+  }
+  hub->stats().replayed_events += events;
+  catching_up_ = !caught_up;
+  if (!caught_up) FetchWhereBlocked();
+  if (evbuffer_get_length(hub->scratch()) > 0 || before > 0) {
+    exchange_->Write(hub->scratch());
+    AfterWrite(events);
+  }
+}
+
+void Session::BeginPoll() {
+  catching_up_ = false;
+  const StreamOptions& o = endpoint_->options();
+  if (!gap_json_.empty() || HasPending() || o.poll_timeout.count() <= 0) {
+    AnswerPoll();
+    return;
+  }
+  lifetime_timer_ =
+      evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
+  int64_t ms = o.poll_timeout.count();
+  timeval tv{static_cast<time_t>(ms / 1000),
+             static_cast<suseconds_t>((ms % 1000) * 1000)};
+  evtimer_add(lifetime_timer_, &tv);
+}
+
+}  // namespace evsse::internal

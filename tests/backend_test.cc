@@ -1,0 +1,224 @@
+// The Hub's side of the Backend seam, over an in-memory fake store shared by
+// two nodes (two Hubs, two evhttp servers, one loop): publish on one node,
+// receive on the other; resume on another node from Last-Event-ID with the
+// exact sequence; paged fetches; trimmed history; link loss and back-fill.
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+#include "evsse/pubsub/cursor.h"
+#include "fake_backend.h"
+#include "http_fixture.h"
+
+namespace evsse::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+class BackendTest : public HttpFixture {
+ protected:
+  void SetUp() override {
+    HttpFixture::SetUp();
+    HubOptions ho;
+    ho.history_max_events = 100;
+    StreamOptions so;
+    so.poll_timeout = milliseconds(0);
+    StartServer(ho, so);
+    a_ = std::make_unique<FakeBackend>(&store_, base_, hub_.get());
+    // Node B: its own server and Hub on the same loop.
+    http_b_ = evhttp_new(base_);
+    evhttp_bound_socket* bound =
+        evhttp_bind_socket_with_handle(http_b_, "127.0.0.1", 0);
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    getsockname(evhttp_bound_socket_get_fd(bound),
+                reinterpret_cast<sockaddr*>(&a), &len);
+    port_b_ = ntohs(a.sin_port);
+    hub_b_ = Hub::Create(base_, ho).value();
+    ASSERT_TRUE(evhttp::Mount(http_b_, "/events", hub_b_.get(), so).ok());
+    b_ = std::make_unique<FakeBackend>(&store_, base_, hub_b_.get());
+    RunFor(milliseconds(5));
+  }
+  void TearDown() override {
+    evhttp_free(http_b_);
+    b_.reset();
+    hub_b_.reset();
+    evhttp_free(http_);
+    http_ = nullptr;
+    a_.reset();
+    HttpFixture::TearDown();
+  }
+  std::unique_ptr<TestClient> GetB(const std::string& target,
+                                   const std::string& headers = "") {
+    return std::make_unique<TestClient>(
+        port_b_, "GET " + target +
+                     " HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" +
+                     headers + "\r\n");
+  }
+  // PublishOn publishes through `hub` and waits for the id.
+  std::string PublishOn(Hub* hub, const std::string& topic,
+                        const std::string& data) {
+    std::optional<Result<std::string>> got;
+    EXPECT_TRUE(
+        hub->Publish(topic, {"", data}, [&](Result<std::string> r) { got = r; })
+            .ok());
+    EXPECT_TRUE(RunUntil([&] { return got.has_value(); }));
+    return got && got->ok() ? got->value() : "";
+  }
+
+  FakeStore store_;
+  std::unique_ptr<FakeBackend> a_, b_;
+  struct ::evhttp* http_b_ = nullptr;
+  std::unique_ptr<Hub> hub_b_;
+  int port_b_ = 0;
+};
+
+TEST_F(BackendTest, PublishOnOneNodeReachesTheOther) {
+  auto c = GetB("/events?topic=orders");
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && b_->watched(); }));
+  RunFor(milliseconds(5));
+  std::string id = PublishOn(hub_.get(), "orders", "shipped");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  EXPECT_EQ(c->events[0].data, "shipped");
+  EXPECT_EQ(c->events[0].last_event_id, id);  // the store's id, on the wire
+  EXPECT_NE(id.find('.'), std::string::npos);
+}
+
+TEST_F(BackendTest, ResumeOnAnotherNodeWithTheExactSequence) {
+  auto c = Get("/events?topic=t");
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && a_->watched(); }));
+  RunFor(milliseconds(5));
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 5; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", "e" + std::to_string(i)));
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 5; }));
+  std::string last = c->last_event_id();
+  c->Reset();
+  for (int i = 6; i <= 10; ++i)
+    ids.push_back(PublishOn(hub_b_.get(), "t", "e" + std::to_string(i)));
+  // Node B never followed topic t: it syncs, fetches 6..10, then goes live.
+  auto r = GetB("/events?topic=t", "Last-Event-ID: " + last + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 5; }));
+  ids.push_back(PublishOn(hub_.get(), "t", "e11"));
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 6; }));
+  RunFor(milliseconds(10));
+  std::vector<std::string> want_ids(ids.begin() + 5, ids.end());
+  EXPECT_EQ(r->ids(), want_ids);
+  EXPECT_EQ(r->datas(),
+            (std::vector<std::string>{"e6", "e7", "e8", "e9", "e10", "e11"}));
+  EXPECT_GE(store_.fetches, 1u);
+}
+
+TEST_F(BackendTest, LongResumeIsFetchedInPagesInOrder) {
+  for (int i = 1; i <= 2500; ++i) PublishOn(hub_.get(), "t", std::to_string(i));
+  // The fake store's first epoch is 1000 (base 36 in ids); position 0 is
+  // "from the start".
+  std::string epoch;
+  pubsub::AppendBase36(epoch, 1000);
+  auto first = GetB("/events?topic=t", "Last-Event-ID: " + epoch + ".0\r\n");
+  ASSERT_TRUE(RunUntil([&] { return first->events.size() == 2500; },
+                       std::chrono::seconds(20)));
+  for (size_t i = 0; i < 2500; ++i)
+    ASSERT_EQ(first->events[i].data, std::to_string(i + 1)) << i;
+  EXPECT_GE(store_.fetches, 3u);
+  PublishOn(hub_.get(), "t", "live");
+  ASSERT_TRUE(RunUntil([&] { return first->events.size() == 2501; }));
+}
+
+TEST_F(BackendTest, TrimmedStreamGivesTheGapEvent) {
+  store_.max_len = 10;
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 30; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", std::to_string(i)));
+  auto c = GetB("/events?topic=t", "Last-Event-ID: " + ids[4] + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  EXPECT_EQ(c->events[0].type, "gap");
+  EXPECT_EQ(c->events[0].data, R"({"topics":["t"],"reason":"expired"})");
+  EXPECT_EQ(c->events[0].last_event_id, ids.back());
+  // A cursor still inside the stream resumes without a gap.
+  auto ok = GetB("/events?topic=t", "Last-Event-ID: " + ids[25] + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return ok->events.size() == 4; }));
+  EXPECT_EQ(ok->datas(), (std::vector<std::string>{"27", "28", "29", "30"}));
+}
+
+TEST_F(BackendTest, UnknownEpochGivesTheGapEvent) {
+  PublishOn(hub_.get(), "t", "x");
+  auto c = GetB("/events?topic=t", "Last-Event-ID: zz.5-0\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  EXPECT_EQ(c->events[0].type, "gap");
+  EXPECT_EQ(c->events[0].data, R"({"topics":["t"],"reason":"unknown"})");
+}
+
+TEST_F(BackendTest, LinkLossFailsPublishesAndBackFillLosesNothing) {
+  auto c = GetB("/events?topic=t");
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && b_->watched(); }));
+  RunFor(milliseconds(5));
+  PublishOn(hub_.get(), "t", "1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  b_->SetUp(false);
+  // Node B: publishing fails at once; its subscribers stay connected.
+  std::optional<Result<std::string>> failed;
+  ASSERT_TRUE(hub_b_
+                  ->Publish("t", {"", "lost?"},
+                            [&](Result<std::string> r) { failed = r; })
+                  .ok());
+  ASSERT_TRUE(RunUntil([&] { return failed.has_value(); }));
+  EXPECT_EQ(failed->status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(hub_b_->stats().publish_errors, 1u);
+  for (int i = 2; i <= 6; ++i) PublishOn(hub_.get(), "t", std::to_string(i));
+  RunFor(milliseconds(20));
+  EXPECT_EQ(c->events.size(), 1u);  // missed while down
+  EXPECT_FALSE(c->closed());
+  b_->SetUp(true);
+  PublishOn(hub_.get(), "t", "7");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 7; }));
+  RunFor(milliseconds(10));
+  EXPECT_EQ(c->datas(),
+            (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7"}));
+}
+
+TEST_F(BackendTest, SeveralTopicsMergeFetchedAndLocalEventsInOrder) {
+  auto c = Get("/events?topic=a&topic=b");
+  ASSERT_TRUE(
+      RunUntil([&] { return c->retry.has_value() && a_->watched() == 2; }));
+  RunFor(milliseconds(5));
+  PublishOn(hub_.get(), "a", "a1");
+  PublishOn(hub_.get(), "b", "b1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  std::string last = c->last_event_id();
+  // The streams did not exist when the client subscribed: its cursor must
+  // still carry their epochs once their first events arrived.
+  std::string ea, eb;
+  pubsub::AppendBase36(ea, 1000);
+  pubsub::AppendBase36(eb, 1001);
+  EXPECT_EQ(last.rfind(ea + ".", 0), 0u) << last;
+  EXPECT_NE(last.find("," + eb + "."), std::string::npos) << last;
+  c->Reset();
+  PublishOn(hub_.get(), "b", "b2");
+  PublishOn(hub_.get(), "a", "a2");
+  PublishOn(hub_.get(), "b", "b3");
+  auto r = GetB("/events?topic=a&topic=b", "Last-Event-ID: " + last + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 3; }));
+  EXPECT_EQ(r->datas(), (std::vector<std::string>{"b2", "a2", "b3"}));
+}
+
+TEST_F(BackendTest, PollResumesThroughTheStore) {
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 4; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", std::to_string(i)));
+  auto c = std::make_unique<TestClient>(
+      port_b_, "GET /events?transport=poll&topic=t&lastEventId=" + ids[1] +
+                   " HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(
+      RunUntil([&] { return !c->body().empty() && c->body().back() == '\n'; }));
+  auto j = nlohmann::json::parse(c->body());
+  ASSERT_EQ(j["events"].size(), 2u);
+  EXPECT_EQ(j["events"][0]["data"], "3");
+  EXPECT_EQ(j["events"][1]["id"], ids[3]);
+  EXPECT_EQ(j["last_event_id"], ids[3]);
+}
+
+}  // namespace
+}  // namespace evsse::testing

@@ -1,0 +1,177 @@
+// FakeStore and FakeBackend: an in-memory stand-in for Redis behind the
+// Backend seam, so the Hub's side of it (sync, resume fetches, back-fill,
+// link loss) is tested without a server. Like Redis pub/sub, delivery is
+// asynchronous and at-most-once: a node whose link is down loses live
+// messages and must back-fill from the stream.
+#ifndef EVSSE_TESTS_FAKE_BACKEND_H_
+#define EVSSE_TESTS_FAKE_BACKEND_H_
+
+#include <event2/event.h>
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "evsse/backend.h"
+#include "evsse/hub.h"
+
+namespace evsse::testing {
+
+class FakeBackend;
+
+struct FakeStore {
+  struct Stream {
+    uint64_t epoch = 0;
+    std::vector<StoredEvent> events;
+    pubsub::Position max_deleted;
+  };
+  std::map<std::string, Stream> streams;
+  std::vector<FakeBackend*> nodes;
+  uint64_t clock_ms = 1700000000000;
+  uint64_t next_epoch = 1000;
+  size_t max_len = 0;  // 0: keep everything
+  size_t fetches = 0;
+};
+
+class FakeBackend final : public Backend {
+ public:
+  FakeBackend(FakeStore* store, event_base* base, Hub* hub)
+      : store_(store), base_(base), hub_(hub) {
+    store_->nodes.push_back(this);
+    sink_ = hub->AttachBackend(this);
+    tick_ = event_new(base_, -1, 0, &FakeBackend::OnTick, this);
+    Post([this](bool ok) {
+      if (ok) sink_->LinkChanged(true);
+    });
+  }
+  ~FakeBackend() override {
+    hub_->AttachBackend(nullptr);
+    auto& n = store_->nodes;
+    n.erase(std::find(n.begin(), n.end(), this));
+    // Callbacks still queued fire (cancelled) exactly once.
+    std::deque<std::function<void(bool)>> left;
+    left.swap(queue_);
+    for (auto& f : left) f(false);
+    event_free(tick_);
+  }
+
+  // SetUp(false) cuts this node's link: publishes fail, messages are lost.
+  // SetUp(true) back-fills every watched topic, then reports the link up.
+  void SetUp(bool up) {
+    up_ = up;
+    if (!up) {
+      sink_->LinkChanged(false);
+      return;
+    }
+    Post([this](bool) {
+      for (const std::string& topic : watched_) {
+        uint64_t epoch = 0;
+        pubsub::Position last = sink_->LastPosition(topic, &epoch);
+        const FakeStore::Stream& s = store_->streams[topic];
+        for (const StoredEvent& e : s.events)
+          if (e.position > last) sink_->Deliver(topic, s.epoch, e);
+        sink_->Synced(topic, s.epoch, last);
+      }
+      sink_->LinkChanged(true);
+    });
+  }
+
+  void Publish(const std::string& topic, std::string_view type,
+               std::string_view data, PublishDone done) override {
+    if (!up_) {
+      done(UnavailableError("fake link down"), 0, {});
+      return;
+    }
+    FakeStore::Stream& s = store_->streams[topic];
+    if (s.epoch == 0) s.epoch = store_->next_epoch++;
+    StoredEvent e{
+        {++store_->clock_ms, 0}, std::string(type), std::string(data)};
+    s.events.push_back(e);
+    while (store_->max_len && s.events.size() > store_->max_len) {
+      s.max_deleted = s.events.front().position;
+      s.events.erase(s.events.begin());
+    }
+    for (FakeBackend* node : store_->nodes) node->Broadcast(topic, s.epoch, e);
+    uint64_t epoch = s.epoch;
+    Post([done, epoch, e](bool ok) {
+      done(ok ? Status::Ok() : CancelledError("gone"), epoch, e.position);
+    });
+  }
+
+  void Watch(const std::string& topic) override {
+    watched_.insert(topic);
+    Post([this, topic](bool ok) {
+      if (!ok || !watched_.count(topic)) return;
+      const FakeStore::Stream& s = store_->streams[topic];
+      pubsub::Position tail;
+      if (!s.events.empty()) tail = s.events.back().position;
+      sink_->Synced(topic, s.epoch, tail);
+    });
+  }
+  void Unwatch(const std::string& topic) override { watched_.erase(topic); }
+
+  void Fetch(const std::string& topic, pubsub::Position after,
+             pubsub::Position until, size_t limit, FetchDone done) override {
+    ++store_->fetches;
+    if (!up_) {
+      done(UnavailableError("fake link down"));
+      return;
+    }
+    FetchResult r;
+    const FakeStore::Stream& s = store_->streams[topic];
+    r.epoch = s.epoch;
+    r.trimmed = s.max_deleted > after;
+    for (const StoredEvent& e : s.events) {
+      if (e.position <= after || e.position > until) continue;
+      if (r.events.size() == limit) {
+        r.more = true;
+        break;
+      }
+      r.events.push_back(e);
+    }
+    Post([done, r](bool ok) {
+      if (ok)
+        done(r);
+      else
+        done(CancelledError("gone"));
+    });
+  }
+
+  size_t watched() const { return watched_.size(); }
+
+ private:
+  void Broadcast(const std::string& topic, uint64_t epoch,
+                 const StoredEvent& e) {
+    if (!up_ || !watched_.count(topic)) return;  // at-most-once, like Redis
+    Post([this, topic, epoch, e](bool ok) {
+      if (ok && up_ && watched_.count(topic)) sink_->Deliver(topic, epoch, e);
+    });
+  }
+  void Post(std::function<void(bool)> f) {
+    queue_.push_back(std::move(f));
+    event_active(tick_, EV_TIMEOUT, 0);
+  }
+  static void OnTick(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<FakeBackend*>(arg);
+    std::deque<std::function<void(bool)>> now;
+    now.swap(self->queue_);
+    for (auto& f : now) f(true);
+  }
+
+  FakeStore* store_;
+  event_base* base_;
+  Hub* hub_;
+  BackendSink* sink_ = nullptr;
+  event* tick_ = nullptr;
+  bool up_ = true;
+  std::set<std::string> watched_;
+  std::deque<std::function<void(bool)>> queue_;
+};
+
+}  // namespace evsse::testing
+
+#endif  // EVSSE_TESTS_FAKE_BACKEND_H_

@@ -353,3 +353,25 @@ TEST_F(CorsAuthTest, HookRunsAfterCorsCheck) {
 
 }  // namespace
 }  // namespace evsse::testing
+
+namespace evsse::testing {
+namespace {
+
+// A hook that throws must not take the server down (no exception may cross
+// a libevent callback): the request is refused with 403.
+TEST_F(CorsAuthTest, ThrowingHookIsA403) {
+  StreamOptions so;
+  so.auth = [](const Request&) -> AuthDecision {
+    throw std::runtime_error("boom");
+  };
+  StartServer({}, so);
+  auto c = Get("/events?topic=a");
+  Answer(*c);
+  EXPECT_EQ(c->status(), 403);
+  auto again = Get("/events?topic=a");
+  Answer(*again);
+  EXPECT_EQ(again->status(), 403);
+}
+
+}  // namespace
+}  // namespace evsse::testing

@@ -43,7 +43,9 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
     event_add(sweep_timer_, &tv);
   }
   // Attach last: from here on publishers on other threads may reach us.
-  if (wake_fd_ >= 0) bus_->Attach(this);
+  // Events the bus carried before this Hub joined are not in its history:
+  // a cursor among them must get a gap, not a silent skip.
+  if (wake_fd_ >= 0) forgotten_up_to_ = bus_->Attach(this);
 }
 
 HubImpl::~HubImpl() {
@@ -487,6 +489,17 @@ void HubImpl::OnShutdownDone(evutil_socket_t, short, void* arg) {
   std::vector<std::function<void()>> done;
   done.swap(self->shutdown_done_);
   for (auto& d : done) d();
+}
+
+AuthDecision HubImpl::Authorize(const AuthHook& hook, const Request& request) {
+  try {
+    return hook(request);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, std::string("auth hook threw: ") + e.what());
+  } catch (...) {
+    Log(LogLevel::kError, "auth hook threw a non-standard exception");
+  }
+  return AuthDecision::Deny(403, "authorization failed");
 }
 
 HubStats HubImpl::Stats() const {

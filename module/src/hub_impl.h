@@ -263,6 +263,10 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   // inside the call that closed it.
   void Retire(Session* s);
 
+  // Authorize runs an auth hook; an exception thrown by the hook becomes a
+  // 403 (it must not cross a libevent callback).
+  AuthDecision Authorize(const AuthHook& hook, const Request& request);
+
   void Shutdown(Millis deadline, std::function<void()> done);
   void Log(LogLevel level, const std::string& message);
   bool LogEnabled(LogLevel level) const {

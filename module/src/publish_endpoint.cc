@@ -110,8 +110,12 @@ void PublishEndpoint::Handle(Exchange* ex) {
     return ReplyText(ex, 400, "Bad Request",
                      topics.empty() ? "missing topic parameter"
                                     : "exactly one topic parameter expected");
+  // Validate before the hook: it must only ever see well-formed names.
+  if (Status st = ValidateTopic(topics[0], hub_->options().max_topic_length);
+      !st.ok())
+    return ReplyText(ex, 400, "Bad Request", st.message());
   if (options_.auth) {
-    AuthDecision d = options_.auth(TopicsView(ex, *q, topics));
+    AuthDecision d = hub_->Authorize(options_.auth, TopicsView(ex, *q, topics));
     if (d.status != 200) {
       for (auto& [k, v] : d.headers) ex->AddHeader(k.c_str(), v.c_str());
       return d.status == 401

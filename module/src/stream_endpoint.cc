@@ -192,7 +192,8 @@ void StreamEndpoint::Handle(Exchange* ex) {
   }
   if (options_.auth) {
     // Before any byte of the response: a refused topic is never streamed.
-    AuthDecision d = options_.auth(RequestView(ex, req->topics));
+    AuthDecision d =
+        hub_->Authorize(options_.auth, RequestView(ex, req->topics));
     if (d.status != 200) {
       for (auto& [k, v] : d.headers) ex->AddHeader(k.c_str(), v.c_str());
       if (d.status == 204) {

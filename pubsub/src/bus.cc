@@ -26,9 +26,10 @@ int64_t SteadyMs() {
 
 Bus::Bus(uint64_t epoch) : epoch_(epoch != 0 ? epoch : RandomEpoch()) {}
 
-void Bus::Attach(Listener* listener) {
+Position Bus::Attach(Listener* listener) {
   std::lock_guard<std::mutex> lock(mu_);
   listeners_.push_back(listener);
+  return Position{next_seq_ - 1, 0};
 }
 
 void Bus::Detach(Listener* listener) {

@@ -39,7 +39,9 @@ class Bus {
   uint64_t epoch() const { return epoch_; }
 
   // Attach/Detach a listener; after Detach returns it is never called again.
-  void Attach(Listener* listener);
+  // Attach returns the position of the newest event published before it:
+  // the listener receives every event after it, none before.
+  Position Attach(Listener* listener);
   void Detach(Listener* listener);
 
   // Publish makes an Event of `topic` whose wire starts with `body`, assigns

@@ -43,9 +43,10 @@ void OnSignal(evutil_socket_t, short, void* arg) {
   auto* s = static_cast<Server*>(arg);
   std::fprintf(stderr, "evhttp_hello: draining\n");
   s->hub->Shutdown(std::chrono::seconds(5), [s] {
-    evhttp_free(s->http);
-    s->http = nullptr;
-    event_base_loopexit(s->base, nullptr);
+    // Give the last bytes (retry hint, end of stream) time to leave before
+    // main frees the server.
+    timeval grace{0, 500 * 1000};
+    event_base_loopexit(s->base, &grace);
   });
 }
 

@@ -21,7 +21,7 @@ using ::testing::Not;
 
 constexpr char kApp[] = "https://app.example";
 
-class CorsAuthTest : public HttpFixture {
+class CorsAuthTest : public OnEveryAdapter<HttpFixture> {
  protected:
   // Complete: a whole non-streamed response arrived.
   static bool Complete(const TestClient& c) {
@@ -61,7 +61,7 @@ class CorsAuthTest : public HttpFixture {
 
 // --- CORS --------------------------------------------------------------------
 
-TEST_F(CorsAuthTest, ListedOriginIsEchoedWithCredentials) {
+TEST_P(CorsAuthTest, ListedOriginIsEchoedWithCredentials) {
   StartServer({}, AppCors());
   auto c = Get("/events?topic=a", std::string("Origin: ") + kApp + "\r\n");
   Streaming(*c);
@@ -75,7 +75,7 @@ TEST_F(CorsAuthTest, ListedOriginIsEchoedWithCredentials) {
   EXPECT_EQ(c->events[0].last_event_id, id);
 }
 
-TEST_F(CorsAuthTest, OtherOriginIsForbiddenAndGetsNoStream) {
+TEST_P(CorsAuthTest, OtherOriginIsForbiddenAndGetsNoStream) {
   StartServer({}, AppCors());
   for (const char* origin :
        {"https://evil.example", "https://app.example.evil",
@@ -95,7 +95,7 @@ TEST_F(CorsAuthTest, OtherOriginIsForbiddenAndGetsNoStream) {
   EXPECT_EQ(hub_->stats().requests_rejected, 5u);
 }
 
-TEST_F(CorsAuthTest, NoOriginStreamsWithVary) {
+TEST_P(CorsAuthTest, NoOriginStreamsWithVary) {
   StartServer({}, AppCors());
   auto c = Get("/events?topic=a");
   Streaming(*c);
@@ -104,7 +104,7 @@ TEST_F(CorsAuthTest, NoOriginStreamsWithVary) {
   EXPECT_FALSE(c->has_header("Access-Control-Allow-Credentials"));
 }
 
-TEST_F(CorsAuthTest, NeverAnswersStarWithCredentials) {
+TEST_P(CorsAuthTest, NeverAnswersStarWithCredentials) {
   StreamOptions so = AppCors();
   so.cors_origins.push_back("https://other.example");
   StartServer({}, so);
@@ -116,7 +116,7 @@ TEST_F(CorsAuthTest, NeverAnswersStarWithCredentials) {
   }
 }
 
-TEST_F(CorsAuthTest, Preflight) {
+TEST_P(CorsAuthTest, Preflight) {
   StartServer({}, AppCors());
   auto c = Preflight(kApp, "Access-Control-Request-Headers: last-event-id\r\n");
   Answer(*c);
@@ -133,7 +133,7 @@ TEST_F(CorsAuthTest, Preflight) {
   EXPECT_EQ(hub_->stats().connections_total, 0u);
 }
 
-TEST_F(CorsAuthTest, PreflightFromBadOriginIsForbidden) {
+TEST_P(CorsAuthTest, PreflightFromBadOriginIsForbidden) {
   StartServer({}, AppCors());
   auto c = Preflight("https://evil.example");
   Answer(*c);
@@ -142,7 +142,7 @@ TEST_F(CorsAuthTest, PreflightFromBadOriginIsForbidden) {
   EXPECT_FALSE(c->has_header("Access-Control-Allow-Methods"));
 }
 
-TEST_F(CorsAuthTest, WildcardWithoutCredentials) {
+TEST_P(CorsAuthTest, WildcardWithoutCredentials) {
   StreamOptions so;
   so.cors_origins = {"*"};
   StartServer({}, so);
@@ -157,7 +157,7 @@ TEST_F(CorsAuthTest, WildcardWithoutCredentials) {
   EXPECT_EQ(p->header("Access-Control-Allow-Origin"), "*");
 }
 
-TEST_F(CorsAuthTest, WildcardWithCredentialsIsRefusedAtMount) {
+TEST_P(CorsAuthTest, WildcardWithCredentialsIsRefusedAtMount) {
   StartServer();
   StreamOptions so;
   so.cors_origins = {"*"};
@@ -167,7 +167,7 @@ TEST_F(CorsAuthTest, WildcardWithCredentialsIsRefusedAtMount) {
   EXPECT_EQ(h.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(h.status().message(), HasSubstr("credentials"));
 
-  Status s = evhttp::Mount(http_, "/cors", hub_.get(), so);
+  Status s = MountStream("/cors", so);
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr("\"*\""));
   auto c = Get("/cors?topic=a");
@@ -175,7 +175,7 @@ TEST_F(CorsAuthTest, WildcardWithCredentialsIsRefusedAtMount) {
   EXPECT_EQ(c->status(), 404);  // nothing was mounted
 }
 
-TEST_F(CorsAuthTest, NoCorsConfiguredSendsNoCorsHeaders) {
+TEST_P(CorsAuthTest, NoCorsConfiguredSendsNoCorsHeaders) {
   StartServer();
   auto c = Get("/events?topic=a", "Origin: https://evil.example\r\n");
   ASSERT_TRUE(RunUntil([&] { return c->has_head(); }));
@@ -187,7 +187,7 @@ TEST_F(CorsAuthTest, NoCorsConfiguredSendsNoCorsHeaders) {
 
 // --- authorization hook ------------------------------------------------------
 
-TEST_F(CorsAuthTest, HookRefusesWith401AndMessage) {
+TEST_P(CorsAuthTest, HookRefusesWith401AndMessage) {
   StreamOptions so;
   so.auth = [](const Request&) {
     return AuthDecision{401, "token expired", {{"WWW-Authenticate", "Bearer"}}};
@@ -203,7 +203,7 @@ TEST_F(CorsAuthTest, HookRefusesWith401AndMessage) {
   EXPECT_EQ(hub_->stats().requests_rejected, 1u);
 }
 
-TEST_F(CorsAuthTest, HookRefusesWith403) {
+TEST_P(CorsAuthTest, HookRefusesWith403) {
   StreamOptions so;
   so.auth = [](const Request&) {
     return AuthDecision::Deny(403, "not your topic");
@@ -216,7 +216,7 @@ TEST_F(CorsAuthTest, HookRefusesWith403) {
   EXPECT_EQ(hub_->stats().connections_total, 0u);
 }
 
-TEST_F(CorsAuthTest, HookStopsClientWith204AndNoBody) {
+TEST_P(CorsAuthTest, HookStopsClientWith204AndNoBody) {
   StreamOptions so;
   so.auth = [](const Request&) { return AuthDecision::Deny(204, "ignored"); };
   StartServer({}, so);
@@ -228,7 +228,7 @@ TEST_F(CorsAuthTest, HookStopsClientWith204AndNoBody) {
   EXPECT_EQ(hub_->stats().connections_total, 0u);
 }
 
-TEST_F(CorsAuthTest, HookOtherStatusIsForbiddenNever5xx) {
+TEST_P(CorsAuthTest, HookOtherStatusIsForbiddenNever5xx) {
   // A browser EventSource never reconnects after a 5xx: the hook cannot
   // produce one.
   StreamOptions so;
@@ -239,7 +239,7 @@ TEST_F(CorsAuthTest, HookOtherStatusIsForbiddenNever5xx) {
   EXPECT_EQ(c->status(), 403);
 }
 
-TEST_F(CorsAuthTest, HookSeesTopicsHeadersAndQueryThenAllows) {
+TEST_P(CorsAuthTest, HookSeesTopicsHeadersAndQueryThenAllows) {
   StreamOptions so;
   int calls = 0;
   so.auth = [&calls](const Request& req) {
@@ -269,7 +269,7 @@ TEST_F(CorsAuthTest, HookSeesTopicsHeadersAndQueryThenAllows) {
   EXPECT_THAT(c->datas(), ElementsAre("on a", "on b"));
 }
 
-TEST_F(CorsAuthTest, ForgedCursorForForbiddenTopicReplaysNothing) {
+TEST_P(CorsAuthTest, ForgedCursorForForbiddenTopicReplaysNothing) {
   StreamOptions so;
   so.auth = [](const Request& req) {
     for (const std::string& t : req.topics())
@@ -310,7 +310,7 @@ TEST_F(CorsAuthTest, ForgedCursorForForbiddenTopicReplaysNothing) {
   EXPECT_THAT(ok->datas(), ElementsAre("open-2"));
 }
 
-TEST_F(CorsAuthTest, OneForbiddenTopicRefusesTheWholeRequest) {
+TEST_P(CorsAuthTest, OneForbiddenTopicRefusesTheWholeRequest) {
   StreamOptions so;
   std::vector<std::string> seen;
   so.auth = [&seen](const Request& req) {
@@ -334,7 +334,7 @@ TEST_F(CorsAuthTest, OneForbiddenTopicRefusesTheWholeRequest) {
   EXPECT_THAT(c->body(), Not(HasSubstr("data:")));
 }
 
-TEST_F(CorsAuthTest, HookRunsAfterCorsCheck) {
+TEST_P(CorsAuthTest, HookRunsAfterCorsCheck) {
   StreamOptions so = AppCors();
   int calls = 0;
   so.auth = [&calls](const Request&) {
@@ -351,6 +351,8 @@ TEST_F(CorsAuthTest, HookRunsAfterCorsCheck) {
   EXPECT_EQ(calls, 1);
 }
 
+INSTANTIATE_TEST_SUITE_P(Adapters, CorsAuthTest, EveryAdapter(), AdapterName);
+
 }  // namespace
 }  // namespace evsse::testing
 
@@ -359,7 +361,7 @@ namespace {
 
 // A hook that throws must not take the server down (no exception may cross
 // a libevent callback): the request is refused with 403.
-TEST_F(CorsAuthTest, ThrowingHookIsA403) {
+TEST_P(CorsAuthTest, ThrowingHookIsA403) {
   StreamOptions so;
   so.auth = [](const Request&) -> AuthDecision {
     throw std::runtime_error("boom");

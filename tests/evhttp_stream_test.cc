@@ -11,7 +11,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class StreamTest : public HttpFixture {
+class StreamTest : public OnEveryAdapter<HttpFixture> {
  protected:
   std::string Epoch() const {
     std::string e;
@@ -23,7 +23,7 @@ class StreamTest : public HttpFixture {
   }
 };
 
-TEST_F(StreamTest, HeadersAndFirstBytesAtOnce) {
+TEST_P(StreamTest, HeadersAndFirstBytesAtOnce) {
   StartServer();
   auto c = Get("/events?topic=news");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value(); }));
@@ -41,7 +41,7 @@ TEST_F(StreamTest, HeadersAndFirstBytesAtOnce) {
 }
 
 // For proxies that buffer the first bytes of a response.
-TEST_F(StreamTest, PaddingCommentComesFirst) {
+TEST_P(StreamTest, PaddingCommentComesFirst) {
   StreamOptions so;
   so.padding_bytes = 2048;
   StartServer({}, so);
@@ -53,7 +53,7 @@ TEST_F(StreamTest, PaddingCommentComesFirst) {
   ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
 }
 
-TEST_F(StreamTest, MultiLineDataTypeAndIds) {
+TEST_P(StreamTest, MultiLineDataTypeAndIds) {
   StartServer();
   auto c = Get("/events?topic=news");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value(); }));
@@ -76,7 +76,7 @@ TEST_F(StreamTest, MultiLineDataTypeAndIds) {
             std::string::npos);
 }
 
-TEST_F(StreamTest, PublishRejectsBadInputAtOnce) {
+TEST_P(StreamTest, PublishRejectsBadInputAtOnce) {
   StartServer();
   bool called = false;
   auto cb = [&](Result<std::string>) { called = true; };
@@ -93,7 +93,7 @@ TEST_F(StreamTest, PublishRejectsBadInputAtOnce) {
   EXPECT_FALSE(called);  // refused events never call back
 }
 
-TEST_F(StreamTest, MethodAndRequestErrors) {
+TEST_P(StreamTest, MethodAndRequestErrors) {
   StartServer();
   auto post =
       Raw("POST /events?topic=a HTTP/1.1\r\nHost: x\r\n"
@@ -134,7 +134,7 @@ TEST_F(StreamTest, MethodAndRequestErrors) {
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
-TEST_F(StreamTest, HeadAnswersHeadersOnly) {
+TEST_P(StreamTest, HeadAnswersHeadersOnly) {
   StartServer();
   auto c = Raw("HEAD /events?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(RunUntil([&] { return c->has_head(); }));
@@ -145,7 +145,7 @@ TEST_F(StreamTest, HeadAnswersHeadersOnly) {
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
-TEST_F(StreamTest, Http10ClientGetsARawStream) {
+TEST_P(StreamTest, Http10ClientGetsARawStream) {
   StartServer();
   auto c = Get("/events?topic=a", "", "HTTP/1.0");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value(); }));
@@ -156,7 +156,7 @@ TEST_F(StreamTest, Http10ClientGetsARawStream) {
 }
 
 // Nothing lost, nothing twice, in order, across a reconnect.
-TEST_F(StreamTest, ResumeAfterDisconnectWithLastEventId) {
+TEST_P(StreamTest, ResumeAfterDisconnectWithLastEventId) {
   StartServer();
   auto c1 = Get("/events?topic=a");
   ASSERT_TRUE(RunUntil([&] { return c1->retry.has_value(); }));
@@ -179,7 +179,7 @@ TEST_F(StreamTest, ResumeAfterDisconnectWithLastEventId) {
   EXPECT_EQ(hub_->stats().gaps, 0u);
 }
 
-TEST_F(StreamTest, ResumeWithQueryParameterAndHeaderWins) {
+TEST_P(StreamTest, ResumeWithQueryParameterAndHeaderWins) {
   StartServer();
   for (int i = 1; i <= 5; ++i) Publish("a", "e" + std::to_string(i));
   auto q = Get("/events?topic=a&lastEventId=" + Id(3));
@@ -193,7 +193,7 @@ TEST_F(StreamTest, ResumeWithQueryParameterAndHeaderWins) {
 
 // Replay is written in small batches, each after the previous drained,
 // while new events keep arriving: the client must see one exact sequence.
-TEST_F(StreamTest, ReplayMergesWithLiveEventsWithoutGapOrDuplicate) {
+TEST_P(StreamTest, ReplayMergesWithLiveEventsWithoutGapOrDuplicate) {
   HubOptions ho;
   ho.history_max_events = 5000;
   StreamOptions so;
@@ -221,7 +221,7 @@ TEST_F(StreamTest, ReplayMergesWithLiveEventsWithoutGapOrDuplicate) {
   }
 }
 
-TEST_F(StreamTest, CursorOlderThanHistoryGetsGapThenLive) {
+TEST_P(StreamTest, CursorOlderThanHistoryGetsGapThenLive) {
   HubOptions ho;
   ho.history_max_events = 5;
   StartServer(ho);
@@ -241,7 +241,7 @@ TEST_F(StreamTest, CursorOlderThanHistoryGetsGapThenLive) {
   EXPECT_EQ(ok->datas(), (std::vector<std::string>{"e9", "e10", "e11"}));
 }
 
-TEST_F(StreamTest, HistoryAgeLimitExpiresEvents) {
+TEST_P(StreamTest, HistoryAgeLimitExpiresEvents) {
   HubOptions ho;
   ho.history_max_age = milliseconds(100);
   StartServer(ho);
@@ -254,7 +254,7 @@ TEST_F(StreamTest, HistoryAgeLimitExpiresEvents) {
   EXPECT_EQ(c->events[0].type, "gap");
 }
 
-TEST_F(StreamTest, UnknownEpochOrFutureCursorGetsGap) {
+TEST_P(StreamTest, UnknownEpochOrFutureCursorGetsGap) {
   StartServer();
   Publish("a", "e1");
   auto other = Get("/events?topic=a", "Last-Event-ID: zzzz.1\r\n");
@@ -268,7 +268,7 @@ TEST_F(StreamTest, UnknownEpochOrFutureCursorGetsGap) {
   }
 }
 
-TEST_F(StreamTest, GapEventNameIsConfigurable) {
+TEST_P(StreamTest, GapEventNameIsConfigurable) {
   StreamOptions so;
   so.gap_event = "resync";
   StartServer({}, so);
@@ -277,7 +277,7 @@ TEST_F(StreamTest, GapEventNameIsConfigurable) {
   EXPECT_EQ(c->events[0].type, "resync");
 }
 
-TEST_F(StreamTest, SeveralTopicsUseACompositeCursor) {
+TEST_P(StreamTest, SeveralTopicsUseACompositeCursor) {
   StartServer();
   Publish("x", "before");  // seq 1, another topic; b stays at 0
   auto c = Get("/events?topic=a&topic=b");
@@ -303,7 +303,7 @@ TEST_F(StreamTest, SeveralTopicsUseACompositeCursor) {
                                                 Id(7) + "," + Id(6)}));
 }
 
-TEST_F(StreamTest, HeartbeatsOnlyWhenIdle) {
+TEST_P(StreamTest, HeartbeatsOnlyWhenIdle) {
   StreamOptions so;
   so.heartbeat = milliseconds(100);
   StartServer({}, so);
@@ -324,7 +324,7 @@ TEST_F(StreamTest, HeartbeatsOnlyWhenIdle) {
   EXPECT_GE(hub_->stats().heartbeats, 3u);
 }
 
-TEST_F(StreamTest, SlowConsumerIsClosedWhileFastOneKeepsReceiving) {
+TEST_P(StreamTest, SlowConsumerIsClosedWhileFastOneKeepsReceiving) {
   HubOptions ho;
   ho.history_max_events = 100;
   StreamOptions so;
@@ -353,7 +353,7 @@ TEST_F(StreamTest, SlowConsumerIsClosedWhileFastOneKeepsReceiving) {
     ASSERT_EQ(fast->events[i].last_event_id, Id(i + 1));
 }
 
-TEST_F(StreamTest, WriteStallClosesAPeerThatStopsReading) {
+TEST_P(StreamTest, WriteStallClosesAPeerThatStopsReading) {
   HubOptions ho;
   ho.history_max_events = 1000000;
   StreamOptions so;
@@ -370,7 +370,7 @@ TEST_F(StreamTest, WriteStallClosesAPeerThatStopsReading) {
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
-TEST_F(StreamTest, ConnectionLimitShedsWithRetryForEventSource) {
+TEST_P(StreamTest, ConnectionLimitShedsWithRetryForEventSource) {
   HubOptions ho;
   ho.max_connections = 2;
   StartServer(ho);
@@ -395,7 +395,7 @@ TEST_F(StreamTest, ConnectionLimitShedsWithRetryForEventSource) {
       RunUntil([&] { return a->events.size() == 1 && b->events.size() == 1; }));
 }
 
-TEST_F(StreamTest, PerTopicSubscriberLimit) {
+TEST_P(StreamTest, PerTopicSubscriberLimit) {
   HubOptions ho;
   ho.max_subscribers_per_topic = 1;
   StartServer(ho);
@@ -408,7 +408,7 @@ TEST_F(StreamTest, PerTopicSubscriberLimit) {
   EXPECT_EQ(b->status(), 200);
 }
 
-TEST_F(StreamTest, LifetimeEndsTheStreamCleanly) {
+TEST_P(StreamTest, LifetimeEndsTheStreamCleanly) {
   StreamOptions so;
   so.max_lifetime = milliseconds(150);
   so.lifetime_jitter = milliseconds(50);
@@ -419,7 +419,7 @@ TEST_F(StreamTest, LifetimeEndsTheStreamCleanly) {
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
-TEST_F(StreamTest, ShutdownDrainsInWavesAndCallsBackOnce) {
+TEST_P(StreamTest, ShutdownDrainsInWavesAndCallsBackOnce) {
   StartServer();
   std::vector<std::unique_ptr<TestClient>> cs;
   for (int i = 0; i < 12; ++i) cs.push_back(Get("/events?topic=a"));
@@ -446,7 +446,7 @@ TEST_F(StreamTest, ShutdownDrainsInWavesAndCallsBackOnce) {
   EXPECT_EQ(done, 1);
 }
 
-TEST_F(StreamTest, ManyConnectDisconnectCyclesLeaveNothingBehind) {
+TEST_P(StreamTest, ManyConnectDisconnectCyclesLeaveNothingBehind) {
   StartServer();
   for (int i = 0; i < 300; ++i) {
     auto c = Get("/events?topic=t" + std::to_string(i % 7));
@@ -464,7 +464,7 @@ TEST_F(StreamTest, ManyConnectDisconnectCyclesLeaveNothingBehind) {
   EXPECT_EQ(hub_->stats().connections_total, 300u);
 }
 
-TEST_F(StreamTest, HubDestroyedWithOpenStreams) {
+TEST_P(StreamTest, HubDestroyedWithOpenStreams) {
   StartServer();
   auto a = Get("/events?topic=a");
   auto b = Get("/events?topic=a&topic=b");
@@ -480,9 +480,10 @@ TEST_F(StreamTest, HubDestroyedWithOpenStreams) {
   hub_.reset();  // before the loop delivered it
   EXPECT_TRUE(cancelled);
   ASSERT_TRUE(RunUntil([&] { return a->closed() && b->closed(); }));
-  evhttp_free(http_);  // no callback may reach the dead Hub
-  http_ = nullptr;
+  FreeServer();  // no callback may reach the dead Hub
 }
+
+INSTANTIATE_TEST_SUITE_P(Adapters, StreamTest, EveryAdapter(), AdapterName);
 
 }  // namespace
 }  // namespace evsse::testing

@@ -21,6 +21,8 @@
 #include "evsse/hub.h"
 #include "evsse/stream_parser.h"
 
+struct evhtp;
+
 namespace evsse::testing {
 
 // TestClient: one TCP connection to the server. Every live client is polled
@@ -80,11 +82,24 @@ class TestClient {
   StreamParser parser_;
 };
 
-// HttpFixture: base + evhttp + Hub, with helpers to run the loop.
+// Adapter: which HTTP library serves the endpoints.
+enum class Adapter { kEvhttp, kEvhtp };
+std::string AdapterName(const ::testing::TestParamInfo<Adapter>& info);
+
+// HttpFixture: base + an HTTP server (evhttp unless adapter_ says evhtp) +
+// Hub, with helpers to run the loop.
 class HttpFixture : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
+
+  // MountStream / MountPublishAt mount more endpoints on the server, with
+  // the adapter under test.
+  Status MountStream(const char* path, const StreamOptions& options);
+  Status MountPublishAt(const char* path, const PublishOptions& options);
+  // FreeServer frees the HTTP server now (before the Hub, or after it for
+  // tests of that order); TearDown then skips it.
+  void FreeServer();
 
   // StartServer creates the Hub with `hub_options` and mounts a stream
   // endpoint at /events and a publish endpoint at /publish.
@@ -110,12 +125,33 @@ class HttpFixture : public ::testing::Test {
   std::string Publish(const std::string& topic, const std::string& data,
                       const std::string& type = "");
 
+  Adapter adapter_ = Adapter::kEvhttp;
   event_base* base_ = nullptr;
-  struct ::evhttp* http_ = nullptr;
+  struct ::evhttp* http_ = nullptr;  // evhttp only
+  struct ::evhtp* htp_ = nullptr;    // evhtp only
+  int evhtp_connections_ = 0;        // connections libevhtp still holds
   std::unique_ptr<Hub> hub_;
   int port_ = 0;
   std::vector<std::string> logs_;
 };
+
+// OnEveryAdapter<F>: a fixture whose TEST_P tests run once per adapter:
+//   class StreamTest : public OnEveryAdapter<HttpFixture> {};
+//   INSTANTIATE_TEST_SUITE_P(Adapters, StreamTest, EveryAdapter(),
+//                            AdapterName);
+template <class Base>
+class OnEveryAdapter : public Base,
+                       public ::testing::WithParamInterface<Adapter> {
+ protected:
+  void SetUp() override {
+    this->adapter_ = this->GetParam();
+    Base::SetUp();
+  }
+};
+
+inline auto EveryAdapter() {
+  return ::testing::Values(Adapter::kEvhttp, Adapter::kEvhtp);
+}
 
 }  // namespace evsse::testing
 

@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
-class PublishEndpointTest : public HttpFixture {
+class PublishEndpointTest : public OnEveryAdapter<HttpFixture> {
  protected:
   // Post sends a raw POST with `body` and Content-Length.
   std::unique_ptr<TestClient> Post(const std::string& target,
@@ -91,7 +91,7 @@ class PublishEndpointTest : public HttpFixture {
   }
 };
 
-TEST_F(PublishEndpointTest, PostPublishesAndAnswersTheId) {
+TEST_P(PublishEndpointTest, PostPublishesAndAnswersTheId) {
   StartServer();
   auto sub = Subscribe("a");
   auto other = Subscribe("b");
@@ -119,7 +119,7 @@ TEST_F(PublishEndpointTest, PostPublishesAndAnswersTheId) {
   EXPECT_EQ(hub_->stats().events_published, 2u);
 }
 
-TEST_F(PublishEndpointTest, EventParameterSetsTheType) {
+TEST_P(PublishEndpointTest, EventParameterSetsTheType) {
   StartServer();
   auto sub = Subscribe("a");
   auto r = Exchange(Post("/publish?topic=a&event=update", "{\"n\":1}"));
@@ -133,7 +133,7 @@ TEST_F(PublishEndpointTest, EventParameterSetsTheType) {
               HasSubstr("event: update\ndata: {\"n\":1}\nid: " + id + "\n\n"));
 }
 
-TEST_F(PublishEndpointTest, LineBreaksInTheBodyBecomeDataLines) {
+TEST_P(PublishEndpointTest, LineBreaksInTheBodyBecomeDataLines) {
   StartServer();
   auto sub = Subscribe("a");
   auto r = Exchange(Post("/publish?topic=a", "one\r\ntwo\rthree\nfour"));
@@ -146,7 +146,7 @@ TEST_F(PublishEndpointTest, LineBreaksInTheBodyBecomeDataLines) {
   EXPECT_EQ(sub->body().find('\r'), std::string::npos);
 }
 
-TEST_F(PublishEndpointTest, EmptyBodyIsAnEmptyDataEvent) {
+TEST_P(PublishEndpointTest, EmptyBodyIsAnEmptyDataEvent) {
   StartServer();
   auto sub = Subscribe("a");
   auto r = Exchange(Post("/publish?topic=a", ""));
@@ -155,7 +155,7 @@ TEST_F(PublishEndpointTest, EmptyBodyIsAnEmptyDataEvent) {
   EXPECT_EQ(sub->events[0].data, "");
 }
 
-TEST_F(PublishEndpointTest, GetIsMethodNotAllowed) {
+TEST_P(PublishEndpointTest, GetIsMethodNotAllowed) {
   StartServer();
   auto r = Exchange(Raw("GET /publish?topic=a HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(r->status(), 405);
@@ -163,7 +163,7 @@ TEST_F(PublishEndpointTest, GetIsMethodNotAllowed) {
   EXPECT_EQ(hub_->stats().events_published, 0u);
 }
 
-TEST_F(PublishEndpointTest, BadRequestsAreRefusedAndPublishNothing) {
+TEST_P(PublishEndpointTest, BadRequestsAreRefusedAndPublishNothing) {
   StartServer();
   auto sub = Subscribe("a");
   struct Case {
@@ -205,7 +205,7 @@ TEST_F(PublishEndpointTest, BadRequestsAreRefusedAndPublishNothing) {
   EXPECT_THAT(sub->datas(), ElementsAre("after"));
 }
 
-TEST_F(PublishEndpointTest, BodyOverTheLimitIs413) {
+TEST_P(PublishEndpointTest, BodyOverTheLimitIs413) {
   PublishOptions po;
   po.max_body_bytes = 16;
   StartServer({}, {}, po);
@@ -223,7 +223,7 @@ TEST_F(PublishEndpointTest, BodyOverTheLimitIs413) {
   EXPECT_EQ(hub_->stats().events_published, 1u);
 }
 
-TEST_F(PublishEndpointTest, EventLargerThanTheHubLimitIs413) {
+TEST_P(PublishEndpointTest, EventLargerThanTheHubLimitIs413) {
   HubOptions ho;
   ho.max_event_bytes = 8;
   StartServer(ho);
@@ -244,7 +244,7 @@ class PublishAuthTest : public PublishEndpointTest {
   }
 };
 
-TEST_F(PublishAuthTest, MissingAuthorizationIs401WithChallenge) {
+TEST_P(PublishAuthTest, MissingAuthorizationIs401WithChallenge) {
   auto r = Exchange(Post("/publish?topic=a", "x"));
   EXPECT_EQ(r->status(), 401);
   EXPECT_THAT(r->header("WWW-Authenticate"), StartsWith("Bearer"));
@@ -252,7 +252,7 @@ TEST_F(PublishAuthTest, MissingAuthorizationIs401WithChallenge) {
   EXPECT_EQ(hub_->stats().events_published, 0u);
 }
 
-TEST_F(PublishAuthTest, WrongTokensAre401) {
+TEST_P(PublishAuthTest, WrongTokensAre401) {
   for (const char* value :
        {"Bearer wrong", "Bearer s3cre", "Bearer s3cretX", "Bearer  s3cret",
         "Basic czNjcmV0", "s3cret", "Bearer ", "Bearer"}) {
@@ -265,7 +265,7 @@ TEST_F(PublishAuthTest, WrongTokensAre401) {
   EXPECT_EQ(hub_->stats().events_published, 0u);
 }
 
-TEST_F(PublishAuthTest, RightTokenPublishes) {
+TEST_P(PublishAuthTest, RightTokenPublishes) {
   auto sub = Subscribe("a");
   auto r = Exchange(
       Post("/publish?topic=a", "one", "Authorization: Bearer s3cret\r\n"));
@@ -276,7 +276,7 @@ TEST_F(PublishAuthTest, RightTokenPublishes) {
   EXPECT_EQ(sub->events[0].data, "one");
 }
 
-TEST_F(PublishAuthTest, SchemeIsCaseInsensitive) {
+TEST_P(PublishAuthTest, SchemeIsCaseInsensitive) {
   for (const char* scheme : {"bearer", "BEARER", "BeArEr"}) {
     SCOPED_TRACE(scheme);
     auto r =
@@ -287,13 +287,13 @@ TEST_F(PublishAuthTest, SchemeIsCaseInsensitive) {
   EXPECT_EQ(hub_->stats().events_published, 3u);
 }
 
-TEST_F(PublishAuthTest, TokenIsCheckedBeforeTheRequestIsParsed) {
+TEST_P(PublishAuthTest, TokenIsCheckedBeforeTheRequestIsParsed) {
   // A bad request from an unauthenticated client learns nothing but 401.
   auto r = Exchange(Post("/publish?topic=%7Bx%7D", "x"));
   EXPECT_EQ(r->status(), 401);
 }
 
-TEST_F(PublishEndpointTest, AuthHookRefusalIsAnswered) {
+TEST_P(PublishEndpointTest, AuthHookRefusalIsAnswered) {
   PublishOptions po;
   int calls = 0;
   po.auth = [&calls](const Request& req) {
@@ -331,7 +331,7 @@ TEST_F(PublishEndpointTest, AuthHookRefusalIsAnswered) {
 // The hook is an authorization point: like the subscribe endpoint's, it
 // should only see topic names the library accepts, not raw client bytes
 // (CR/LF/NUL in a hook's log line, huge names in a lookup).
-TEST_F(PublishEndpointTest, AuthHookSeesOnlyValidTopics) {
+TEST_P(PublishEndpointTest, AuthHookSeesOnlyValidTopics) {
   PublishOptions po;
   std::vector<std::string> seen;
   po.auth = [&seen](const Request& req) {
@@ -348,7 +348,7 @@ TEST_F(PublishEndpointTest, AuthHookSeesOnlyValidTopics) {
   EXPECT_THAT(seen, IsEmpty()) << "the hook saw unvalidated topic names";
 }
 
-TEST_F(PublishEndpointTest, AuthHookStatusOtherThan401IsForbidden) {
+TEST_P(PublishEndpointTest, AuthHookStatusOtherThan401IsForbidden) {
   PublishOptions po;
   po.auth = [](const Request&) { return AuthDecision::Deny(418, ""); };
   StartServer({}, {}, po);
@@ -360,7 +360,7 @@ TEST_F(PublishEndpointTest, AuthHookStatusOtherThan401IsForbidden) {
 // The id is assigned by a later callback than the one that read the
 // request. The hook runs inside the request's handler and breaks the loop
 // there, so the test acts in between.
-TEST_F(PublishEndpointTest, ClientGoneBeforeTheIdIsAssigned) {
+TEST_P(PublishEndpointTest, ClientGoneBeforeTheIdIsAssigned) {
   PublishOptions po;
   int handled = 0;
   po.auth = [this, &handled](const Request&) {
@@ -384,7 +384,10 @@ TEST_F(PublishEndpointTest, ClientGoneBeforeTheIdIsAssigned) {
   EXPECT_EQ(hub_->stats().events_published, 2u);
 }
 
-TEST_F(PublishEndpointTest, ServerFreedWhileAPublishIsPending) {
+TEST_P(PublishEndpointTest, ServerFreedWhileAPublishIsPending) {
+  if (adapter_ == Adapter::kEvhtp)
+    GTEST_SKIP() << "libevhtp 1.2.18's evhtp_free leaves connections open: "
+                    "with evhtp the Hub goes first (see evsse/evhtp.h)";
   PublishOptions po;
   int handled = 0;
   po.auth = [this, &handled](const Request&) {
@@ -399,8 +402,7 @@ TEST_F(PublishEndpointTest, ServerFreedWhileAPublishIsPending) {
   // The documented teardown order: server first (its connections close),
   // then the Hub (the pending publish is cancelled). Nothing may touch the
   // freed request (ASan checks) and the client gets no 200.
-  evhttp_free(http_);
-  http_ = nullptr;
+  FreeServer();
   hub_.reset();
   for (int i = 0; i < 200 && !pending->closed(); ++i) {
     event_base_loop(base_, EVLOOP_NONBLOCK);
@@ -411,14 +413,14 @@ TEST_F(PublishEndpointTest, ServerFreedWhileAPublishIsPending) {
   EXPECT_NE(pending->status(), 200);
 }
 
-TEST_F(PublishEndpointTest, EndpointWithoutAuthenticationIsRefused) {
+TEST_P(PublishEndpointTest, EndpointWithoutAuthenticationIsRefused) {
   StartServer();
   Result<Handler*> h = hub_->AddPublishEndpoint(PublishOptions{});
   ASSERT_FALSE(h.ok());
   EXPECT_EQ(h.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(h.status().message(), HasSubstr("bearer_token"));
 
-  Status s = evhttp::MountPublish(http_, "/open", hub_.get(), {});
+  Status s = MountPublishAt("/open", {});
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   // Nothing was mounted there.
   auto r = Exchange(Post("/open?topic=a", "x"));
@@ -437,6 +439,9 @@ TEST_F(PublishEndpointTest, EndpointWithoutAuthenticationIsRefused) {
   no_body.max_body_bytes = 0;
   EXPECT_FALSE(hub_->AddPublishEndpoint(no_body).ok());
 }
+
+INSTANTIATE_TEST_SUITE_P(Adapters, PublishEndpointTest, EveryAdapter(), AdapterName);
+INSTANTIATE_TEST_SUITE_P(Adapters, PublishAuthTest, EveryAdapter(), AdapterName);
 
 }  // namespace
 }  // namespace evsse::testing

@@ -10,9 +10,11 @@
 // the thread running the Hub's event_base (the loop thread), including
 // construction and destruction.
 //
-// Lifetime: the Hub must outlive every HTTP server it is mounted on (free the
-// evhttp server first; that closes its streams), and the event_base must
-// outlive the Hub.
+// Lifetime: the event_base must outlive the Hub. The order between the Hub
+// and the HTTP server depends on the adapter: with evhttp, free the server
+// first (that closes its streams), then the Hub; with libevhtp, destroy the
+// Hub first (evhtp_free leaves connections open). See evsse/evhttp.h and
+// evsse/evhtp.h.
 //
 // Minimal use:
 //

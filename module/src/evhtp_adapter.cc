@@ -1,0 +1,308 @@
+// The libevhtp adapter: maps libevhtp 1.2.18's request, streaming and hook
+// API onto evsse::Exchange. No SSE policy lives here.
+//
+// libevhtp 1.2.18 bugs worked around (one test each, evhtp_adapter_test.cc):
+//  1. evhtp_send_reply_chunk_start sends "Transfer-Encoding: chunked" to
+//     HTTP/1.0 clients: a 1.0 stream uses evhtp_send_reply_start, raw body.
+//  2. On 1.0, a response end never closes a connection whose output already
+//     drained, and a 1.0 keep-alive request stays open after a body only a
+//     close can end: 1.0 streams drop keep-alive and close once drained.
+//  3. evhtp_set_cb matches prefixes ("/eventsXYZ" reaches "/events"): the
+//     route compares the exact path, else 404.
+//  4. A "Connection: close" header is sent, yet the connection is kept
+//     alive: it becomes evhtp's keep-alive flag.
+//  5. A form-encoded POST body becomes the query when the URL has none: an
+//     empty query list, set once the headers are parsed, prevents it.
+//  6. evhtp_hook_on_conn_error never fires, and connection hooks outlive the
+//     request: closes are seen by the request's on_request_fini hook (run on
+//     every path), which also unsets the on_write hook (our drain signal).
+// Also relied on: evhtp_connection_set_timeouts is bufferevent_set_timeouts,
+// where NULL clears a timeout (evhttp's NULL restores defaults);
+// evhtp_connection_free runs the fini hooks synchronously.
+#include "evsse/evhtp.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <evhtp/evhtp.h>
+#include <netdb.h>
+#include <string.h>
+#include <strings.h>
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace evsse::evhtp {
+namespace {
+
+template <typename F>
+evhtp_hook AsHook(F* f) {
+  return reinterpret_cast<evhtp_hook>(f);
+}
+
+// RestoreTimeouts applies the timeouts evhtp chose when it accepted `c`.
+void RestoreTimeouts(evhtp_connection_t* c) {
+  auto pick = [](const timeval& own, const timeval& server) {
+    if (evutil_timerisset(&own)) return &own;
+    return evutil_timerisset(&server) ? &server : nullptr;
+  };
+  evhtp_connection_set_timeouts(c, pick(c->recv_timeo, c->htp->recv_timeo),
+                                pick(c->send_timeo, c->htp->send_timeo));
+}
+
+class EvhtpExchange final : public Exchange {
+ public:
+  explicit EvhtpExchange(evhtp_request_t* req) : req_(req), conn_(req->conn) {
+    evhtp_request_set_hook(req, evhtp_hook_on_request_fini, AsHook(&OnFini),
+                           this);
+  }
+
+  Method method() const override {
+    htp_method m = req_->method;
+    return m == htp_method_GET       ? Method::kGet
+           : m == htp_method_HEAD    ? Method::kHead
+           : m == htp_method_POST    ? Method::kPost
+           : m == htp_method_OPTIONS ? Method::kOptions
+                                     : Method::kOther;
+  }
+  std::string_view method_name() const override {
+    const char* m = htparser_get_methodstr_m(req_->method);
+    return m ? m : "OTHER";
+  }
+  std::string_view path() const override { return req_->uri->path->full; }
+  std::string_view query() const override {
+    const unsigned char* q = req_->uri->query_raw;
+    return q ? reinterpret_cast<const char*>(q) : "";
+  }
+  const char* header(const char* name) const override {
+    return evhtp_header_find(req_->headers_in, name);
+  }
+  std::string_view body() override {
+    size_t n = evbuffer_get_length(req_->buffer_in);
+    if (n == 0) return {};
+    return {reinterpret_cast<const char*>(evbuffer_pullup(req_->buffer_in, -1)),
+            n};
+  }
+  bool http10() const override { return req_->proto != EVHTP_PROTO_11; }
+  std::string peer() const override {
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    const sockaddr* sa = conn_->saddr;
+    socklen_t len = sa && sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6)
+                                                    : sizeof(sockaddr_in);
+    if (!sa || getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                           NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+      return "";
+    std::string h = host;
+    return (h.find(':') == std::string::npos ? h : "[" + h + "]") + ":" + port;
+  }
+
+  void set_listener(ExchangeListener* l) override { listener_ = l; }
+
+  void AddHeader(const char* name, const char* value) override {
+    if (strcasecmp(name, "Connection") == 0 &&
+        strcasecmp(value, "close") == 0) {
+      // (4) On 1.1, evhtp writes "Connection: close" itself once the flag
+      // is off.
+      evhtp_request_disable_flag(req_, EVHTP_REQ_FLAG_KEEPALIVE);
+      if (req_->proto == EVHTP_PROTO_11) return;
+    }
+    evhtp_headers_add_header(req_->headers_out,
+                             evhtp_header_new(name, value, 1, 1));
+  }
+
+  void Reply(int status, const char*, std::string_view body) override {
+    listener_ = nullptr;
+    evbuffer_add(req_->buffer_out, body.data(), body.size());
+    evhtp_send_reply(req_, status);
+  }
+
+  void Start(int status, const char*) override {
+    if (req_->proto == EVHTP_PROTO_11) {
+      evhtp_send_reply_chunk_start(req_, status);
+    } else {  // (1), (2)
+      evhtp_request_disable_flag(req_, EVHTP_REQ_FLAG_KEEPALIVE);
+      evhtp_headers_add_header(req_->headers_out,
+                               evhtp_header_new("Connection", "close", 0, 0));
+      evhtp_send_reply_start(req_, status);
+    }
+    evhtp_connection_set_timeouts(conn_, nullptr, nullptr);
+    // (6) Ours until the request is freed.
+    evhtp_connection_set_hook(conn_, evhtp_hook_on_write, AsHook(&OnWrite),
+                              this);
+    hooked_ = true;
+  }
+  void Write(evbuffer* data) override { evhtp_send_reply_chunk(req_, data); }
+  size_t queued() const override {
+    return evbuffer_get_length(
+        bufferevent_get_output(evhtp_connection_get_bev(conn_)));
+  }
+  void End() override {
+    listener_ = nullptr;
+    RestoreTimeouts(conn_);
+    if (req_->flags & EVHTP_REQ_FLAG_CHUNKED) {
+      evhtp_send_reply_chunk_end(req_);
+      return;
+    }
+    // (2) Raw 1.0 body: evhtp's write callback closes the connection once
+    // the output drains, but only if something is left to drain.
+    evhtp_send_reply_end(req_);
+    if (queued() == 0) CloseLater();
+  }
+  void Abort() override {
+    listener_ = nullptr;
+    CloseLater();
+  }
+
+ private:
+  ~EvhtpExchange() override {
+    if (close_) event_free(close_);
+  }
+
+  // CloseLater frees the connection from a fresh event: evhtp may still
+  // have it on the stack.
+  void CloseLater() {
+    if (!close_) close_ = event_new(conn_->evbase, -1, 0, &OnCloseLater, this);
+    event_active(close_, EV_TIMEOUT, 0);
+  }
+
+  static void OnCloseLater(evutil_socket_t, short, void* arg) {
+    // Frees the request too: OnFini deletes the exchange (and this event).
+    evhtp_connection_free(static_cast<EvhtpExchange*>(arg)->conn_);
+  }
+
+  static evhtp_res OnWrite(evhtp_connection_t*, void* arg) {
+    auto* self = static_cast<EvhtpExchange*>(arg);
+    if (self->listener_) self->listener_->OnDrained();
+    return EVHTP_RES_OK;
+  }
+
+  static evhtp_res OnFini(evhtp_request_t*, void* arg) {
+    auto* self = static_cast<EvhtpExchange*>(arg);
+    if (ExchangeListener* l = self->listener_) {
+      // Freed before Reply, End or Abort: the connection went away.
+      self->listener_ = nullptr;
+      l->OnClosed();
+    }
+    if (self->hooked_)
+      evhtp_connection_unset_hook(self->conn_, evhtp_hook_on_write);
+    delete self;
+    return EVHTP_RES_OK;
+  }
+
+  evhtp_request_t* req_;
+  evhtp_connection_t* conn_;
+  ExchangeListener* listener_ = nullptr;
+  event* close_ = nullptr;
+  bool hooked_ = false;
+};
+
+using MakeEndpoint = std::function<Result<Handler*>(Hub*)>;
+
+// Route: one mounted path and its endpoint per loop: the server's own loop
+// (Mount), or each worker loop, made on first use by that loop's thread.
+struct Route {
+  std::string path;
+  HubForLoop hub_for_loop;  // empty for Mount
+  MakeEndpoint make;
+  std::mutex mu;
+  std::unordered_map<event_base*, Handler*> by_base;
+
+  Handler* For(event_base* loop) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (auto it = by_base.find(loop); it != by_base.end()) return it->second;
+    if (!hub_for_loop) return nullptr;  // Mount on a worker-thread server
+    lock.unlock();
+    Hub* hub = hub_for_loop(loop);
+    Result<Handler*> h = hub ? make(hub) : UnavailableError("no hub");
+    lock.lock();
+    return h.ok() ? by_base.emplace(loop, *h).first->second : nullptr;
+  }
+};
+
+void ReplyText(evhtp_request_t* req, int status, const char* text) {
+  evhtp_headers_add_header(
+      req->headers_out,
+      evhtp_header_new("Content-Type", "text/plain; charset=utf-8", 0, 0));
+  evbuffer_add(req->buffer_out, text, strlen(text));
+  evhtp_send_reply(req, status);
+}
+
+void OnRequest(evhtp_request_t* req, void* arg) {
+  auto* route = static_cast<Route*>(arg);
+  if (route->path != req->uri->path->full)  // (3)
+    return ReplyText(req, EVHTP_RES_NOTFOUND, "not found\n");
+  Handler* handler = route->For(req->conn->evbase);
+  if (!handler)
+    return ReplyText(req, EVHTP_RES_SERVUNAVAIL, "no evsse hub on this loop\n");
+  handler->Handle(new EvhtpExchange(req));
+}
+
+evhtp_res OnHeaders(evhtp_request_t* req, evhtp_headers_t*, void*) {
+  if (req->uri && !req->uri->query) req->uri->query = evhtp_query_new();  // (5)
+  return EVHTP_RES_OK;
+}
+
+Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
+                HubForLoop hub_for_loop, MakeEndpoint make) {
+  if (!htp || !path || (!hub && !hub_for_loop))
+    return InvalidArgumentError("null argument");
+  if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
+  if (evhtp_get_cb(htp, path))
+    return FailedPreconditionError(std::string("path ") + path +
+                                   " already has a callback");
+  // A worker mount checks its options at once, on a scratch Hub.
+  event_base* scratch = hub ? nullptr : event_base_new();
+  auto probe = hub ? Result<std::unique_ptr<Hub>>(std::unique_ptr<Hub>())
+                   : Hub::Create(scratch, {});
+  Result<Handler*> h = probe.ok() ? make(hub ? hub : probe->get())
+                                  : Result<Handler*>(probe.status());
+  probe = std::unique_ptr<Hub>();  // before its base
+  if (scratch) event_base_free(scratch);
+  if (!h.ok()) return h.status();
+  static std::mutex mu;  // routes are never freed: see evhtp.h
+  static auto* routes = new std::deque<Route>;
+  std::unique_lock<std::mutex> lock(mu);
+  Route* route = &routes->emplace_back();
+  lock.unlock();
+  route->path = path;
+  route->hub_for_loop = std::move(hub_for_loop);
+  route->make = std::move(make);
+  if (hub) route->by_base.emplace(hub->base(), *h);
+  evhtp_callback_t* cb = evhtp_set_cb(htp, path, &OnRequest, route);
+  if (!cb) return InternalError("evhtp_set_cb failed");
+  evhtp_callback_set_hook(cb, evhtp_hook_on_headers, AsHook(&OnHeaders),
+                          nullptr);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
+             const StreamOptions& options) {
+  return AddRoute(htp, path, hub, nullptr,
+                  [options](Hub* h) { return h->AddStreamEndpoint(options); });
+}
+
+Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
+                    const PublishOptions& options) {
+  return AddRoute(htp, path, hub, nullptr,
+                  [options](Hub* h) { return h->AddPublishEndpoint(options); });
+}
+
+Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
+                    const StreamOptions& options) {
+  return AddRoute(htp, path, nullptr, std::move(hub_for_loop),
+                  [options](Hub* h) { return h->AddStreamEndpoint(options); });
+}
+
+Status MountPublishWorkers(::evhtp_t* htp, const char* path,
+                           HubForLoop hub_for_loop,
+                           const PublishOptions& options) {
+  return AddRoute(htp, path, nullptr, std::move(hub_for_loop),
+                  [options](Hub* h) { return h->AddPublishEndpoint(options); });
+}
+
+}  // namespace evsse::evhtp

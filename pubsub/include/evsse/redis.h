@@ -1,0 +1,88 @@
+// evsse::redis: several evsse nodes behind a load balancer behave as one.
+//
+// Attach connects a Hub to Redis (hiredis async on the Hub's own
+// event_base). From then on:
+//  - Hub::Publish stores each event in the topic's Redis stream and
+//    publishes it on the topic's channel, atomically (one Lua script); the
+//    id a publisher gets back, and the id on the wire, is the stream id.
+//  - Every node subscribes to the channels of the topics its clients
+//    follow and delivers what arrives; a client resuming with Last-Event-ID
+//    on any node is replayed from the stream (XRANGE), merged with live
+//    events with no gap and no duplicate.
+//  - When the link drops, connected subscribers keep being served; the node
+//    reconnects with backoff and jitter, re-subscribes and back-fills every
+//    active topic from its stream before going live again.
+//  - Publishes while Redis is unreachable fail at once with kUnavailable
+//    (never queued, never silently dropped).
+//
+// Keys (the topic in braces, so both keys of a topic share a Redis Cluster
+// slot): <prefix>{<topic>}:s the stream, <prefix>{<topic>}:c the channel,
+// <prefix>{<topic>}:e the stream's epoch.
+//
+// Threads: Attach, Detach and the Link belong to the Hub's loop thread.
+#ifndef EVSSE_REDIS_H_
+#define EVSSE_REDIS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "evsse/status.h"
+
+namespace evsse {
+class Hub;
+}
+
+namespace evsse::redis {
+
+using Millis = std::chrono::milliseconds;
+
+struct RedisOptions {
+  // "host:port" (an IP literal or "localhost": hiredis resolves names with a
+  // blocking call), or "unix:/path/to/redis.sock".
+  std::string address = "127.0.0.1:6379";
+  std::string password;  // AUTH when not empty
+  std::string username;  // AUTH username password (Redis 6 ACL) when set
+  int database = 0;      // SELECT
+  std::string key_prefix = "evsse:";
+  // Stream retention: XADD MAXLEN ~ max_events (0: the Hub's
+  // history_max_events) and, when max_age > 0, MINID ~ now - max_age.
+  size_t max_events = 0;
+  Millis max_age{0};
+  Millis connect_timeout{2000};
+  Millis command_timeout{5000};
+  Millis reconnect_min{100};
+  Millis reconnect_max{5000};
+};
+
+// ParseAddress checks an address string without connecting.
+Status ValidateAddress(const std::string& address);
+
+class Link;
+
+// Attach connects `hub` to Redis. It fails at once on a malformed address or
+// options; connection and AUTH failures are reported through the Hub's log
+// and stats (the link keeps retrying). The Link must be destroyed (on the
+// loop thread) before the Hub.
+Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
+
+// LinkStats: the state of a node's Redis link.
+struct LinkStats {
+  bool connected = false;       // commands and subscriptions both up
+  uint64_t reconnects = 0;
+  uint64_t backfilled_events = 0;
+  uint64_t publish_errors = 0;
+  uint64_t replay_fetches = 0;  // XRANGE round trips for resuming clients
+  std::string last_error;
+};
+
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual LinkStats stats() const = 0;
+};
+
+}  // namespace evsse::redis
+
+#endif  // EVSSE_REDIS_H_

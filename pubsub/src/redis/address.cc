@@ -1,0 +1,93 @@
+#include "address.h"
+
+#include <sys/un.h>
+
+#include <string>
+
+#include "evsse/redis.h"
+
+namespace evsse::redis {
+namespace {
+
+Status Bad(const std::string& text, const std::string& why) {
+  return InvalidArgumentError("redis address \"" + text + "\": " + why);
+}
+
+bool HostChar(char c, bool v6) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+      (c >= '0' && c <= '9'))
+    return true;
+  if (v6) return c == ':' || c == '.' || c == '%';
+  return c == '.' || c == '-' || c == '_';
+}
+
+}  // namespace
+
+Result<Address> ParseAddress(const std::string& text) {
+  Address a;
+  a.text = text;
+  if (text.empty()) {
+    return Bad(text, "empty (expected host:port or unix:/path)");
+  }
+  if (text.compare(0, 5, "unix:") == 0) {
+    a.is_unix = true;
+    a.path = text.substr(5);
+    if (a.path.empty()) return Bad(text, "no socket path after \"unix:\"");
+    if (a.path.size() >= sizeof(sockaddr_un::sun_path)) {
+      return Bad(text, "socket path longer than " +
+                           std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                           " bytes");
+    }
+    if (a.path.find('\0') != std::string::npos) {
+      return Bad(text, "NUL byte in the socket path");
+    }
+    return a;
+  }
+  std::string port;
+  bool v6 = text[0] == '[';
+  if (v6) {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return Bad(text, "no ']' after \"[\"");
+    a.host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') {
+      return Bad(text, "no port (expected [v6-address]:port)");
+    }
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      return Bad(text, "no port (expected host:port or unix:/path)");
+    }
+    a.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (a.host.find(':') != std::string::npos) {
+      return Bad(text, "an IPv6 address needs brackets: [v6-address]:port");
+    }
+  }
+  if (a.host.empty()) return Bad(text, "no host before the port");
+  for (char c : a.host) {
+    if (!HostChar(c, v6)) {
+      std::string shown = c >= 0x20 && c < 0x7f ? std::string(1, c) : "?";
+      return Bad(text, "bad character '" + shown + "' in the host");
+    }
+  }
+  if (port.empty()) return Bad(text, "empty port");
+  long value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9')
+      return Bad(text, "port \"" + port + "\" is not a number");
+    value = value * 10 + (c - '0');
+    if (value > 65535) break;
+  }
+  if (value < 1 || value > 65535) {
+    return Bad(text, "port " + port + " out of range (1-65535)");
+  }
+  a.port = static_cast<int>(value);
+  return a;
+}
+
+Status ValidateAddress(const std::string& address) {
+  return ParseAddress(address).status();
+}
+
+}  // namespace evsse::redis

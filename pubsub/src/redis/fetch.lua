@@ -1,0 +1,61 @@
+-- evsse fetch: read a topic's stream, for a resuming client, a back-fill
+-- after a link drop, or (count 0) the epoch and tail when a watch begins.
+--
+-- KEYS[1]  the topic's stream    <prefix>{<topic>}:s
+-- KEYS[2]  the stream's epoch    <prefix>{<topic>}:e  (a base-36 string)
+-- ARGV[1]  after: the exclusive start id "ms-seq" ("0-0": from the start)
+-- ARGV[2]  until: the inclusive end id "ms-seq"
+-- ARGV[3]  count: the most entries to return; "0" reads no entries
+-- ARGV[4]  candidate epoch (base 36), stored when the stream has none
+--
+-- Result   {epoch, max_deleted, first_kept, tail, entries}
+--          epoch        the stream's epoch; "" when the stream does not exist
+--          max_deleted  the newest id removed by XDEL ("0-0": none); Redis
+--                       7.0 does not count trimming here
+--          first_kept   when entries were ever removed (entries-added >
+--                       length): the first id the stream still has, every
+--                       older entry is gone; "0-0" when none was removed.
+--                       A cursor older than it, or older than max_deleted,
+--                       missed entries.
+--          tail         the id of the stream's last entry ("0-0": none)
+--          entries      XRANGE (after until COUNT count:
+--                       {{id, {field, value, ...}}, ...}, fields t and d
+-- Errors   WRONGTYPE when a key holds another type; ERR for a malformed id.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'', '0-0', '0-0', '0-0', {}}
+end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[2], epoch)
+end
+local max_deleted = '0-0'
+local first = '0-0'
+local tail = '0-0'
+local length = 0
+local added = 0
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #info, 2 do
+  local k, v = info[i], info[i + 1]
+  if k == 'max-deleted-entry-id' then
+    max_deleted = v
+  elseif k == 'recorded-first-entry-id' then
+    first = v
+  elseif k == 'length' then
+    length = v
+  elseif k == 'entries-added' then
+    added = v
+  elseif k == 'last-entry' and v then
+    tail = v[1]
+  end
+end
+local first_kept = '0-0'
+if added > length then
+  first_kept = first
+end
+local entries = {}
+if tonumber(ARGV[3]) > 0 then
+  entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2],
+                       'COUNT', ARGV[3])
+end
+return {epoch, max_deleted, first_kept, tail, entries}

@@ -1,0 +1,418 @@
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "link_impl.h"
+#include "scripts.h"
+
+namespace evsse::redis {
+namespace {
+
+timeval ToTimeval(Millis d) {
+  int64_t ms = std::max<int64_t>(d.count(), 0);
+  return timeval{static_cast<time_t>(ms / 1000),
+                 static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+}  // namespace
+
+LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
+    : env_(std::move(env)),
+      options_(std::move(options)),
+      address_(std::move(address)),
+      rng_(std::random_device{}()),
+      down_event_(event_new(env_.base, -1, 0, &OnDownEvent, this)),
+      flush_event_(event_new(env_.base, -1, 0, &OnFlushEvent, this)),
+      reconnect_timer_(evtimer_new(env_.base, &OnReconnectTimer, this)),
+      connect_timer_(evtimer_new(env_.base, &OnConnectTimer, this)),
+      cmd_(env_.base, options_.command_timeout,
+           [this](const std::string& e) { Fail(e); }),
+      sub_(env_.base, options_.command_timeout,
+           [this](const std::string& e) { Fail(e); }) {
+  size_t max_events =
+      options_.max_events != 0 ? options_.max_events : env_.default_max_events;
+  max_events_ = std::to_string(std::max<size_t>(max_events, 1));
+  max_age_ms_ = std::to_string(options_.max_age.count());
+}
+
+LinkImpl::~LinkImpl() {
+  state_ = State::kClosed;
+  if (env_.detach) env_.detach();
+  sink_ = nullptr;
+  event_del(down_event_);
+  evtimer_del(reconnect_timer_);
+  evtimer_del(connect_timer_);
+  Status cancelled = CancelledError("redis link closed");
+  cmd_.Close(cancelled);  // pending callbacks queue their completions
+  sub_.Close(cancelled);
+  topics_.clear();
+  while (!completions_.empty()) {
+    std::function<void()> fn = std::move(completions_.front());
+    completions_.pop_front();
+    fn();
+  }
+  event_free(down_event_);
+  event_free(flush_event_);
+  event_free(reconnect_timer_);
+  event_free(connect_timer_);
+}
+
+void LinkImpl::Start(BackendSink* sink) {
+  if (state_ != State::kIdle) return;
+  sink_ = sink;
+  Connect();
+}
+
+LinkStats LinkImpl::stats() const {
+  LinkStats s = stats_;
+  s.last_error = last_error_;
+  return s;
+}
+
+// ---- Connection life -------------------------------------------------------
+
+void LinkImpl::Connect() {
+  state_ = State::kConnecting;
+  ++conn_gen_;
+  cmd_ready_ = sub_ready_ = false;
+  Status s = cmd_.Open(address_);
+  if (s.ok()) s = sub_.Open(address_);
+  if (!s.ok()) return Fail(s.message());
+  Handshake(cmd_, true);
+  Handshake(sub_, false);
+  timeval tv = ToTimeval(options_.connect_timeout);
+  evtimer_add(connect_timer_, &tv);
+}
+
+// Handshake pipelines what a connection needs before use: AUTH, SELECT and
+// the scripts on the command connection, AUTH and a PING on the subscriber
+// (PING is fine there only before the first SUBSCRIBE). The last reply
+// makes the connection ready; any error reply fails the link.
+void LinkImpl::Handshake(Conn& conn, bool commands) {
+  std::vector<std::vector<std::string>> steps;
+  if (!options_.password.empty()) {
+    if (options_.username.empty()) {
+      steps.push_back({"AUTH", options_.password});
+    } else {
+      steps.push_back({"AUTH", options_.username, options_.password});
+    }
+  }
+  if (commands) {
+    if (options_.database != 0) {
+      steps.push_back({"SELECT", std::to_string(options_.database)});
+    }
+    steps.push_back({"SCRIPT", "LOAD", kPublishScript});
+    steps.push_back({"SCRIPT", "LOAD", kFetchScript});
+  } else {
+    steps.push_back({"PING"});
+  }
+  uint64_t gen = conn_gen_;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::string what = steps[i][0];
+    std::string* sha = nullptr;
+    if (what == "SCRIPT") {
+      what = "SCRIPT LOAD";
+      sha = steps[i][2] == kPublishScript ? &publish_sha_ : &fetch_sha_;
+    }
+    bool last = i + 1 == steps.size();
+    std::vector<std::string_view> argv(steps[i].begin(), steps[i].end());
+    conn.Command(argv, [this, gen, what, sha, last, commands](redisReply* r,
+                                                              const Status&) {
+      // A lost connection is reported by Conn (through Fail).
+      if (r == nullptr || gen != conn_gen_ || state_ != State::kConnecting) {
+        return;
+      }
+      if (r->type == REDIS_REPLY_ERROR) {
+        return Fail(what + " failed: " + std::string(r->str, r->len));
+      }
+      if (sha != nullptr) sha->assign(r->str, r->len);
+      if (last) ConnReady(commands);
+    });
+  }
+}
+
+void LinkImpl::ConnReady(bool commands) {
+  (commands ? cmd_ready_ : sub_ready_) = true;
+  if (!cmd_ready_ || !sub_ready_) return;
+  evtimer_del(connect_timer_);
+  state_ = State::kReady;
+  stats_.connected = true;
+  if (ever_ready_) ++stats_.reconnects;
+  ever_ready_ = true;
+  attempt_ = 0;
+  Log("redis: connected to " + address_.text);
+  std::vector<std::string> channels;
+  for (auto& [name, t] : topics_) {
+    if (!t.watched) continue;
+    t.subscribed = true;
+    ++t.awaiting;
+    channels.push_back(Key(name, 'c'));
+  }
+  if (!channels.empty() && !SendSubscription("SUBSCRIBE", channels)) return;
+  MaybeReportUp();
+}
+
+// Fail marks the link down at once (publishes fail fast from here on) and
+// defers the teardown: it may run inside a callback of the very context
+// that failed, which hiredis must be left to unwind.
+void LinkImpl::Fail(const std::string& error) {
+  if (state_ != State::kConnecting && state_ != State::kReady) return;
+  if (error != last_error_ || state_ == State::kReady) {
+    Log("redis: link down: " + error);
+  }
+  state_ = State::kDown;
+  last_error_ = error;
+  event_active(down_event_, EV_TIMEOUT, 0);
+}
+
+void LinkImpl::GoDown() {
+  if (state_ != State::kDown) return;
+  evtimer_del(connect_timer_);
+  stats_.connected = false;
+  cmd_ready_ = sub_ready_ = false;
+  Status failure = UnavailableError(DownMessage());
+  cmd_.Close(failure);
+  sub_.Close(failure);
+  for (auto it = topics_.begin(); it != topics_.end();) {
+    Topic& t = it->second;
+    if (!t.watched) {
+      it = topics_.erase(it);
+      continue;
+    }
+    t.subscribed = false;
+    t.awaiting = 0;
+    t.live = false;
+    t.overflow = false;
+    t.held.clear();
+    ++t.gen;
+    ++it;
+  }
+  ScheduleReconnect();
+  if (reported_up_) {
+    reported_up_ = false;
+    sink_->LinkChanged(false);
+  }
+}
+
+void LinkImpl::ScheduleReconnect() {
+  int64_t lo = options_.reconnect_min.count();
+  int64_t hi = options_.reconnect_max.count();
+  int64_t delay = lo;
+  for (int i = 0; i < attempt_ && delay < hi; ++i) delay *= 2;
+  delay = std::min(delay, hi);
+  // Jitter: nodes that lost the same Redis do not all come back at once.
+  std::uniform_int_distribution<int64_t> jitter(std::max<int64_t>(delay / 2, 1),
+                                                std::max<int64_t>(delay, 1));
+  delay = jitter(rng_);
+  ++attempt_;
+  timeval tv = ToTimeval(Millis(delay));
+  evtimer_add(reconnect_timer_, &tv);
+}
+
+void LinkImpl::OnDownEvent(evutil_socket_t, short, void* arg) {
+  static_cast<LinkImpl*>(arg)->GoDown();
+}
+
+void LinkImpl::OnReconnectTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<LinkImpl*>(arg);
+  if (self->state_ == State::kDown) self->Connect();
+}
+
+void LinkImpl::OnConnectTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<LinkImpl*>(arg);
+  if (self->state_ != State::kConnecting) return;
+  self->Fail("connect to " + self->address_.text + " timed out after " +
+             std::to_string(self->options_.connect_timeout.count()) + " ms");
+}
+
+void LinkImpl::OnFlushEvent(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<LinkImpl*>(arg);
+  std::deque<std::function<void()>> batch;
+  batch.swap(self->completions_);
+  for (auto& fn : batch) fn();
+}
+
+// ---- Publish and Fetch -----------------------------------------------------
+
+void LinkImpl::Publish(const std::string& topic, std::string_view type,
+                       std::string_view data, PublishDone done) {
+  if (state_ == State::kClosed) {
+    Defer([done] { done(CancelledError("redis link closed"), 0, {}); });
+    return;
+  }
+  if (state_ != State::kReady) {
+    ++stats_.publish_errors;
+    Defer([done, s = UnavailableError(DownMessage())] { done(s, 0, {}); });
+    return;
+  }
+  auto job = std::make_shared<PublishJob>();
+  job->topic = topic;
+  job->type.assign(type);
+  job->data.assign(data);
+  job->done = std::move(done);
+  SendPublish(std::move(job));
+}
+
+void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
+  std::string stream = Key(job->topic, 's');
+  std::string channel = Key(job->topic, 'c');
+  std::string epoch_key = Key(job->topic, 'e');
+  std::string epoch = NewEpoch();
+  std::vector<std::string_view> argv{
+      job->eval ? "EVAL" : "EVALSHA",
+      job->eval ? std::string_view(kPublishScript) : publish_sha_,
+      "3",
+      stream,
+      channel,
+      epoch_key,
+      max_events_,
+      max_age_ms_,
+      job->type,
+      job->data,
+      epoch};
+  cmd_.Command(argv, [this, job](redisReply* r, const Status& failure) {
+    if (r == nullptr) {
+      ++stats_.publish_errors;
+      Defer([job, failure] { job->done(failure, 0, {}); });
+      return;
+    }
+    if (IsNoScript(r) && !job->eval) {
+      // The server lost its script cache (restart, SCRIPT FLUSH): EVAL
+      // sends the text once and caches it again.
+      job->eval = true;
+      return SendPublish(job);
+    }
+    Result<PublishReply> reply = ParsePublishReply(r);
+    if (!reply.ok()) {
+      ++stats_.publish_errors;
+      return job->done(reply.status(), 0, {});
+    }
+    job->done(Status::Ok(), reply->epoch, reply->id);
+  });
+}
+
+void LinkImpl::Fetch(const std::string& topic, Position after, Position until,
+                     size_t limit, FetchDone done) {
+  if (state_ == State::kClosed) {
+    Defer([done] { done(CancelledError("redis link closed")); });
+    return;
+  }
+  if (state_ != State::kReady) {
+    Defer([done, s = UnavailableError(DownMessage())] { done(s); });
+    return;
+  }
+  ++stats_.replay_fetches;
+  // One entry past the limit tells whether there is more. An empty range
+  // reads no entries (and "(<max id>" would be an error).
+  size_t want = std::min(limit, kMaxFetch);
+  size_t count = after < until ? want + 1 : 0;
+  RunFetch(topic, after, until, count,
+           [this, after, want, done](Result<FetchReply> r, bool lost) {
+             if (lost) {
+               Defer([done, s = r.status()] { done(s); });
+               return;
+             }
+             if (!r.ok()) return done(r.status());
+             FetchResult out;
+             out.epoch = r->epoch;
+             out.trimmed = r->epoch != 0 && r->Lost(after);
+             out.events = std::move(r->events);
+             if (out.events.size() > want) {
+               out.more = true;
+               out.events.resize(want);
+             }
+             done(std::move(out));
+           });
+}
+
+void LinkImpl::RunFetch(const std::string& topic, Position after,
+                        Position until, size_t count, FetchFn fn, bool eval) {
+  std::string stream = Key(topic, 's');
+  std::string epoch_key = Key(topic, 'e');
+  std::string from = FormatStreamId(after);
+  std::string to = FormatStreamId(until);
+  std::string n = std::to_string(count);
+  std::string epoch = NewEpoch();
+  std::vector<std::string_view> argv{
+      eval ? "EVAL" : "EVALSHA",
+      eval ? std::string_view(kFetchScript) : fetch_sha_,
+      "2",
+      stream,
+      epoch_key,
+      from,
+      to,
+      n,
+      epoch};
+  cmd_.Command(argv, [this, topic, after, until, count, fn = std::move(fn),
+                      eval](redisReply* r, const Status& failure) mutable {
+    if (r == nullptr) return fn(failure, true);
+    if (IsNoScript(r) && !eval) {
+      return RunFetch(topic, after, until, count, std::move(fn), true);
+    }
+    fn(ParseFetchReply(r), false);
+  });
+}
+
+// ---- Helpers ---------------------------------------------------------------
+
+void LinkImpl::Defer(std::function<void()> fn) {
+  completions_.push_back(std::move(fn));
+  if (state_ != State::kClosed) event_active(flush_event_, EV_TIMEOUT, 0);
+}
+
+void LinkImpl::Log(const std::string& line) {
+  if (env_.log) env_.log(line);
+}
+
+std::string LinkImpl::NewEpoch() {
+  // 48 random bits: at most 10 base-36 digits on every id.
+  uint64_t v = rng_() >> 16;
+  return FormatEpoch(v == 0 ? 1 : v);
+}
+
+std::string LinkImpl::DownMessage() const {
+  return "redis link down (" +
+         (last_error_.empty() ? std::string("not connected yet")
+                              : last_error_) +
+         ")";
+}
+
+Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
+                                              RedisOptions options) {
+  if (env.base == nullptr) {
+    return InvalidArgumentError("redis: the link needs an event_base");
+  }
+  Result<Address> address = ParseAddress(options.address);
+  if (!address.ok()) return address.status();
+  if (options.database < 0) {
+    return InvalidArgumentError(
+        "redis: database " + std::to_string(options.database) + " is negative");
+  }
+  if (!options.username.empty() && options.password.empty()) {
+    return InvalidArgumentError("redis: a username needs a password");
+  }
+  if (options.connect_timeout.count() <= 0 ||
+      options.command_timeout.count() <= 0) {
+    return InvalidArgumentError(
+        "redis: connect_timeout and command_timeout must be positive");
+  }
+  if (options.reconnect_min.count() <= 0 ||
+      options.reconnect_max < options.reconnect_min) {
+    return InvalidArgumentError(
+        "redis: reconnect_min must be positive and at most reconnect_max");
+  }
+  if (options.max_age.count() < 0) {
+    return InvalidArgumentError("redis: max_age is negative");
+  }
+  return std::unique_ptr<BackendLink>(new LinkImpl(
+      std::move(env), std::move(options), std::move(address).value()));
+}
+
+}  // namespace evsse::redis

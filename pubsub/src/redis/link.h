@@ -1,0 +1,52 @@
+// The Redis link behind evsse::redis::Attach, constructible without a Hub
+// (tests drive it with their own BackendSink). Loop thread only.
+#ifndef EVSSE_REDIS_LINK_H_
+#define EVSSE_REDIS_LINK_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "evsse/backend.h"
+#include "evsse/redis.h"
+#include "evsse/status.h"
+
+struct event_base;
+
+namespace evsse::redis {
+
+// BackendLink is a Link that is also the Hub's Backend.
+//
+// Callbacks: every PublishDone and FetchDone fires exactly once, on the
+// loop thread, never inside the Publish or Fetch call that took it:
+// failures for a link that is down (kUnavailable) or that was destroyed
+// (kCancelled, from the destructor) are deferred to the loop.
+// Re-entrancy: the BackendSink may call Publish, Fetch, Watch and Unwatch
+// from inside its calls; it must not destroy the link there.
+class BackendLink : public Link, public Backend {
+ public:
+  // Start connects and reports to `sink` (not owned, outlives the link)
+  // from then on. Once.
+  virtual void Start(BackendSink* sink) = 0;
+};
+
+struct LinkEnv {
+  event_base* base = nullptr;  // not owned; outlives the link
+  // detach, when set, runs first thing in the link's destructor (Attach
+  // makes it Hub::AttachBackend(nullptr)).
+  std::function<void()> detach;
+  // log receives one line per state change (connected, link down and why,
+  // AUTH failures). May be empty.
+  std::function<void(std::string_view line)> log;
+  // The stream length when RedisOptions::max_events is 0.
+  size_t default_max_events = 1000;
+};
+
+// MakeLink checks `options` and makes an unstarted link.
+Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
+                                              RedisOptions options);
+
+}  // namespace evsse::redis
+
+#endif  // EVSSE_REDIS_LINK_H_

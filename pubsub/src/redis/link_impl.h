@@ -1,0 +1,157 @@
+// LinkImpl: the BackendLink of link.h. Its connection life, Publish and
+// Fetch are in link.cc; watching topics (subscriptions, syncs, back-fills)
+// is in sync.cc. Loop thread only.
+#ifndef EVSSE_REDIS_LINK_IMPL_H_
+#define EVSSE_REDIS_LINK_IMPL_H_
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "address.h"
+#include "conn.h"
+#include "link.h"
+#include "reply.h"
+
+namespace evsse::redis {
+
+class LinkImpl final : public BackendLink {
+ public:
+  using Position = pubsub::Position;
+
+  LinkImpl(LinkEnv env, RedisOptions options, Address address);
+  ~LinkImpl() override;
+
+  void Start(BackendSink* sink) override;
+  LinkStats stats() const override;
+
+  void Publish(const std::string& topic, std::string_view type,
+               std::string_view data, PublishDone done) override;
+  void Watch(const std::string& topic) override;
+  void Unwatch(const std::string& topic) override;
+  void Fetch(const std::string& topic, Position after, Position until,
+             size_t limit, FetchDone done) override;
+
+ private:
+  static constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  static constexpr Position kEnd{kMax, kMax};
+  // A back-fill reads the stream in pages of this many entries.
+  static constexpr size_t kBackfillPage = 1000;
+  // Live messages held per topic while it syncs; past this they are
+  // dropped and read back from the stream instead.
+  static constexpr size_t kMaxHeld = 10000;
+  static constexpr size_t kChannelsPerCommand = 256;
+  // The most entries one Fetch returns, whatever its limit (`more` is set).
+  static constexpr size_t kMaxFetch = 100000;
+
+  enum class State { kIdle, kConnecting, kReady, kDown, kClosed };
+
+  // Topic: one watched topic (or one whose UNSUBSCRIBE is unconfirmed).
+  struct Topic {
+    bool watched = false;
+    bool subscribed = false;   // SUBSCRIBE sent on the current connection
+    int awaiting = 0;          // (un)subscribe confirmations still to come
+    bool live = false;         // synced: messages go straight to Deliver
+    bool synced_once = false;  // since Watch: a re-sync back-fills
+    bool overflow = false;     // held messages were dropped
+    uint64_t gen = 0;  // bumped by every (un)watch and sync; stale replies
+                       // carry an older one
+    uint64_t last_epoch = 0;  // the newest position delivered or synced
+    Position last;
+    std::vector<std::pair<uint64_t, StoredEvent>> held;
+  };
+
+  struct PublishJob {
+    std::string topic;
+    std::string type;
+    std::string data;
+    PublishDone done;
+    bool eval = false;
+  };
+  // FetchFn: the decoded reply; `lost` when the connection went away
+  // (the status says why).
+  using FetchFn = std::function<void(Result<FetchReply> reply, bool lost)>;
+
+  // Connection life.
+  void Connect();
+  void Handshake(Conn& conn, bool commands);
+  void ConnReady(bool commands);
+  void Fail(const std::string& error);
+  void GoDown();
+  void ScheduleReconnect();
+  static void OnDownEvent(evutil_socket_t, short, void* arg);
+  static void OnReconnectTimer(evutil_socket_t, short, void* arg);
+  static void OnConnectTimer(evutil_socket_t, short, void* arg);
+  static void OnFlushEvent(evutil_socket_t, short, void* arg);
+
+  // Scripts.
+  void SendPublish(std::shared_ptr<PublishJob> job);
+  void RunFetch(const std::string& topic, Position after, Position until,
+                size_t count, FetchFn fn, bool eval = false);
+
+  // Topics.
+  std::string Key(const std::string& topic, char kind) const;
+  bool TopicOf(std::string_view channel, std::string* topic) const;
+  bool SendSubscription(std::string_view verb,
+                        const std::vector<std::string>& channels);
+  static void OnSubReply(redisAsyncContext* ac, void* reply, void* privdata);
+  void OnConfirm(const std::string& name, bool subscribed);
+  void OnMessage(const std::string& name, std::string_view payload);
+  void BeginSync(const std::string& name);
+  void Backfill(const std::string& name, uint64_t gen, uint64_t known_epoch,
+                Position after, Position from);
+  void FinishSync(const std::string& name, uint64_t epoch, Position from);
+  void SyncFailed(const std::string& name, const Status& status);
+  Topic* Current(const std::string& name, uint64_t gen, uint64_t conn_gen);
+  void DeliverOne(const std::string& name, Topic& t, uint64_t epoch,
+                  const StoredEvent& event);
+  void MaybeReportUp();
+
+  void Defer(std::function<void()> fn);
+  void Log(const std::string& line);
+  std::string NewEpoch();
+  std::string DownMessage() const;
+
+  LinkEnv env_;
+  RedisOptions options_;
+  Address address_;
+  std::string max_events_;  // ARGV of the publish script
+  std::string max_age_ms_;
+  BackendSink* sink_ = nullptr;
+  State state_ = State::kIdle;
+  uint64_t conn_gen_ = 0;  // bumped by every connect
+  bool cmd_ready_ = false;
+  bool sub_ready_ = false;
+  bool ever_ready_ = false;
+  bool reported_up_ = false;
+  int attempt_ = 0;
+  std::string publish_sha_;
+  std::string fetch_sha_;
+  std::string last_error_;
+  LinkStats stats_;
+  std::unordered_map<std::string, Topic> topics_;
+  std::deque<std::function<void()>> completions_;
+  std::mt19937_64 rng_;
+  event* down_event_;
+  event* flush_event_;
+  event* reconnect_timer_;
+  event* connect_timer_;
+  Conn cmd_;  // scripts and reads
+  Conn sub_;  // SUBSCRIBE and UNSUBSCRIBE only
+};
+
+}  // namespace evsse::redis
+
+#endif  // EVSSE_REDIS_LINK_IMPL_H_

@@ -1,0 +1,241 @@
+#include "redis_fixture.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace evsse::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string MakeTempDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp";
+  // Unix socket paths are short (108 bytes): keep the dir name short too.
+  if (base.size() > 60) base = "/tmp";
+  std::string templ = base + "/evsse-redis-XXXXXX";
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) return "";
+  return buf.data();
+}
+
+}  // namespace
+
+int FreeTcpPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sa.sin_port = 0;
+  socklen_t len = sizeof sa;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
+    port = ntohs(sa.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+RedisServer::RedisServer(Options options) : options_(std::move(options)) {
+  // hiredis 0.14 writes with write(2): a server that dies with a command
+  // in flight raises SIGPIPE, which applications ignore (as for evhttp).
+  std::signal(SIGPIPE, SIG_IGN);
+  dir_ = MakeTempDir();
+  socket_ = dir_ + "/redis.sock";
+  if (options_.tcp) port_ = FreeTcpPort();
+}
+
+RedisServer::~RedisServer() {
+  Stop();
+  if (!dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+}
+
+std::string RedisServer::address() const {
+  if (options_.tcp) return "127.0.0.1:" + std::to_string(port_);
+  return "unix:" + socket_;
+}
+
+::testing::AssertionResult RedisServer::Start() {
+  if (dir_.empty()) return ::testing::AssertionFailure() << "no temp dir";
+  if (pid_ > 0) return ::testing::AssertionSuccess();
+  std::vector<std::string> args{"redis-server"};
+  if (options_.tcp) {
+    args.insert(args.end(),
+                {"--port", std::to_string(port_), "--bind", "127.0.0.1"});
+  } else {
+    args.insert(args.end(), {"--port", "0", "--unixsocket", socket_,
+                             "--unixsocketperm", "700"});
+  }
+  args.insert(args.end(),
+              {"--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize",
+               "no", "--logfile", dir_ + "/redis.log"});
+  if (!options_.password.empty()) {
+    args.insert(args.end(), {"--requirepass", options_.password});
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  std::string out = dir_ + "/stdout.log";
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, "redis-server", &actions, nullptr, argv.data(),
+                        environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    return ::testing::AssertionFailure()
+           << "posix_spawnp(redis-server): " << strerror(rc);
+  }
+  pid_ = pid;
+  paused_ = false;
+
+  // Ready means it answers: PONG, or NOAUTH when it wants a password.
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return ::testing::AssertionFailure()
+             << "redis-server exited at start; log:\n"
+             << LogTail();
+    }
+    if (redisContext* c = ConnectSync(200)) {
+      auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+      bool ok = r != nullptr &&
+                ((r->type == REDIS_REPLY_STATUS &&
+                  std::string(r->str, r->len) == "PONG") ||
+                 (r->type == REDIS_REPLY_ERROR &&
+                  std::string(r->str, r->len).rfind("NOAUTH", 0) == 0));
+      if (r != nullptr) freeReplyObject(r);
+      redisFree(c);
+      if (ok) return ::testing::AssertionSuccess();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  Stop();
+  return ::testing::AssertionFailure()
+         << "redis-server did not answer PING; log:\n"
+         << LogTail();
+}
+
+void RedisServer::Stop(bool save) {
+  if (pid_ <= 0) return;
+  if (paused_) Resume();
+  if (save) {
+    ReplyPtr r = Command({"SAVE"});
+    EXPECT_TRUE(r != nullptr && r->type == REDIS_REPLY_STATUS) << "SAVE failed";
+  }
+  kill(pid_, SIGTERM);
+  int status = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  pid_ = -1;
+  // A stale socket file would make the next Start's readiness probe lie.
+  if (!options_.tcp) unlink(socket_.c_str());
+}
+
+::testing::AssertionResult RedisServer::Restart(bool save) {
+  Stop(save);
+  return Start();
+}
+
+void RedisServer::Pause() {
+  if (pid_ > 0 && !paused_) {
+    kill(pid_, SIGSTOP);
+    paused_ = true;
+  }
+}
+
+void RedisServer::Resume() {
+  if (pid_ > 0 && paused_) {
+    kill(pid_, SIGCONT);
+    paused_ = false;
+  }
+}
+
+redisContext* RedisServer::ConnectSync(int timeout_ms) const {
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  redisContext* c = options_.tcp
+                        ? redisConnectWithTimeout("127.0.0.1", port_, tv)
+                        : redisConnectUnixWithTimeout(socket_.c_str(), tv);
+  if (c == nullptr) return nullptr;
+  if (c->err != 0) {
+    redisFree(c);
+    return nullptr;
+  }
+  timeval io{5, 0};
+  redisSetTimeout(c, io);
+  return c;
+}
+
+ReplyPtr RedisServer::Command(const std::vector<std::string>& argv) const {
+  if (pid_ <= 0) return nullptr;
+  redisContext* c = ConnectSync(2000);
+  if (c == nullptr) return nullptr;
+  if (!options_.password.empty()) {
+    auto* r = static_cast<redisReply*>(redisCommand(
+        c, "AUTH %b", options_.password.data(), options_.password.size()));
+    if (r != nullptr) freeReplyObject(r);
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const std::string& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(redisCommandArgv(
+      c, static_cast<int>(args.size()), args.data(), lens.data()));
+  redisFree(c);
+  return ReplyPtr(r);
+}
+
+std::string RedisServer::LogTail() const {
+  std::ifstream in(dir_ + "/redis.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  std::ifstream out(dir_ + "/stdout.log");
+  std::stringstream so;
+  so << out.rdbuf();
+  s += so.str();
+  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+}
+
+}  // namespace evsse::testing

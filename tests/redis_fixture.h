@@ -1,0 +1,80 @@
+// Test support: a private redis-server per test. It runs in its own temp
+// dir, on a unix socket (or a free TCP port on 127.0.0.1), persists nothing
+// unless asked, and is stopped by pid (never by name): tests never touch a
+// Redis they did not start, nor assume port 6379. Creating one makes the
+// process ignore SIGPIPE, as an application using evsse::redis must.
+#ifndef EVSSE_TESTS_REDIS_FIXTURE_H_
+#define EVSSE_TESTS_REDIS_FIXTURE_H_
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace evsse::testing {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const {
+    if (r != nullptr) freeReplyObject(r);
+  }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisServer {
+ public:
+  struct Options {
+    bool tcp = false;      // a free port on 127.0.0.1 instead of a socket
+    std::string password;  // --requirepass
+  };
+
+  RedisServer() : RedisServer(Options{}) {}
+  explicit RedisServer(Options options);
+  ~RedisServer();  // Stop, then removes the dir
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  // Start spawns redis-server (posix_spawnp) and waits until it answers
+  // PING (a socket file alone is no proof that it listens). Restarts reuse
+  // the dir, socket path and port, and load dump.rdb if Stop saved one.
+  ::testing::AssertionResult Start();
+  // Stop resumes a paused server, SIGTERMs it and waits for it. With
+  // `save`, a SAVE first keeps the data for the next Start.
+  void Stop(bool save = false);
+  ::testing::AssertionResult Restart(bool save = false);
+  // Pause and Resume: SIGSTOP / SIGCONT (a hung server).
+  void Pause();
+  void Resume();
+
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_; }
+  // address: "unix:<dir>/redis.sock" or "127.0.0.1:<port>".
+  std::string address() const;
+
+  // Command runs one command on a new synchronous connection (AUTH first
+  // when there is a password); nullptr when the server cannot be reached.
+  ReplyPtr Command(const std::vector<std::string>& argv) const;
+
+ private:
+  redisContext* ConnectSync(int timeout_ms) const;
+  std::string LogTail() const;
+
+  Options options_;
+  std::string dir_;
+  std::string socket_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool paused_ = false;
+};
+
+// FreeTcpPort returns a port on 127.0.0.1 that nothing listened on a moment
+// ago (bind to port 0 and read it back).
+int FreeTcpPort();
+
+}  // namespace evsse::testing
+
+#endif  // EVSSE_TESTS_REDIS_FIXTURE_H_

@@ -1,7 +1,10 @@
 // evhtp_hello: the smallest embedding of evsse into an existing libevhtp
 // server, on the in-process broker.
 //
-//   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
+//   evhtp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
+//
+// With --redis, several of them on one Redis form one multi-node service:
+// publish on any node, receive and resume on every node.
 //
 //   curl -N 'http://127.0.0.1:8080/events?topic=news'
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
@@ -13,11 +16,13 @@
 #include <evhtp/evhtp.h>
 #include <evsse/evhtp.h>
 #include <evsse/hub.h>
+#include <evsse/redis.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 namespace {
@@ -57,7 +62,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token;
+  std::string bind = "127.0.0.1", token, redis;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--port" && i + 1 < argc)
@@ -66,8 +71,12 @@ int main(int argc, char** argv) {
       bind = argv[++i];
     else if (a == "--token" && i + 1 < argc)
       token = argv[++i];
+    else if (a == "--redis" && i + 1 < argc)
+      redis = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--port N] [--bind ADDR] [--token T]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--port N] [--bind ADDR] [--token T] [--redis "
+                   "HOST:PORT]\n",
                    argv[0]);
       return 2;
     }
@@ -99,6 +108,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   s.hub = hub->get();
+  // Optional: several nodes on one Redis behave as one.
+  std::unique_ptr<evsse::redis::Link> link;
+  if (!redis.empty()) {
+    evsse::redis::RedisOptions ro;
+    ro.address = redis;
+    auto attached = evsse::redis::Attach(s.hub, ro);
+    if (!attached.ok()) {
+      std::fprintf(stderr, "%s: --redis: %s\n", argv[0],
+                   attached.status().ToString().c_str());
+      return 2;
+    }
+    link = std::move(attached).value();
+  }
   evsse::PublishOptions publish;
   publish.bearer_token = token;
   publish.allow_unauthenticated = token.empty();
@@ -118,6 +140,7 @@ int main(int argc, char** argv) {
   event_base_dispatch(s.base);
 
   for (event* e : signals) event_free(e);
+  link.reset();  // the Redis link goes before the Hub
   hub->reset();  // the streams have ended: nothing reaches it any more
   evhtp_free(s.htp);
   event_base_free(s.base);

@@ -142,6 +142,11 @@ class FakeBackend final : public Backend {
   }
 
   size_t watched() const { return watched_.size(); }
+  BackendStats backend_stats() const override {
+    BackendStats s;
+    s.up = up_;
+    return s;
+  }
 
  private:
   void Broadcast(const std::string& topic, uint64_t epoch,

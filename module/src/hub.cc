@@ -504,6 +504,14 @@ AuthDecision HubImpl::Authorize(const AuthHook& hook, const Request& request) {
 
 HubStats HubImpl::Stats() const {
   HubStats s = stats_;
+  if (Backend* b = backend_.load()) {
+    BackendStats bs = b->backend_stats();
+    s.backend_attached = true;
+    s.backend_up = bs.up;
+    s.backend_reconnects = bs.reconnects;
+    s.backend_backfilled_events = bs.backfilled_events;
+    s.backend_replay_fetches = bs.replay_fetches;
+  }
   s.topics = topics_.size();
   s.history_events = 0;
   for (auto& [name, t] : topics_) s.history_events += t->history.size();
@@ -599,6 +607,7 @@ BackendSink* Hub::AttachBackend(Backend* backend) {
 }
 
 event_base* Hub::base() const { return impl_->base(); }
+const HubOptions& Hub::options() const { return impl_->options(); }
 uint64_t Hub::epoch() const { return impl_->epoch(); }
 
 }  // namespace evsse

@@ -54,9 +54,20 @@ class BackendSink {
   virtual void LinkChanged(bool up) = 0;
 };
 
+// BackendStats: the store link's state, shown in the Hub's stats.
+struct BackendStats {
+  bool up = false;
+  uint64_t reconnects = 0;
+  uint64_t backfilled_events = 0;
+  uint64_t publish_errors = 0;
+  uint64_t replay_fetches = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
+
+  virtual BackendStats backend_stats() const = 0;
 
   using PublishDone =
       std::function<void(Status status, uint64_t epoch, pubsub::Position)>;

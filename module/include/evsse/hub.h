@@ -70,6 +70,12 @@ struct HubStats {
   uint64_t polls = 0;           // transport=poll requests answered
   uint64_t topics = 0;          // topics currently known
   uint64_t history_events = 0;  // events currently retained
+  // A shared store (evsse::redis), when one is attached.
+  bool backend_attached = false;
+  bool backend_up = false;
+  uint64_t backend_reconnects = 0;
+  uint64_t backend_backfilled_events = 0;
+  uint64_t backend_replay_fetches = 0;
 };
 
 class Hub {
@@ -119,6 +125,8 @@ class Hub {
   BackendSink* AttachBackend(Backend* backend);
 
   HubStats stats() const;
+  // options returns the options the Hub was created with (loop thread).
+  const HubOptions& options() const;
   event_base* base() const;
   // epoch names this Hub's history in ids (base 36 in the text form).
   uint64_t epoch() const;

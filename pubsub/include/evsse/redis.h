@@ -20,6 +20,15 @@
 // <prefix>{<topic>}:e the stream's epoch.
 //
 // Threads: Attach, Detach and the Link belong to the Hub's loop thread.
+//
+// SIGPIPE must be ignored (signal(SIGPIPE, SIG_IGN)), as for evhttp:
+// hiredis writes with write(2), and a Redis that dies with a command in
+// flight would otherwise kill the process.
+//
+// Several nodes: start each with its own Hub on the same Redis (same
+// key_prefix). Keys are hash-tagged per topic, so both keys of a topic live
+// in one Redis Cluster slot; hiredis 0.14 has no cluster client, so a single
+// Redis (with replicas) is the tested deployment.
 #ifndef EVSSE_REDIS_H_
 #define EVSSE_REDIS_H_
 
@@ -69,7 +78,7 @@ Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
 
 // LinkStats: the state of a node's Redis link.
 struct LinkStats {
-  bool connected = false;       // commands and subscriptions both up
+  bool connected = false;  // commands and subscriptions both up
   uint64_t reconnects = 0;
   uint64_t backfilled_events = 0;
   uint64_t publish_errors = 0;

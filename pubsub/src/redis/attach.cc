@@ -14,9 +14,13 @@ Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options) {
   LinkEnv env;
   env.base = hub->base();
   env.detach = [hub] { (void)hub->AttachBackend(nullptr); };
-  // The Hub does not expose its options: the default history length stands
-  // in for a max_events of 0.
-  env.default_max_events = HubOptions().history_max_events;
+  // A max_events of 0 means the Hub's own history length.
+  env.default_max_events = hub->options().history_max_events;
+  if (LogHook log = hub->options().log) {
+    env.log = [log](std::string_view line) {
+      log(LogLevel::kWarning, std::string(line));
+    };
+  }
   Result<std::unique_ptr<BackendLink>> made =
       MakeLink(std::move(env), std::move(options));
   if (!made.ok()) return made.status();

@@ -76,6 +76,16 @@ LinkStats LinkImpl::stats() const {
   return s;
 }
 
+BackendStats LinkImpl::backend_stats() const {
+  BackendStats b;
+  b.up = stats_.connected;
+  b.reconnects = stats_.reconnects;
+  b.backfilled_events = stats_.backfilled_events;
+  b.publish_errors = stats_.publish_errors;
+  b.replay_fetches = stats_.replay_fetches;
+  return b;
+}
+
 // ---- Connection life -------------------------------------------------------
 
 void LinkImpl::Connect() {

@@ -36,6 +36,7 @@ class LinkImpl final : public BackendLink {
 
   void Start(BackendSink* sink) override;
   LinkStats stats() const override;
+  BackendStats backend_stats() const override;
 
   void Publish(const std::string& topic, std::string_view type,
                std::string_view data, PublishDone done) override;

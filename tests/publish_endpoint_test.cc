@@ -440,8 +440,10 @@ TEST_P(PublishEndpointTest, EndpointWithoutAuthenticationIsRefused) {
   EXPECT_FALSE(hub_->AddPublishEndpoint(no_body).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Adapters, PublishEndpointTest, EveryAdapter(), AdapterName);
-INSTANTIATE_TEST_SUITE_P(Adapters, PublishAuthTest, EveryAdapter(), AdapterName);
+INSTANTIATE_TEST_SUITE_P(Adapters, PublishEndpointTest, EveryAdapter(),
+                         AdapterName);
+INSTANTIATE_TEST_SUITE_P(Adapters, PublishAuthTest, EveryAdapter(),
+                         AdapterName);
 
 }  // namespace
 }  // namespace evsse::testing

@@ -1,0 +1,70 @@
+#include "loadgen_options.h"
+
+#include <cstdlib>
+
+namespace evsse::bench {
+
+const char kUsage[] =
+    "usage: evsse-loadgen --port P [--host 127.0.0.1] [--subscribers N]\n"
+    "  [--topics K] [--events M] [--rate R] [--size BYTES] [--server-pid PID]\n"
+    "  [--name S] [--timeout-s T] [--idle-only] [--resume] [--publishers C]\n"
+    "  [--pipeline D] [--connect-window W] [--settle-s S] [--idle-wait-s S]\n"
+    "  [--token T]\n";
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&](const char** v) {
+      if (i + 1 >= argc) return false;
+      *v = argv[++i];
+      return true;
+    };
+    const char* v = nullptr;
+    if (a == "--idle-only") {
+      o->idle_only = true;
+    } else if (a == "--resume") {
+      o->resume = true;
+    } else if (!next(&v)) {
+      return false;
+    } else if (a == "--host") {
+      o->host = v;
+    } else if (a == "--port") {
+      o->port = std::atoi(v);
+    } else if (a == "--subscribers") {
+      o->subscribers = std::strtoull(v, nullptr, 10);
+    } else if (a == "--topics") {
+      o->topics = std::strtoull(v, nullptr, 10);
+    } else if (a == "--events") {
+      o->events = std::strtoull(v, nullptr, 10);
+    } else if (a == "--rate") {
+      o->rate = std::atof(v);
+    } else if (a == "--size") {
+      o->size = std::strtoull(v, nullptr, 10);
+    } else if (a == "--server-pid") {
+      o->server_pid = static_cast<pid_t>(std::atoi(v));
+    } else if (a == "--name") {
+      o->name = v;
+    } else if (a == "--timeout-s") {
+      o->timeout_s = std::atof(v);
+    } else if (a == "--publishers") {
+      o->publishers = std::strtoull(v, nullptr, 10);
+    } else if (a == "--pipeline") {
+      o->pipeline = std::strtoull(v, nullptr, 10);
+    } else if (a == "--connect-window") {
+      o->connect_window = std::strtoull(v, nullptr, 10);
+    } else if (a == "--settle-s") {
+      o->settle_s = std::atof(v);
+    } else if (a == "--idle-wait-s") {
+      o->idle_wait_s = std::atof(v);
+    } else if (a == "--token") {
+      o->token = v;
+    } else {
+      return false;
+    }
+  }
+  return o->port > 0 && o->topics > 0 && o->publishers > 0 && o->pipeline > 0 &&
+         o->connect_window > 0 && o->timeout_s > 0 && o->rate >= 0 &&
+         !(o->idle_only && o->resume) && (!o->resume || o->events > 0);
+}
+
+}  // namespace evsse::bench

@@ -1,0 +1,42 @@
+// Command-line options of evsse-loadgen.
+#ifndef EVSSE_BENCH_LOADGEN_OPTIONS_H_
+#define EVSSE_BENCH_LOADGEN_OPTIONS_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+
+namespace evsse::bench {
+
+// Options: see kUsage and bench/README.md for what each one does.
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  size_t subscribers = 100;
+  size_t topics = 1;
+  size_t events = 100;
+  double rate = 0;   // events/s; 0 = as fast as acknowledged
+  size_t size = 64;  // bytes of event data, padded
+  pid_t server_pid = 0;
+  std::string name = "scenario";
+  double timeout_s = 60;
+  bool idle_only = false;
+  bool resume = false;
+  size_t publishers = 1;        // publish connections
+  size_t pipeline = 4;          // requests in flight per publish connection
+  size_t connect_window = 100;  // handshakes in flight (the listen backlog)
+  double settle_s = 3;          // quiet time that ends a run with losses
+  double idle_wait_s = 2;       // --idle-only: wait before reading the RSS
+  std::string token;
+};
+
+extern const char kUsage[];
+
+// ParseArgs fills `o` from argv; false on an unknown or incomplete flag or
+// an inconsistent combination.
+bool ParseArgs(int argc, char** argv, Options* o);
+
+}  // namespace evsse::bench
+
+#endif  // EVSSE_BENCH_LOADGEN_OPTIONS_H_

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# run_fanout.sh: the fan-out benchmark of evsse against examples/evhttp_hello.
+#
+#   bash bench/run_fanout.sh [--smoke] [BUILD_DIR]      (BUILD_DIR: build/)
+#
+# Builds nothing. For each scenario it starts a fresh evhttp_hello on a free
+# loopback port (its fd limit raised to the hard limit), runs evsse-loadgen
+# with --server-pid, prints the loadgen's JSON line on stdout and stops the
+# server by its pid. Progress goes to stderr.
+#
+# --smoke: a tiny version for CI (a few seconds); exits non-zero unless every
+# line parses as JSON and shows no error, loss, duplicate, reordering, gap,
+# shed or failed subscriber.
+# Without --smoke: the full list (a few minutes); exits non-zero when a run
+# fails or prints something that is not JSON. Every run is bounded: the
+# loadgen's own --timeout-s, and coreutils `timeout` around it.
+set -u -o pipefail
+
+SMOKE=0
+BUILD=build
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) SMOKE=1 ;;
+    -h | --help)
+      sed -n '2,16p' "$0"
+      exit 0
+      ;;
+    -*)
+      echo "run_fanout.sh: unknown option $arg" >&2
+      exit 2
+      ;;
+    *) BUILD=$arg ;;
+  esac
+done
+
+HELLO=$BUILD/examples/evhttp_hello
+LOADGEN=$BUILD/bench/evsse-loadgen
+CODEC_CHECK=$BUILD/bench/evsse-bench-codec-check
+for bin in "$HELLO" "$LOADGEN"; do
+  if [[ ! -x $bin ]]; then
+    echo "run_fanout.sh: $bin not found; build $BUILD first" >&2
+    exit 2
+  fi
+done
+if ! command -v python3 >/dev/null; then
+  echo "run_fanout.sh: python3 is needed to check the JSON lines" >&2
+  exit 2
+fi
+
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/evsse-bench.XXXXXX")
+SERVER_PID=""
+PORT=""
+FAILED=0
+
+log() { echo "run_fanout: $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+start_server() {
+  PORT=$(free_port)
+  # The server inherits the raised limit; exec keeps $! its pid.
+  (
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    exec "$HELLO" --port "$PORT" --bind 127.0.0.1
+  ) 2>>"$LOG_DIR/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  log "evhttp_hello did not start on port $PORT (see $LOG_DIR/server.log)"
+  stop_server
+  return 1
+}
+
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  # SIGTERM drains streams over 5 s; with none open it exits at once.
+  for _ in $(seq 1 80); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "evhttp_hello $SERVER_PID did not stop; killing it"
+    kill -KILL "$SERVER_PID" 2>/dev/null
+  fi
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=""
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+# check_line JSON STRICT: the line must parse; STRICT also requires no
+# error, loss, duplicate, gap, shed or failed subscriber.
+check_line() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    j = json.loads(sys.argv[1])
+except ValueError as e:
+    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
+    sys.exit(1)
+bad = []
+if "error" in j:
+    bad.append("error=%s" % j["error"])
+if sys.argv[2] == "1":
+    for k in ("lost", "duplicated", "reordered", "gaps", "subscribers_shed",
+              "subscribers_failed", "subscribers_closed_by_server",
+              "publish_errors", "misrouted"):
+        if j.get(k, 0) != 0:
+            bad.append("%s=%s" % (k, j[k]))
+    if "lost" not in j or "duplicated" not in j:
+        bad.append("no lost/duplicated fields")
+if bad:
+    print("%s: %s" % (j.get("name", "?"), ", ".join(bad)), file=sys.stderr)
+    sys.exit(1)
+EOF
+}
+
+# shed_count JSON: subscribers the server shed in a run.
+shed_count() {
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("subscribers_shed", 0))' "$1" 2>/dev/null || echo 0
+}
+
+LAST_LINE=""
+# scenario NAME TIMEOUT_S LOADGEN_ARGS...: one run on a fresh server.
+scenario() {
+  local name=$1 limit=$2
+  shift 2
+  start_server || {
+    FAILED=1
+    return 1
+  }
+  log "$name: $*"
+  local out rc
+  out=$(timeout --kill-after=5 "$((limit + 15))" "$LOADGEN" --host 127.0.0.1 \
+    --port "$PORT" --server-pid "$SERVER_PID" --name "$name" \
+    --timeout-s "$limit" "$@")
+  rc=$?
+  stop_server
+  LAST_LINE=$out
+  if [[ -z $out ]]; then
+    out="{\"name\":\"$name\",\"error\":\"evsse-loadgen exited $rc without output\"}"
+  fi
+  echo "$out"
+  check_line "$out" "$SMOKE" || FAILED=1
+  if [[ $rc -ne 0 ]]; then
+    log "$name: evsse-loadgen exited $rc"
+    FAILED=1
+  fi
+  return 0
+}
+
+# ten_thousand NAME TIMEOUT ARGS...: a run with 10,000 subscribers; if the
+# server sheds some (HubOptions::max_connections defaults to 10,000), it is
+# reported and repeated with 9,900.
+ten_thousand() {
+  local name=$1 limit=$2
+  shift 2
+  scenario "$name" "$limit" --subscribers 10000 "$@"
+  local shed
+  shed=$(shed_count "$LAST_LINE")
+  if [[ $shed != 0 ]]; then
+    log "$name: the server shed $shed of 10,000 subscribers; again with 9,900"
+    scenario "${name}_9900" "$limit" --subscribers 9900 "$@"
+  fi
+}
+
+if [[ $SMOKE == 1 ]]; then
+  if [[ -x $CODEC_CHECK ]]; then
+    "$CODEC_CHECK" >&2 || FAILED=1
+  fi
+  scenario smoke_idle 20 --idle-only --subscribers 20 --idle-wait-s 0.2
+  scenario smoke_live 20 --subscribers 20 --topics 2 --events 50
+  scenario smoke_rate 20 --subscribers 20 --topics 1 --events 50 --rate 500
+  scenario smoke_topics 20 --subscribers 20 --topics 10 --events 50 \
+    --publishers 2
+  scenario smoke_resume 20 --resume --subscribers 10 --topics 1 --events 50
+else
+  ten_thousand idle_10k 60 --idle-only --idle-wait-s 2
+  scenario live_1k_200eps 150 --subscribers 1000 --topics 1 --events 2000 \
+    --rate 200
+  scenario max_1k 200 --subscribers 1000 --topics 1 --events 5000 --rate 0
+  ten_thousand fan_10k 150 --topics 1 --events 200 --rate 0
+  ten_thousand topics_1000x10 120 --topics 1000 --events 10000 --rate 0
+  # Replay: the example keeps HubOptions' default history of 1,000 events
+  # per topic, so 5,000 events on one topic outlive it (expect gap events);
+  # over 5 topics the same 5,000 events fit.
+  scenario replay_5000_1topic 60 --resume --subscribers 100 --topics 1 \
+    --events 5000
+  scenario replay_5000_5topics 60 --resume --subscribers 100 --topics 5 \
+    --events 5000
+  # The same maximum rate with 4 publish connections: the Hub then gets
+  # several events per loop turn and writes them to each socket at once.
+  scenario max_1k_4pub 200 --subscribers 1000 --topics 1 --events 5000 \
+    --rate 0 --publishers 4
+fi
+
+if [[ $FAILED != 0 ]]; then
+  log "FAILED (server log: $LOG_DIR/server.log)"
+  exit 1
+fi
+rm -rf "$LOG_DIR"
+log "ok"
+exit 0

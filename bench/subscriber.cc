@@ -1,0 +1,249 @@
+#include "subscriber.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace evsse::bench {
+namespace {
+
+// ParseField reads "<key>=<digits>" at the start of `s` (after spaces) and
+// advances past it. Returns false when it is not there.
+bool ParseField(std::string_view* s, char key, uint64_t* out) {
+  while (!s->empty() && s->front() == ' ') s->remove_prefix(1);
+  if (s->size() < 3 || (*s)[0] != key || (*s)[1] != '=') return false;
+  s->remove_prefix(2);
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s->size() && (*s)[i] >= '0' && (*s)[i] <= '9'; ++i)
+    v = v * 10 + static_cast<uint64_t>((*s)[i] - '0');
+  if (i == 0) return false;
+  s->remove_prefix(i);
+  *out = v;
+  return true;
+}
+
+// ParsePosition reads the position of an evsse id "<epoch>.<major>[-<minor>]"
+// (ids are opaque to clients; a benchmark may peek).
+bool ParsePosition(std::string_view id, uint64_t* major, uint64_t* minor) {
+  size_t dot = id.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  std::string_view p = id.substr(dot + 1);
+  uint64_t* out = major;
+  *major = *minor = 0;
+  bool digits = false;
+  for (char c : p) {
+    if (c == '-' && out == major && digits) {
+      out = minor;
+    } else if (c >= '0' && c <= '9') {
+      *out = *out * 10 + static_cast<uint64_t>(c - '0');
+      digits = true;
+    } else {
+      return false;
+    }
+  }
+  return digits;
+}
+
+constexpr size_t kReadBuffer = 64 * 1024;
+
+}  // namespace
+
+Subscriber::Subscriber(Loop* loop, Observer* observer, size_t index,
+                       size_t topic, size_t capacity)
+    : loop_(loop),
+      observer_(observer),
+      index_(index),
+      topic_(topic),
+      got_(capacity, false) {
+  parser_.on_event = [this](const StreamParser::Event& e) { OnEvent(e); };
+}
+
+Subscriber::~Subscriber() {
+  if (fd_ >= 0) CloseReset(fd_);
+}
+
+bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
+  request_ = request;
+  connect_ns_ = NowNs();
+  bool in_progress = false;
+  fd_ = OpenConnect(addr, &in_progress);
+  if (fd_ < 0) {
+    errno_ = errno;
+    state_ = State::kEnded;
+    outcome_ = Outcome::kConnectError;
+    return false;
+  }
+  state_ = State::kConnecting;
+  loop_->Add(fd_, in_progress ? EPOLLOUT : EPOLLIN, this);
+  if (!in_progress) WriteRequest();
+  return true;
+}
+
+void Subscriber::Close() {
+  if (fd_ < 0) return;
+  CloseReset(fd_);
+  fd_ = -1;
+  if (state_ != State::kEnded) {
+    state_ = State::kEnded;
+    outcome_ = Outcome::kClosedByUs;
+  }
+}
+
+void Subscriber::FinishConnect() {
+  if (int err = ConnectError(fd_); err != 0) {
+    errno_ = err;
+    End(Outcome::kConnectError);
+    return;
+  }
+  WriteRequest();
+}
+
+void Subscriber::WriteRequest() {
+  // A request of a few hundred bytes fits an empty socket buffer; a partial
+  // write keeps EPOLLOUT armed until the rest is out.
+  while (request_sent_ < request_->size()) {
+    ssize_t n = send(fd_, request_->data() + request_sent_,
+                     request_->size() - request_sent_, MSG_NOSIGNAL);
+    if (n > 0) {
+      request_sent_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      loop_->Modify(fd_, EPOLLOUT, this);
+      return;
+    }
+    errno_ = errno;
+    End(Outcome::kConnectError);
+    return;
+  }
+  state_ = State::kHead;
+  loop_->Modify(fd_, EPOLLIN, this);
+}
+
+void Subscriber::OnIo(uint32_t events) {
+  if (fd_ < 0) return;
+  if (state_ == State::kConnecting) {
+    if (request_sent_ == 0)
+      FinishConnect();
+    else
+      WriteRequest();
+    if (state_ != State::kHead) return;
+  }
+  static char buf[kReadBuffer];
+  for (;;) {
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) {
+      recv_ns_ = NowNs();
+      Consume(std::string_view(buf, static_cast<size_t>(n)));
+      if (fd_ < 0 || static_cast<size_t>(n) < sizeof buf) return;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    errno_ = n < 0 ? errno : 0;
+    End(state_ == State::kStreaming ? Outcome::kServerClosed
+                                    : Outcome::kProtocolError);
+    return;
+  }
+}
+
+void Subscriber::Consume(std::string_view bytes) {
+  if (state_ == State::kStreaming) {
+    ConsumeBody(bytes);
+    return;
+  }
+  size_t from = head_.size() < 3 ? 0 : head_.size() - 3;
+  head_.append(bytes.data(), bytes.size());
+  size_t end = FindHeadEnd(head_, from);
+  if (end == std::string_view::npos) {
+    if (head_.size() > 64 * 1024) End(Outcome::kProtocolError);
+    return;
+  }
+  ResponseHead h;
+  if (!ParseResponseHead(std::string_view(head_).substr(0, end), &h)) {
+    End(Outcome::kProtocolError);
+    return;
+  }
+  http_status_ = h.status;
+  if (h.status != 200) {
+    End(Outcome::kHttpError);
+    return;
+  }
+  if (!h.chunked) {
+    // evsse sheds an EventSource with 200, a retry hint and a close; a
+    // stream is always chunked on HTTP/1.1.
+    End(Outcome::kShed);
+    return;
+  }
+  state_ = State::kStreaming;
+  std::string rest = head_.substr(end);
+  head_.clear();
+  head_.shrink_to_fit();
+  if (!rest.empty()) ConsumeBody(rest);
+}
+
+void Subscriber::ConsumeBody(std::string_view bytes) {
+  bool first = true;
+  chunked_.Feed(bytes, [&](std::string_view piece) {
+    if (fd_ < 0 || piece.empty()) return;
+    if (first && !got_first_bytes_) {
+      got_first_bytes_ = true;
+      observer_->OnReady(this);
+    }
+    first = false;
+    if (!parser_.Feed(piece).ok()) End(Outcome::kProtocolError);
+  });
+  if (fd_ < 0) return;
+  if (!chunked_.ok())
+    End(Outcome::kProtocolError);
+  else if (chunked_.done())
+    End(Outcome::kServerClosed);
+}
+
+void Subscriber::OnEvent(const StreamParser::Event& e) {
+  if (e.type == "gap") {
+    gap_ = true;
+    observer_->OnGap(this);
+    return;
+  }
+  if (e.type != "message") return;
+  std::string_view d = e.data;
+  uint64_t seq = 0, topic = 0, sent = 0;
+  if (!ParseField(&d, 's', &seq) || !ParseField(&d, 'k', &topic) ||
+      !ParseField(&d, 't', &sent) || topic != topic_ || seq >= got_.size()) {
+    ++misrouted_;
+    return;
+  }
+  bool fresh = !got_[seq];
+  if (fresh) {
+    got_[seq] = true;
+    ++unique_;
+  } else {
+    ++duplicates_;
+  }
+  // Order is the server's: with several publish connections the
+  // generator's own sequence has no defined order across them.
+  uint64_t major = 0, minor = 0;
+  if (ParsePosition(e.last_event_id, &major, &minor)) {
+    if (major < last_major_ || (major == last_major_ && minor <= last_minor_))
+      ++reordered_;
+    else
+      last_major_ = major, last_minor_ = minor;
+  }
+  observer_->OnDelivery(this, seq, static_cast<int64_t>(sent), recv_ns_, fresh);
+}
+
+void Subscriber::End(Outcome outcome) {
+  if (fd_ >= 0) {
+    CloseReset(fd_);
+    fd_ = -1;
+  }
+  state_ = State::kEnded;
+  outcome_ = outcome;
+  observer_->OnEnded(this);
+}
+
+}  // namespace evsse::bench

@@ -1,0 +1,248 @@
+// evsse::conf: nginx-style configuration files for evsse servers.
+//
+// Syntax (the one nginx uses):
+//
+//   # a comment, to the end of the line
+//   log_level info;                          # directive value... ;
+//   server {                                 # a block
+//       listen 127.0.0.1:8080;
+//       endpoint subscribe /events {
+//           heartbeat 15s;
+//           cors_origins "https://app.example" 'https://b.example';
+//       }
+//       include conf.d/*.conf;               # relative to this file
+//   }
+//
+// Values: strings are bare words or single/double-quoted with the escapes
+// \" \' \\ \n \r \t; sizes are bytes or k/m/g (64k, 1m, 2g); durations take
+// a unit, ms/s/m/h/d (500ms, 15s, 2m, 1h), and a bare 0 means off; booleans
+// are on/off; counts are decimal.
+//
+// Two stages, both pure (no I/O besides reading files through an injectable
+// reader): Parse turns text into a tree of Nodes and expands `include`;
+// Build checks every node against the directive table (DirectiveTable) and
+// fills a ServerConfig. Every error is a Status whose message reads
+//
+//   <file>:<line>: directive "<name>": <problem> "<bad token>"
+//
+// (or `<file>:<line>: <problem>` for a stray "{", "}" or ";" that belongs to
+// no directive, and `cannot read "<file>": <reason>` for the first file).
+//
+// Nothing is ignored: an unknown directive, a directive in the wrong block,
+// a wrong argument count, a bad or out-of-range value, a duplicate, an
+// unterminated string or block, a missing ";", an unreadable file and an
+// include cycle are all errors. Secret values (tokens, passwords) are never
+// quoted in messages.
+//
+// Thread safety: pure functions over values; safe from any thread (the
+// default file reader uses the file system).
+#ifndef EVSSE_CONF_H_
+#define EVSSE_CONF_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "evsse/options.h"
+#include "evsse/redis.h"
+#include "evsse/status.h"
+
+namespace evsse::conf {
+
+// --- The configuration ------------------------------------------------------
+
+// EndpointKind is what an `endpoint KIND PATH { ... }` block serves.
+enum class EndpointKind {
+  kSubscribe,  // text/event-stream (evsse::evhttp::Mount)
+  kPublish,    // HTTP publish, body = data (evsse::evhttp::MountPublish)
+  kPoll,       // a subscribe endpoint for the polling fallback (poll is on)
+  kMetrics,    // Prometheus text, served by the application
+  kStatus,     // JSON status, served by the application
+};
+
+// EndpointKindName returns "subscribe", "publish", ... as written in files.
+const char* EndpointKindName(EndpointKind kind);
+
+struct HostPort {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 picks a free port
+};
+
+struct Endpoint {
+  EndpointKind kind = EndpointKind::kSubscribe;
+  std::string path;
+  StreamOptions stream;  // subscribe and poll
+  // publish. A publish endpoint needs bearer_token or allow_unauthenticated;
+  // Mount refuses it otherwise (prefix its message with `where`).
+  PublishOptions publish;
+  std::string where;  // "file:line" of the endpoint block, for messages
+};
+
+// AlertOptions: the alert-notification server (examples/alerts).
+struct AlertOptions {
+  // Bearer token for POST /alerts. Empty: the ALERTS_TOKEN environment
+  // variable is used.
+  std::string publish_token;
+  // When on, streams and /alerts/recent need a token (cookie alerts_token or
+  // query access_token) listed in subscriber_tokens for every team asked.
+  bool subscriber_auth = false;
+  // token -> teams it may read ("*": every team).
+  std::map<std::string, std::vector<std::string>> subscriber_tokens;
+  size_t max_alert_bytes = 16 << 10;  // request body of POST /alerts
+  size_t max_title_length = 200;      // bytes
+  size_t max_body_length = 8192;      // bytes
+  size_t max_team_length = 64;        // bytes; a team is a topic
+  size_t max_dedup_key_length = 128;  // bytes
+  // A repeat of (team, dedup_key) within this window answers the first id
+  // without publishing. 0 = no deduplication.
+  Millis dedup_window{300000};
+  size_t max_dedup_keys = 100000;  // remembered keys, oldest dropped first
+  size_t recent_alerts = 100;      // kept per team for GET /alerts/recent
+};
+
+// ServerConfig: everything one configuration file describes.
+struct ServerConfig {
+  // main context
+  Millis shutdown_timeout{5000};  // drain deadline on SIGTERM/SIGINT
+  // server block
+  HostPort listen;
+  Millis request_timeout{30000};  // ordinary (non-stream) HTTP requests
+  HubOptions hub;                 // log_level is set in the main context
+  std::vector<Endpoint> endpoints;
+  std::optional<redis::RedisOptions> redis;  // a `redis { }` block
+  AlertOptions alerts;
+};
+
+// --- Parsing ----------------------------------------------------------------
+
+// Arg is one argument of a directive, unquoted and unescaped.
+struct Arg {
+  std::string text;
+  int line = 0;
+  bool quoted = false;
+};
+
+// Node is one directive: `name args... ;` or `name args... { children }`.
+struct Node {
+  std::string name;
+  std::vector<Arg> args;
+  std::string file;
+  int line = 0;
+  bool block = false;
+  std::vector<Node> children;
+};
+
+// FileReader returns the contents of `path`, or an error whose message is
+// the reason only ("No such file or directory"): the parser adds the path
+// and the including file:line.
+using FileReader = std::function<Result<std::string>(const std::string& path)>;
+// Globber returns the paths matching `pattern`, sorted; no match is an empty
+// list, not an error.
+using Globber =
+    std::function<Result<std::vector<std::string>>(const std::string& pattern)>;
+
+struct ParseOptions {
+  FileReader read;  // null: the file system
+  Globber glob;     // null: glob(3)
+  int max_include_depth = 16;
+  int max_block_depth = 16;
+};
+
+// Parse tokenizes and parses `text` (named `file` in messages and for
+// resolving includes) and expands every `include`.
+Result<std::vector<Node>> Parse(std::string_view text, const std::string& file,
+                                const ParseOptions& options = {});
+
+// ParseFile reads `path` with options.read, then Parse.
+Result<std::vector<Node>> ParseFile(const std::string& path,
+                                    const ParseOptions& options = {});
+
+// Build fills a ServerConfig (starting from its defaults) from a parsed tree.
+Result<ServerConfig> Build(const std::vector<Node>& tree);
+
+// LoadFile = ParseFile + Build; LoadString = Parse + Build.
+Result<ServerConfig> LoadFile(const std::string& path,
+                              const ParseOptions& options = {});
+Result<ServerConfig> LoadString(std::string_view text,
+                                const std::string& file = "<string>",
+                                const ParseOptions& options = {});
+
+// --- Values (for applications' flags too) ------------------------------------
+//
+// Each returns an error message that quotes the bad text, e.g.
+// `invalid size "64q" (use bytes or k, m, g: 64k)`.
+
+// ParseSize: "1024", "64k", "1m", "2g" (k = 1024 bytes).
+Result<uint64_t> ParseSize(std::string_view text);
+// ParseDuration: "500ms", "15s", "2m", "1h", "1d"; "0" (off). A number
+// without a unit other than 0 is refused (seconds or milliseconds?).
+Result<Millis> ParseDuration(std::string_view text);
+// ParseCount: a decimal integer.
+Result<uint64_t> ParseCount(std::string_view text);
+// ParseBool: "on" or "off".
+Result<bool> ParseBool(std::string_view text);
+// ParseHostPort: "127.0.0.1:8080", "localhost:80", "[::1]:8080"; port
+// 0..65535.
+Result<HostPort> ParseHostPort(std::string_view text);
+// ValidateRedisAddress: HOST:PORT (port 1..65535) or unix:/absolute/path.
+Status ValidateRedisAddress(std::string_view text);
+// FormatSize and FormatDuration write the largest exact unit: 65536 ->
+// "64k", 15000 ms -> "15s", 0 -> "0".
+std::string FormatSize(uint64_t bytes);
+std::string FormatDuration(Millis duration);
+// Quote renders untrusted text for a message: in double quotes, '"' and
+// '\' escaped, control bytes as \xNN, cut after 64 bytes with "...".
+std::string Quote(std::string_view text);
+
+// --- The directive table, for documentation and tests -----------------------
+
+enum Context : unsigned {
+  kMain = 1,
+  kServer = 2,
+  kEndpoint = 4,
+  kRedis = 8,
+  kAnyContext = 15,
+};
+
+// Setter is how a directive's arguments become a value.
+enum class Setter {
+  kSize,        // bytes, k, m, g
+  kDuration,    // ms, s, m, h, d; 0 = off
+  kCount,       // a decimal integer
+  kBool,        // on | off
+  kString,      // one string
+  kStringList,  // one or more strings
+  kEnum,        // one of a fixed set of words
+  kHostPort,    // HOST:PORT or [IPv6]:PORT
+  kAddress,     // HOST:PORT or unix:/path
+  kTokenTeams,  // TOKEN TEAM... (one table entry per directive)
+  kBlock,       // a block: server, endpoint, redis
+  kInclude,     // include PATH (expanded by Parse)
+};
+
+// DirectiveInfo describes one row of the directive table.
+struct DirectiveInfo {
+  std::string_view name;
+  unsigned contexts;        // Context bits where it may appear
+  unsigned endpoint_kinds;  // bit (1 << EndpointKind) where allowed
+  int min_args;
+  int max_args;  // -1: no limit
+  Setter setter;
+  bool repeatable;
+  bool secret;   // never quoted in messages
+  uint64_t min;  // numeric range (bytes, ms, count), when numeric
+  uint64_t max;
+};
+
+// DirectiveTable lists every directive, in documentation order.
+const std::vector<DirectiveInfo>& DirectiveTable();
+// FindDirective returns the row of `name`, or nullptr.
+const DirectiveInfo* FindDirective(std::string_view name);
+
+}  // namespace evsse::conf
+
+#endif  // EVSSE_CONF_H_

@@ -1,0 +1,273 @@
+// Build: a parsed tree into a ServerConfig. This file owns the structure
+// (which directive may appear where, how often, with how many arguments, in
+// which endpoint kind, and the rules between directives); the values are set
+// by each row's generic setter in conf_table.cc.
+#include <algorithm>
+#include <map>
+
+#include "evsse/conf.h"
+
+namespace evsse::conf {
+namespace internal {
+// Defined in conf_table.cc: parses `directive`'s arguments with its row's
+// setter and stores the value into `config` (or `endpoint`).
+Status SetValue(const Node& directive, ServerConfig* config,
+                Endpoint* endpoint);
+}  // namespace internal
+
+namespace {
+
+constexpr unsigned KindBit(EndpointKind k) {
+  return 1u << static_cast<unsigned>(k);
+}
+constexpr unsigned kAllKinds = 31;
+
+const char* ContextName(Context c) {
+  switch (c) {
+    case kMain:
+      return "the main context";
+    case kServer:
+      return "the server block";
+    case kEndpoint:
+      return "an endpoint block";
+    case kRedis:
+      return "the redis block";
+    default:
+      return "?";
+  }
+}
+
+std::string AllowedIn(unsigned contexts) {
+  static const std::pair<unsigned, const char*> kNames[] = {
+      {kMain, "main"},
+      {kServer, "server"},
+      {kEndpoint, "endpoint"},
+      {kRedis, "redis"}};
+  std::string out;
+  for (auto& [bit, name] : kNames) {
+    if (!(contexts & bit)) continue;
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+std::string KindList(unsigned kinds) {
+  std::string out;
+  for (unsigned k = 0; k < 5; ++k) {
+    if (!(kinds & (1u << k))) continue;
+    if (!out.empty()) out += ", ";
+    out += EndpointKindName(static_cast<EndpointKind>(k));
+  }
+  return out;
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min(
+          {row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Suggest(std::string_view name) {
+  const DirectiveInfo* best = nullptr;
+  size_t best_d = 3;
+  for (const DirectiveInfo& d : DirectiveTable()) {
+    size_t dist = EditDistance(name, d.name);
+    if (dist < best_d) {
+      best_d = dist;
+      best = &d;
+    }
+  }
+  return best ? " (did you mean " + Quote(best->name) + "?)" : "";
+}
+
+std::string TakesText(const DirectiveInfo& d) {
+  if (d.max_args < 0) return "takes at least " + std::to_string(d.min_args);
+  if (d.min_args == d.max_args) return "takes " + std::to_string(d.min_args);
+  return "takes " + std::to_string(d.min_args) + " to " +
+         std::to_string(d.max_args);
+}
+
+std::string At(const Node& n) { return n.file + ":" + std::to_string(n.line); }
+
+class Builder {
+ public:
+  ServerConfig config;
+
+  Status Block(const std::vector<Node>& nodes, Context ctx, Endpoint* ep) {
+    Seen seen;
+    for (const Node& n : nodes) {
+      const DirectiveInfo* r = FindDirective(n.name);
+      if (!r || r->setter == Setter::kInclude)
+        return Fail(n, "unknown directive" + Suggest(n.name));
+      if (!(r->contexts & ctx))
+        return Fail(n, std::string("not allowed in ") + ContextName(ctx) +
+                           " (allowed in: " + AllowedIn(r->contexts) + ")");
+      if (ctx == kEndpoint && !(r->endpoint_kinds & KindBit(ep->kind)))
+        return Fail(n, "not allowed in a " + Quote(EndpointKindName(ep->kind)) +
+                           " endpoint (allowed in: " +
+                           KindList(r->endpoint_kinds) + ")");
+      if (Status s = CheckShape(*r, n); !s.ok()) return s;
+      if (!r->repeatable) {
+        auto [it, fresh] = seen.emplace(r->name, &n);
+        if (!fresh)
+          return Fail(n, "is duplicate, first set at " + At(*it->second));
+      }
+      Status s;
+      if (n.name == "server") {
+        s = Block(n.children, kServer, nullptr);
+      } else if (n.name == "endpoint") {
+        s = OpenEndpoint(n);
+      } else if (n.name == "redis") {
+        config.redis.emplace();
+        s = Block(n.children, kRedis, nullptr);
+      } else {
+        s = Apply(n, ep);
+      }
+      if (!s.ok()) return s;
+    }
+    return CrossCheck(ctx, ep, seen);
+  }
+
+ private:
+  using Seen = std::map<std::string_view, const Node*>;
+
+  static Status Fail(const Node& n, const std::string& problem) {
+    return InvalidArgumentError(At(n) + ": directive " + Quote(n.name) + ": " +
+                                problem);
+  }
+
+  // Shown quotes argument `i` unless it is a secret.
+  static std::string Shown(const DirectiveInfo& d, size_t i,
+                           const std::string& text) {
+    if (d.secret && (d.setter != Setter::kTokenTeams || i == 0))
+      return "(value hidden)";
+    return Quote(text);
+  }
+
+  Status CheckShape(const DirectiveInfo& d, const Node& n) {
+    int count = static_cast<int>(n.args.size());
+    bool too_many = d.max_args >= 0 && count > d.max_args;
+    bool is_block = d.setter == Setter::kBlock;
+    if (too_many || (n.block && !is_block)) {
+      // A forgotten ";" makes the next line's words arguments of this one.
+      for (const Arg& a : n.args)
+        if (a.line > n.line)
+          return Fail(n, "missing " + Quote(";") + " before " + Quote(a.text));
+    }
+    if (is_block && !n.block) return Fail(n, "needs a block " + Quote("{"));
+    if (!is_block && n.block)
+      return Fail(n, "takes no block, unexpected " + Quote("{"));
+    if (count < d.min_args)
+      return Fail(n,
+                  (count == 0 ? "missing argument (" : "too few arguments (") +
+                      TakesText(d) + ")");
+    if (too_many) {
+      size_t i = static_cast<size_t>(d.max_args);
+      return Fail(n, "unexpected argument " + Shown(d, i, n.args[i].text) +
+                         " (" + TakesText(d) + ")");
+    }
+    return Status::Ok();
+  }
+
+  Status Apply(const Node& n, Endpoint* ep) {
+    return internal::SetValue(n, &config, ep);
+  }
+
+  Status OpenEndpoint(const Node& n) {
+    const std::string& kind = n.args[0].text;
+    const std::string& path = n.args[1].text;
+    Endpoint ep;
+    bool known = false;
+    for (unsigned k = 0; k < 5 && !known; ++k) {
+      if (kind == EndpointKindName(static_cast<EndpointKind>(k))) {
+        ep.kind = static_cast<EndpointKind>(k);
+        known = true;
+      }
+    }
+    if (!known)
+      return Fail(n, "invalid endpoint kind " + Quote(kind) +
+                         " (one of: " + KindList(kAllKinds) + ")");
+    bool path_ok = !path.empty() && path[0] == '/' && path.size() <= 256;
+    for (char c : path)
+      if (c <= ' ' || c >= 0x7f || c == '?' || c == '#' || c == '"')
+        path_ok = false;
+    if (!path_ok)
+      return Fail(n, "invalid path " + Quote(path) +
+                         " (an absolute path without a query: /events)");
+    auto [it, fresh] = paths_.emplace(path, &n);
+    if (!fresh)
+      return Fail(
+          n, "duplicate path " + Quote(path) + ", first at " + At(*it->second));
+    ep.path = path;
+    ep.where = At(n);
+    if (Status s = Block(n.children, kEndpoint, &ep); !s.ok()) return s;
+    config.endpoints.push_back(std::move(ep));
+    return Status::Ok();
+  }
+
+  // CrossCheck: rules between directives of one block, reported at the
+  // directive that was set (the first of `a`, `b` found).
+  Status CrossCheck(Context ctx, Endpoint* ep, const Seen& seen) {
+    auto where = [&](std::string_view a, std::string_view b) -> const Node* {
+      auto it = seen.find(a);
+      if (it != seen.end()) return it->second;
+      it = seen.find(b);
+      return it != seen.end() ? it->second : nullptr;
+    };
+    if (ctx == kEndpoint) {
+      const StreamOptions& so = ep->stream;
+      if (ep->kind == EndpointKind::kPoll && !so.poll_enabled)
+        return Fail(*where("poll", ""),
+                    "cannot be off in a poll endpoint " + Quote("off"));
+      bool star = std::find(so.cors_origins.begin(), so.cors_origins.end(),
+                            "*") != so.cors_origins.end();
+      if (star && so.cors_credentials)
+        return Fail(*where("cors_origins", ""),
+                    "origin " + Quote("*") +
+                        " cannot be combined with cors_credentials on");
+    }
+    if (ctx == kRedis &&
+        config.redis->reconnect_min > config.redis->reconnect_max)
+      return Fail(*where("reconnect_min", "reconnect_max"),
+                  "reconnect_min " +
+                      FormatDuration(config.redis->reconnect_min) +
+                      " is above reconnect_max " +
+                      FormatDuration(config.redis->reconnect_max));
+    if (ctx == kServer) {
+      const AlertOptions& a = config.alerts;
+      if (a.max_team_length > config.hub.max_topic_length)
+        return Fail(*where("max_team_length", "max_topic_length"),
+                    "max_team_length " + std::to_string(a.max_team_length) +
+                        " is above max_topic_length " +
+                        std::to_string(config.hub.max_topic_length) +
+                        " (a team is a topic)");
+      if (a.subscriber_auth && a.subscriber_tokens.empty())
+        return Fail(*where("subscriber_auth", ""),
+                    "subscriber_auth on needs at least one subscriber_token");
+    }
+    return Status::Ok();
+  }
+
+  std::map<std::string, const Node*> paths_;
+};
+
+}  // namespace
+
+Result<ServerConfig> Build(const std::vector<Node>& tree) {
+  Builder b;
+  if (Status s = b.Block(tree, kMain, nullptr); !s.ok()) return s;
+  return std::move(b.config);
+}
+
+}  // namespace evsse::conf

@@ -1,0 +1,811 @@
+// The configuration language: tokenizer and parser (no I/O: files come from
+// an in-memory reader), one test per kind of error with its exact message,
+// every directive into its struct member, the defaults, and the shipped
+// conf/ files against the directive table.
+#include "evsse/conf.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fnmatch.h>
+
+#include <cctype>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+namespace evsse::conf {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Files: an in-memory file system for includes.
+struct Files {
+  std::map<std::string, std::string> files;
+  std::vector<std::string> reads;
+  ParseOptions options() {
+    ParseOptions o;
+    o.read = [this](const std::string& path) -> Result<std::string> {
+      reads.push_back(path);
+      auto it = files.find(path);
+      if (it == files.end())
+        return Status(StatusCode::kNotFound, "No such file or directory");
+      return it->second;
+    };
+    o.glob =
+        [this](const std::string& pattern) -> Result<std::vector<std::string>> {
+      std::vector<std::string> out;
+      for (auto& [name, text] : files)
+        if (fnmatch(pattern.c_str(), name.c_str(), FNM_PATHNAME) == 0)
+          out.push_back(name);
+      return out;
+    };
+    return o;
+  }
+};
+
+// Error returns the message of a config that must fail.
+std::string Error(const std::string& text, Files* files = nullptr) {
+  Files none;
+  Files& f = files ? *files : none;
+  auto r = LoadString(text, "main.conf", f.options());
+  EXPECT_FALSE(r.ok()) << "parsed: " << text;
+  return r.ok() ? "" : r.status().message();
+}
+
+ServerConfig Load(const std::string& text, Files* files = nullptr) {
+  Files none;
+  Files& f = files ? *files : none;
+  auto r = LoadString(text, "main.conf", f.options());
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r.value()) : ServerConfig{};
+}
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream in(std::string(EVSSE_SOURCE_DIR) + "/" + relative);
+  EXPECT_TRUE(in.good()) << relative;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// --- Equality of the option structs, field by field -------------------------
+
+void ExpectSame(const HubOptions& a, const HubOptions& b) {
+  EXPECT_EQ(a.history_max_events, b.history_max_events);
+  EXPECT_EQ(a.history_max_age, b.history_max_age);
+  EXPECT_EQ(a.max_connections, b.max_connections);
+  EXPECT_EQ(a.max_subscribers_per_topic, b.max_subscribers_per_topic);
+  EXPECT_EQ(a.max_topics, b.max_topics);
+  EXPECT_EQ(a.max_event_bytes, b.max_event_bytes);
+  EXPECT_EQ(a.max_topic_length, b.max_topic_length);
+  EXPECT_EQ(a.log_level, b.log_level);
+}
+
+void ExpectSame(const StreamOptions& a, const StreamOptions& b) {
+  EXPECT_EQ(a.heartbeat, b.heartbeat);
+  EXPECT_EQ(a.retry, b.retry);
+  EXPECT_EQ(a.retry_jitter, b.retry_jitter);
+  EXPECT_EQ(a.write_stall_timeout, b.write_stall_timeout);
+  EXPECT_EQ(a.max_lifetime, b.max_lifetime);
+  EXPECT_EQ(a.lifetime_jitter, b.lifetime_jitter);
+  EXPECT_EQ(a.max_queued_bytes, b.max_queued_bytes);
+  EXPECT_EQ(a.replay_batch_bytes, b.replay_batch_bytes);
+  EXPECT_EQ(a.padding_bytes, b.padding_bytes);
+  EXPECT_EQ(a.max_topics_per_connection, b.max_topics_per_connection);
+  EXPECT_EQ(a.poll_enabled, b.poll_enabled);
+  EXPECT_EQ(a.poll_timeout, b.poll_timeout);
+  EXPECT_EQ(a.poll_max_events, b.poll_max_events);
+  EXPECT_EQ(a.gap_event, b.gap_event);
+  EXPECT_EQ(a.cors_origins, b.cors_origins);
+  EXPECT_EQ(a.cors_credentials, b.cors_credentials);
+  EXPECT_EQ(a.cors_max_age, b.cors_max_age);
+}
+
+void ExpectSame(const PublishOptions& a, const PublishOptions& b) {
+  EXPECT_EQ(a.max_body_bytes, b.max_body_bytes);
+  EXPECT_EQ(a.bearer_token, b.bearer_token);
+  EXPECT_EQ(a.allow_unauthenticated, b.allow_unauthenticated);
+}
+
+void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
+  EXPECT_EQ(a.address, b.address);
+  EXPECT_EQ(a.password, b.password);
+  EXPECT_EQ(a.username, b.username);
+  EXPECT_EQ(a.database, b.database);
+  EXPECT_EQ(a.key_prefix, b.key_prefix);
+  EXPECT_EQ(a.max_events, b.max_events);
+  EXPECT_EQ(a.max_age, b.max_age);
+  EXPECT_EQ(a.connect_timeout, b.connect_timeout);
+  EXPECT_EQ(a.command_timeout, b.command_timeout);
+  EXPECT_EQ(a.reconnect_min, b.reconnect_min);
+  EXPECT_EQ(a.reconnect_max, b.reconnect_max);
+}
+
+void ExpectSame(const AlertOptions& a, const AlertOptions& b) {
+  EXPECT_EQ(a.publish_token, b.publish_token);
+  EXPECT_EQ(a.subscriber_auth, b.subscriber_auth);
+  EXPECT_EQ(a.subscriber_tokens, b.subscriber_tokens);
+  EXPECT_EQ(a.max_alert_bytes, b.max_alert_bytes);
+  EXPECT_EQ(a.max_title_length, b.max_title_length);
+  EXPECT_EQ(a.max_body_length, b.max_body_length);
+  EXPECT_EQ(a.max_team_length, b.max_team_length);
+  EXPECT_EQ(a.max_dedup_key_length, b.max_dedup_key_length);
+  EXPECT_EQ(a.dedup_window, b.dedup_window);
+  EXPECT_EQ(a.max_dedup_keys, b.max_dedup_keys);
+  EXPECT_EQ(a.recent_alerts, b.recent_alerts);
+}
+
+// --- Tokenizer and parser ---------------------------------------------------
+
+TEST(ConfParse, TreeWithBlocksQuotesEscapesAndComments) {
+  auto tree = Parse(
+      "# leading comment\n"
+      "a 1 'two words' \"q\\\"\\\\\\n\\t\";  # trailing\n"
+      "b{c x#y;}\n"
+      "\"d\" ''; e\r\n"
+      "  f;\n",
+      "t.conf");
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  ASSERT_EQ(tree->size(), 4u);
+  const Node& a = (*tree)[0];
+  EXPECT_EQ(a.name, "a");
+  EXPECT_EQ(a.file, "t.conf");
+  EXPECT_EQ(a.line, 2);
+  ASSERT_EQ(a.args.size(), 3u);
+  EXPECT_EQ(a.args[0].text, "1");
+  EXPECT_FALSE(a.args[0].quoted);
+  EXPECT_EQ(a.args[1].text, "two words");
+  EXPECT_TRUE(a.args[1].quoted);
+  EXPECT_EQ(a.args[2].text, "q\"\\\n\t");
+  const Node& b = (*tree)[1];
+  EXPECT_TRUE(b.block);
+  ASSERT_EQ(b.children.size(), 1u);
+  EXPECT_EQ(b.children[0].name, "c");
+  EXPECT_EQ(b.children[0].args[0].text, "x#y");  // '#' inside a word
+  EXPECT_EQ((*tree)[2].name, "d");
+  EXPECT_EQ((*tree)[2].args[0].text, "");
+  EXPECT_EQ((*tree)[3].name, "e");
+  EXPECT_EQ((*tree)[3].args[0].text, "f");  // newlines do not end a directive
+  EXPECT_EQ((*tree)[3].args[0].line, 5);
+}
+
+TEST(ConfParse, StringsMaySpanLinesAndLinesAreCounted) {
+  auto tree = Parse("a \"x\ny\";\n\nb;", "t.conf");
+  ASSERT_TRUE(tree.ok());
+  EXPECT_EQ((*tree)[0].args[0].text, "x\ny");
+  EXPECT_EQ((*tree)[1].line, 4);
+}
+
+TEST(ConfParse, EmptyInputIsTheDefaults) {
+  ServerConfig c = Load("");
+  ServerConfig d;
+  EXPECT_EQ(c.listen.host, "127.0.0.1");
+  EXPECT_EQ(c.listen.port, 8080);
+  EXPECT_EQ(c.shutdown_timeout, d.shutdown_timeout);
+  EXPECT_EQ(c.request_timeout, d.request_timeout);
+  ExpectSame(c.hub, d.hub);
+  ExpectSame(c.alerts, d.alerts);
+  EXPECT_TRUE(c.endpoints.empty());
+  EXPECT_FALSE(c.redis.has_value());
+}
+
+// Blocks without directives hold exactly the structs' member defaults.
+TEST(ConfParse, EmptyBlocksHoldTheMemberDefaults) {
+  ServerConfig c = Load(
+      "server { endpoint subscribe /s {} endpoint publish /p {}\n"
+      "  endpoint poll /q {} endpoint metrics /m {} endpoint status /st {}\n"
+      "  redis {} }");
+  ASSERT_EQ(c.endpoints.size(), 5u);
+  ExpectSame(c.endpoints[0].stream, StreamOptions{});
+  ExpectSame(c.endpoints[1].publish, PublishOptions{});
+  ExpectSame(c.endpoints[2].stream, StreamOptions{});
+  EXPECT_EQ(c.endpoints[3].kind, EndpointKind::kMetrics);
+  EXPECT_EQ(c.endpoints[4].kind, EndpointKind::kStatus);
+  EXPECT_EQ(c.endpoints[1].where, "main.conf:1");
+  ASSERT_TRUE(c.redis.has_value());
+  ExpectSame(*c.redis, redis::RedisOptions{});
+}
+
+// --- Values ------------------------------------------------------------------
+
+TEST(ConfValues, Sizes) {
+  EXPECT_EQ(*ParseSize("0"), 0u);
+  EXPECT_EQ(*ParseSize("1024"), 1024u);
+  EXPECT_EQ(*ParseSize("64k"), 65536u);
+  EXPECT_EQ(*ParseSize("64K"), 65536u);
+  EXPECT_EQ(*ParseSize("1m"), 1u << 20);
+  EXPECT_EQ(*ParseSize("2g"), 2ull << 30);
+  for (const char* bad : {"", "k", "1.5m", "-1", "1kb", "1 k", "0x10"})
+    EXPECT_FALSE(ParseSize(bad).ok()) << bad;
+  EXPECT_EQ(ParseSize("99999999999999999999").status().code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(ParseSize("99999999999g").status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(FormatSize(65536), "64k");
+  EXPECT_EQ(FormatSize(1 << 20), "1m");
+  EXPECT_EQ(FormatSize(1000), "1000");
+  EXPECT_EQ(FormatSize(0), "0");
+}
+
+TEST(ConfValues, Durations) {
+  EXPECT_EQ(*ParseDuration("0"), milliseconds(0));
+  EXPECT_EQ(*ParseDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(*ParseDuration("15s"), milliseconds(15000));
+  EXPECT_EQ(*ParseDuration("2m"), milliseconds(120000));
+  EXPECT_EQ(*ParseDuration("1h"), milliseconds(3600000));
+  EXPECT_EQ(*ParseDuration("1d"), milliseconds(86400000));
+  EXPECT_EQ(*ParseDuration("0s"), milliseconds(0));
+  for (const char* bad : {"", "15", "s", "1.5s", "15 s", "15S", "1w", "-1s"})
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  EXPECT_EQ(ParseDuration("15").status().message(),
+            "invalid duration \"15\" (add a unit: ms, s, m, h, d)");
+  EXPECT_EQ(FormatDuration(milliseconds(15000)), "15s");
+  EXPECT_EQ(FormatDuration(milliseconds(600000)), "10m");
+  EXPECT_EQ(FormatDuration(milliseconds(1500)), "1500ms");
+}
+
+TEST(ConfValues, CountsBoolsAddresses) {
+  EXPECT_EQ(*ParseCount("42"), 42u);
+  EXPECT_FALSE(ParseCount("4 2").ok());
+  EXPECT_FALSE(ParseCount("+1").ok());
+  EXPECT_TRUE(*ParseBool("on"));
+  EXPECT_FALSE(*ParseBool("off"));
+  EXPECT_FALSE(ParseBool("yes").ok());
+  auto hp = ParseHostPort("[::1]:9000");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 9000);
+  EXPECT_EQ(ParseHostPort("localhost:0")->port, 0);
+  for (const char* bad : {"8080", ":80", "host:", "host:65536", "::1:80",
+                          "a b:80", "[::1]80", "h:8o"})
+    EXPECT_FALSE(ParseHostPort(bad).ok()) << bad;
+  EXPECT_TRUE(ValidateRedisAddress("127.0.0.1:6379").ok());
+  EXPECT_TRUE(ValidateRedisAddress("unix:/run/redis.sock").ok());
+  EXPECT_FALSE(ValidateRedisAddress("unix:relative.sock").ok());
+  EXPECT_FALSE(ValidateRedisAddress("127.0.0.1:0").ok());
+  EXPECT_EQ(Quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\x0a\"");
+  EXPECT_EQ(Quote(std::string(70, 'x')), "\"" + std::string(64, 'x') + "...\"");
+}
+
+// --- Errors: one test per kind, exact messages
+// --------------------------------
+
+TEST(ConfErrors, UnknownDirective) {
+  EXPECT_EQ(Error("server {\n  endpoint subscribe /e {\n    hearbeat 15s;\n"
+                  "  }\n}\n"),
+            "main.conf:3: directive \"hearbeat\": unknown directive (did you "
+            "mean \"heartbeat\"?)");
+  EXPECT_EQ(Error("frobnicate on;"),
+            "main.conf:1: directive \"frobnicate\": unknown directive");
+}
+
+TEST(ConfErrors, DirectiveInTheWrongBlock) {
+  EXPECT_EQ(Error("listen 127.0.0.1:80;"),
+            "main.conf:1: directive \"listen\": not allowed in the main "
+            "context (allowed in: server)");
+  EXPECT_EQ(Error("server {\n heartbeat 15s;\n}"),
+            "main.conf:2: directive \"heartbeat\": not allowed in the server "
+            "block (allowed in: endpoint)");
+  EXPECT_EQ(Error("server { redis { heartbeat 1s; } }"),
+            "main.conf:1: directive \"heartbeat\": not allowed in the redis "
+            "block (allowed in: endpoint)");
+  EXPECT_EQ(Error("server { server { } }"),
+            "main.conf:1: directive \"server\": not allowed in the server "
+            "block (allowed in: main)");
+}
+
+TEST(ConfErrors, DirectiveInTheWrongKindOfEndpoint) {
+  EXPECT_EQ(Error("server {\n endpoint publish /p {\n  heartbeat 1s;\n }\n}"),
+            "main.conf:3: directive \"heartbeat\": not allowed in a "
+            "\"publish\" endpoint (allowed in: subscribe, poll)");
+  EXPECT_EQ(Error("server { endpoint metrics /m { bearer_token x; } }"),
+            "main.conf:1: directive \"bearer_token\": not allowed in a "
+            "\"metrics\" endpoint (allowed in: publish)");
+}
+
+TEST(ConfErrors, WrongArity) {
+  EXPECT_EQ(Error("shutdown_timeout;"),
+            "main.conf:1: directive \"shutdown_timeout\": missing argument "
+            "(takes 1)");
+  EXPECT_EQ(Error("shutdown_timeout 1s 2s;"),
+            "main.conf:1: directive \"shutdown_timeout\": unexpected argument "
+            "\"2s\" (takes 1)");
+  EXPECT_EQ(Error("server { subscriber_token onlytoken; }"),
+            "main.conf:1: directive \"subscriber_token\": too few arguments "
+            "(takes 2 to 65)");
+  EXPECT_EQ(Error("server { endpoint subscribe { } }"),
+            "main.conf:1: directive \"endpoint\": too few arguments (takes 2)");
+  EXPECT_EQ(Error("include;"),
+            "main.conf:1: directive \"include\": missing argument (takes 1)");
+  EXPECT_EQ(Error("server;"),
+            "main.conf:1: directive \"server\": needs a block \"{\"");
+  EXPECT_EQ(Error("log_level info { }"),
+            "main.conf:1: directive \"log_level\": takes no block, unexpected "
+            "\"{\"");
+}
+
+TEST(ConfErrors, BadNumber) {
+  EXPECT_EQ(Error("server { max_connections ten; }"),
+            "main.conf:1: directive \"max_connections\": invalid number "
+            "\"ten\"");
+  EXPECT_EQ(Error("server { max_connections 99999999999999999999999; }"),
+            "main.conf:1: directive \"max_connections\": number too large "
+            "\"99999999999999999999999\"");
+}
+
+TEST(ConfErrors, BadSize) {
+  EXPECT_EQ(Error("server { max_event_bytes 1q; }"),
+            "main.conf:1: directive \"max_event_bytes\": invalid size \"1q\" "
+            "(use bytes or k, m, g: 64k)");
+}
+
+TEST(ConfErrors, BadDuration) {
+  EXPECT_EQ(Error("shutdown_timeout 5;"),
+            "main.conf:1: directive \"shutdown_timeout\": invalid duration "
+            "\"5\" (add a unit: ms, s, m, h, d)");
+  EXPECT_EQ(Error("shutdown_timeout 5x;"),
+            "main.conf:1: directive \"shutdown_timeout\": invalid duration "
+            "\"5x\" (use ms, s, m, h, d: 500ms, 15s)");
+}
+
+TEST(ConfErrors, BadBoolEnumAddressAndString) {
+  EXPECT_EQ(Error("server { subscriber_auth yes; }"),
+            "main.conf:1: directive \"subscriber_auth\": invalid value \"yes\" "
+            "(use on or off)");
+  EXPECT_EQ(Error("log_level verbose;"),
+            "main.conf:1: directive \"log_level\": invalid value \"verbose\" "
+            "(one of: debug, info, warning, error)");
+  EXPECT_EQ(Error("server { listen 8080; }"),
+            "main.conf:1: directive \"listen\": invalid address \"8080\" "
+            "(expected HOST:PORT)");
+  EXPECT_EQ(Error("server { redis { address unix:redis.sock; } }"),
+            "main.conf:1: directive \"address\": invalid address "
+            "\"unix:redis.sock\" (unix: needs an absolute path)");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { gap_event \"\"; } }"),
+            "main.conf:1: directive \"gap_event\": must not be empty \"\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { gap_event \"a\\nb\"; } }"),
+            "main.conf:1: directive \"gap_event\": invalid value (no CR, LF "
+            "or NUL) \"a\\x0ab\"");
+  EXPECT_EQ(
+      Error("server { endpoint subscribe /e { cors_origins a \"b c\"; } }"),
+      "main.conf:1: directive \"cors_origins\": invalid origin (no spaces or "
+      "commas) \"b c\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins a a; } }"),
+            "main.conf:1: directive \"cors_origins\": duplicate value \"a\"");
+  EXPECT_EQ(Error("server { subscriber_token tok ops \"bad team\"; }"),
+            "main.conf:1: directive \"subscriber_token\": invalid team (use "
+            "A-Z a-z 0-9 - _ .) \"bad team\"");
+  EXPECT_EQ(Error("server { redis { key_prefix \"{x}\"; } }"),
+            "main.conf:1: directive \"key_prefix\": invalid key prefix (no "
+            "braces or spaces) \"{x}\"");
+}
+
+TEST(ConfErrors, OutOfRange) {
+  EXPECT_EQ(Error("server { endpoint subscribe /e {\n"
+                  "max_topics_per_connection 65; } }"),
+            "main.conf:2: directive \"max_topics_per_connection\": value out "
+            "of range \"65\" (1..64)");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { max_queued_bytes 512; } }"),
+            "main.conf:1: directive \"max_queued_bytes\": value out of range "
+            "\"512\" (1k..1g)");
+  EXPECT_EQ(Error("shutdown_timeout 2h;"),
+            "main.conf:1: directive \"shutdown_timeout\": value out of range "
+            "\"2h\" (0..1h)");
+  EXPECT_EQ(Error("server { max_connections 0; }"),
+            "main.conf:1: directive \"max_connections\": value out of range "
+            "\"0\" (1..10000000)");
+  EXPECT_EQ(Error("server { gap_event x; }"),
+            "main.conf:1: directive \"gap_event\": not allowed in the server "
+            "block (allowed in: endpoint)");
+}
+
+TEST(ConfErrors, Duplicates) {
+  EXPECT_EQ(Error("server {\n endpoint subscribe /e {\n  heartbeat 1s;\n"
+                  "  heartbeat 2s;\n }\n}"),
+            "main.conf:4: directive \"heartbeat\": is duplicate, first set at "
+            "main.conf:3");
+  EXPECT_EQ(Error("server {}\nserver {}"),
+            "main.conf:2: directive \"server\": is duplicate, first set at "
+            "main.conf:1");
+  EXPECT_EQ(Error("server {\n endpoint subscribe /e {}\n"
+                  " endpoint poll /e {}\n}"),
+            "main.conf:3: directive \"endpoint\": duplicate path \"/e\", first "
+            "at main.conf:2");
+  EXPECT_EQ(Error("server { subscriber_token t1 a; subscriber_token t1 b; }"),
+            "main.conf:1: directive \"subscriber_token\": duplicate token (the "
+            "same token is listed twice)");
+  // The same directive in two endpoints is not a duplicate.
+  ServerConfig c = Load(
+      "server { endpoint subscribe /a { heartbeat 1s; }"
+      " endpoint subscribe /b { heartbeat 2s; } }");
+  ASSERT_EQ(c.endpoints.size(), 2u);
+  EXPECT_EQ(c.endpoints[1].stream.heartbeat, milliseconds(2000));
+}
+
+TEST(ConfErrors, UnterminatedString) {
+  EXPECT_EQ(Error("server {\n endpoint subscribe /e {\n  gap_event \"oops;\n"
+                  " }\n}\n"),
+            "main.conf:3: directive \"gap_event\": unterminated string "
+            "\"\\\"oops;\\x0a }\\x0a}\\x0a\"");
+  EXPECT_EQ(Error("'abc"), "main.conf:1: unterminated string \"'abc\"");
+}
+
+TEST(ConfErrors, UnterminatedBlock) {
+  EXPECT_EQ(Error("server {\n  endpoint subscribe /e {\n}\n"),
+            "main.conf:1: directive \"server\": unterminated block, missing "
+            "\"}\"");
+}
+
+TEST(ConfErrors, MissingSemicolon) {
+  EXPECT_EQ(Error("server { listen 127.0.0.1:80 }"),
+            "main.conf:1: directive \"listen\": missing \";\" before \"}\"");
+  EXPECT_EQ(Error("shutdown_timeout 1s"),
+            "main.conf:1: directive \"shutdown_timeout\": missing \";\" before "
+            "end of file");
+  // Newlines do not end a directive: the next line's words became extra
+  // arguments, which is reported as the missing ";".
+  EXPECT_EQ(Error("shutdown_timeout 1s\nlog_level info;"),
+            "main.conf:1: directive \"shutdown_timeout\": missing \";\" before "
+            "\"log_level\"");
+  EXPECT_EQ(Error("server {\n listen 127.0.0.1:80\n endpoint subscribe /e {\n"
+                  " }\n}"),
+            "main.conf:2: directive \"listen\": missing \";\" before "
+            "\"endpoint\"");
+}
+
+TEST(ConfErrors, UnexpectedTokensAndBadBytes) {
+  EXPECT_EQ(Error("}"), "main.conf:1: unexpected \"}\"");
+  EXPECT_EQ(Error("server { } ;"), "main.conf:1: unexpected \";\"");
+  EXPECT_EQ(Error("\n{ }"), "main.conf:2: unexpected \"{\"");
+  EXPECT_EQ(Error("log_level in\"fo\";"),
+            "main.conf:1: directive \"log_level\": unexpected quote in "
+            "\"in\\\"\"");
+  EXPECT_EQ(Error("log_level \"info\"x;"),
+            "main.conf:1: directive \"log_level\": unexpected character after "
+            "string \"x\"");
+  EXPECT_EQ(Error("log_level \"in\\qfo\";"),
+            "main.conf:1: directive \"log_level\": invalid escape \"\\\\q\"");
+  EXPECT_EQ(Error(std::string("log_level in\0fo;", 16)),
+            "main.conf:1: directive \"log_level\": unexpected control "
+            "character \"\\x00\"");
+}
+
+TEST(ConfErrors, MissingFile) {
+  Files f;
+  EXPECT_EQ(Error("server {\n  include missing.conf;\n}", &f),
+            "main.conf:2: directive \"include\": cannot read \"missing.conf\": "
+            "No such file or directory");
+  auto r = LoadFile("/nonexistent/evsse-test.conf");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(),
+            "cannot read \"/nonexistent/evsse-test.conf\": No such file or "
+            "directory");
+}
+
+TEST(ConfErrors, IncludeCycle) {
+  Files f;
+  f.files["conf/a.conf"] = "include b.conf;";
+  f.files["conf/b.conf"] = "\ninclude ../conf/a.conf;";
+  auto r = LoadFile("conf/a.conf", f.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "conf/b.conf:2: directive \"include\": include cycle "
+            "\"../conf/a.conf\" (conf/a.conf -> conf/b.conf -> conf/a.conf)");
+  f.files["self.conf"] = "include self.conf;";
+  EXPECT_THAT(LoadFile("self.conf", f.options()).status().message(),
+              HasSubstr("include cycle \"self.conf\""));
+}
+
+TEST(ConfErrors, SecretsAreNeverQuoted) {
+  std::string m = Error("server { publish_token \"s3cret token\"; }");
+  EXPECT_EQ(m,
+            "main.conf:1: directive \"publish_token\": invalid character in "
+            "token (use A-Z a-z 0-9 - . _ ~ + / =) (value hidden)");
+  m = Error("server { publish_token s3cret extra; }");
+  EXPECT_THAT(m, Not(HasSubstr("s3cret")));
+  m = Error("server { subscriber_token \"s3cret!\" ops; }");
+  EXPECT_THAT(m, Not(HasSubstr("s3cret")));
+  m = Error("server { redis { password \"s3cret\" x; } }");
+  EXPECT_THAT(m, Not(HasSubstr("s3cret")));
+  EXPECT_THAT(m, HasSubstr("(value hidden)"));
+}
+
+TEST(ConfErrors, BadEndpointKindAndPath) {
+  EXPECT_EQ(Error("server { endpoint stream /e { } }"),
+            "main.conf:1: directive \"endpoint\": invalid endpoint kind "
+            "\"stream\" (one of: subscribe, publish, poll, metrics, status)");
+  EXPECT_EQ(Error("server { endpoint subscribe events { } }"),
+            "main.conf:1: directive \"endpoint\": invalid path \"events\" (an "
+            "absolute path without a query: /events)");
+  EXPECT_EQ(Error("server { endpoint subscribe \"/e?x=1\" { } }"),
+            "main.conf:1: directive \"endpoint\": invalid path \"/e?x=1\" (an "
+            "absolute path without a query: /events)");
+}
+
+TEST(ConfErrors, RulesBetweenDirectives) {
+  EXPECT_EQ(Error("server { endpoint subscribe /e {\n cors_origins \"*\";\n"
+                  " cors_credentials on; } }"),
+            "main.conf:2: directive \"cors_origins\": origin \"*\" cannot be "
+            "combined with cors_credentials on");
+  EXPECT_EQ(Error("server { endpoint poll /p { poll off; } }"),
+            "main.conf:1: directive \"poll\": cannot be off in a poll endpoint "
+            "\"off\"");
+  EXPECT_EQ(Error("server { redis { reconnect_min 10s; } }"),
+            "main.conf:1: directive \"reconnect_min\": reconnect_min 10s is "
+            "above reconnect_max 5s");
+  EXPECT_EQ(Error("server { max_topic_length 32; }"),
+            "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
+            "is above max_topic_length 32 (a team is a topic)");
+  EXPECT_EQ(Error("server { subscriber_auth on; }"),
+            "main.conf:1: directive \"subscriber_auth\": subscriber_auth on "
+            "needs at least one subscriber_token");
+}
+
+// --- Includes
+// ------------------------------------------------------------------
+
+TEST(ConfInclude, RelativeToTheIncludingFileInAnyBlockWithGlobs) {
+  Files f;
+  f.files["etc/evsse/main.conf"] =
+      "include base.conf;\n"
+      "server {\n"
+      "  include endpoints/*.conf;\n"
+      "}\n";
+  f.files["etc/evsse/base.conf"] = "log_level debug;\n";
+  f.files["etc/evsse/endpoints/a.conf"] =
+      "endpoint subscribe /a { include ../stream.conf; }\n";
+  f.files["etc/evsse/endpoints/b.conf"] = "endpoint status /b { }\n";
+  f.files["etc/evsse/stream.conf"] = "heartbeat 5s;\n";
+  auto r = LoadFile("etc/evsse/main.conf", f.options());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->hub.log_level, LogLevel::kDebug);
+  ASSERT_EQ(r->endpoints.size(), 2u);
+  EXPECT_EQ(r->endpoints[0].path, "/a");
+  EXPECT_EQ(r->endpoints[0].stream.heartbeat, milliseconds(5000));
+  EXPECT_EQ(r->endpoints[0].where, "etc/evsse/endpoints/a.conf:1");
+  EXPECT_EQ(r->endpoints[1].path, "/b");
+  // A glob matching nothing includes nothing (as in nginx).
+  f.files["x.conf"] = "include none/*.conf;";
+  EXPECT_TRUE(LoadFile("x.conf", f.options()).ok());
+}
+
+TEST(ConfInclude, ErrorsNameTheIncludedFileAndLine) {
+  Files f;
+  f.files["inc.conf"] = "\n\nheartbeat 1s;\n";
+  EXPECT_EQ(Error("server {\n include inc.conf;\n}", &f),
+            "inc.conf:3: directive \"heartbeat\": not allowed in the server "
+            "block (allowed in: endpoint)");
+  // An included file holds whole directives: a stray "}" is an error there.
+  f.files["brace.conf"] = "}";
+  EXPECT_EQ(Error("server { include brace.conf; }", &f),
+            "brace.conf:1: unexpected \"}\"");
+  // Duplicates across files say where the first one was.
+  f.files["t.conf"] = "shutdown_timeout 1s;";
+  EXPECT_EQ(Error("shutdown_timeout 2s;\ninclude t.conf;", &f),
+            "t.conf:1: directive \"shutdown_timeout\": is duplicate, first set "
+            "at main.conf:1");
+}
+
+TEST(ConfInclude, DepthIsBounded) {
+  Files f;
+  for (int i = 0; i < 20; ++i)
+    f.files["f" + std::to_string(i) + ".conf"] =
+        "include f" + std::to_string(i + 1) + ".conf;";
+  auto r = LoadFile("f0.conf", f.options());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("includes nested too deeply"));
+}
+
+// --- Every directive into its member -----------------------------------------
+
+TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
+  Files f;
+  f.files["extra.conf"] = "";
+  std::string everything = ReadSource("tests/data/conf/everything.conf");
+  ServerConfig c = Load(everything + "include extra.conf;\n", &f);
+  EXPECT_EQ(c.hub.log_level, LogLevel::kWarning);
+  EXPECT_EQ(c.shutdown_timeout, milliseconds(9000));
+  EXPECT_EQ(c.listen.host, "::1");
+  EXPECT_EQ(c.listen.port, 9090);
+  EXPECT_EQ(c.request_timeout, milliseconds(11000));
+  EXPECT_EQ(c.hub.history_max_events, 7u);
+  EXPECT_EQ(c.hub.history_max_age, milliseconds(180000));
+  EXPECT_EQ(c.hub.max_connections, 77u);
+  EXPECT_EQ(c.hub.max_subscribers_per_topic, 5u);
+  EXPECT_EQ(c.hub.max_topics, 99u);
+  EXPECT_EQ(c.hub.max_event_bytes, 2u << 20);
+  EXPECT_EQ(c.hub.max_topic_length, 100u);
+  const AlertOptions& a = c.alerts;
+  EXPECT_EQ(a.publish_token, "Pub-Token_1.2~3+4/5=");
+  EXPECT_TRUE(a.subscriber_auth);
+  EXPECT_EQ(a.subscriber_tokens.size(), 2u);
+  EXPECT_THAT(a.subscriber_tokens.at("tokA"), ElementsAre("ops", "payments"));
+  EXPECT_THAT(a.subscriber_tokens.at("tokB"), ElementsAre("*"));
+  EXPECT_EQ(a.max_alert_bytes, 32u << 10);
+  EXPECT_EQ(a.max_title_length, 50u);
+  EXPECT_EQ(a.max_body_length, 500u);
+  EXPECT_EQ(a.max_team_length, 40u);
+  EXPECT_EQ(a.max_dedup_key_length, 60u);
+  EXPECT_EQ(a.dedup_window, milliseconds(90000));
+  EXPECT_EQ(a.max_dedup_keys, 1234u);
+  EXPECT_EQ(a.recent_alerts, 25u);
+
+  ASSERT_EQ(c.endpoints.size(), 5u);
+  const Endpoint& s = c.endpoints[0];
+  EXPECT_EQ(s.kind, EndpointKind::kSubscribe);
+  EXPECT_EQ(s.path, "/s");
+  EXPECT_EQ(s.stream.heartbeat, milliseconds(500));
+  EXPECT_EQ(s.stream.retry, milliseconds(3000));
+  EXPECT_EQ(s.stream.retry_jitter, milliseconds(250));
+  EXPECT_EQ(s.stream.write_stall_timeout, milliseconds(45000));
+  EXPECT_EQ(s.stream.max_lifetime, milliseconds(3600000));
+  EXPECT_EQ(s.stream.lifetime_jitter, milliseconds(300000));
+  EXPECT_EQ(s.stream.max_queued_bytes, 2u << 20);
+  EXPECT_EQ(s.stream.replay_batch_bytes, 32u << 10);
+  EXPECT_EQ(s.stream.padding_bytes, 2048u);
+  EXPECT_EQ(s.stream.max_topics_per_connection, 4u);
+  EXPECT_FALSE(s.stream.poll_enabled);
+  EXPECT_EQ(s.stream.poll_timeout, milliseconds(10000));
+  EXPECT_EQ(s.stream.poll_max_events, 50u);
+  EXPECT_EQ(s.stream.gap_event, "lost events");
+  EXPECT_THAT(s.stream.cors_origins,
+              ElementsAre("https://a.example", "https://b.example"));
+  EXPECT_TRUE(s.stream.cors_credentials);
+  EXPECT_EQ(s.stream.cors_max_age, milliseconds(86400000));
+  const Endpoint& p = c.endpoints[1];
+  EXPECT_EQ(p.kind, EndpointKind::kPublish);
+  EXPECT_EQ(p.publish.max_body_bytes, 1024u);
+  EXPECT_EQ(p.publish.bearer_token, "pubtok");
+  EXPECT_TRUE(p.publish.allow_unauthenticated);
+  EXPECT_EQ(c.endpoints[2].kind, EndpointKind::kPoll);
+  EXPECT_TRUE(c.endpoints[2].stream.poll_enabled);
+  EXPECT_EQ(c.endpoints[3].kind, EndpointKind::kMetrics);
+  EXPECT_EQ(c.endpoints[4].kind, EndpointKind::kStatus);
+
+  ASSERT_TRUE(c.redis.has_value());
+  const redis::RedisOptions& r = *c.redis;
+  EXPECT_EQ(r.address, "unix:/run/redis.sock");
+  EXPECT_EQ(r.username, "evsse");
+  EXPECT_EQ(r.password, "p a s s");
+  EXPECT_EQ(r.database, 3);
+  EXPECT_EQ(r.key_prefix, "app:");
+  EXPECT_EQ(r.max_events, 5000u);
+  EXPECT_EQ(r.max_age, milliseconds(7200000));
+  EXPECT_EQ(r.connect_timeout, milliseconds(1000));
+  EXPECT_EQ(r.command_timeout, milliseconds(3000));
+  EXPECT_EQ(r.reconnect_min, milliseconds(200));
+  EXPECT_EQ(r.reconnect_max, milliseconds(10000));
+
+  // everything.conf uses every directive of the table: a new row needs a line
+  // here (and an EXPECT).
+  auto tree = Parse(everything, "everything.conf");
+  ASSERT_TRUE(tree.ok());
+  std::set<std::string> used = {"include"};
+  std::function<void(const std::vector<Node>&)> walk =
+      [&](const std::vector<Node>& nodes) {
+        for (const Node& n : nodes) {
+          used.insert(n.name);
+          walk(n.children);
+        }
+      };
+  walk(*tree);
+  std::set<std::string> table;
+  for (const DirectiveInfo& d : DirectiveTable()) table.emplace(d.name);
+  EXPECT_EQ(used, table);
+}
+
+TEST(ConfDirectives, TableIsConsistent) {
+  std::set<std::string_view> names;
+  for (const DirectiveInfo& d : DirectiveTable()) {
+    EXPECT_TRUE(names.insert(d.name).second) << "duplicate row " << d.name;
+    EXPECT_NE(d.contexts, 0u) << d.name;
+    EXPECT_GE(d.min_args, 0) << d.name;
+    if (d.max_args >= 0) {
+      EXPECT_LE(d.min_args, d.max_args) << d.name;
+    }
+    EXPECT_LE(d.min, d.max) << d.name;
+    EXPECT_EQ(FindDirective(d.name), &d);
+  }
+  EXPECT_EQ(FindDirective("nope"), nullptr);
+}
+
+// --- The shipped files -------------------------------------------------------
+
+// Uncomment removes the "#" of every "#directive" line (a "#" followed by
+// neither a space nor another "#"), keeping "# comments".
+std::string Uncomment(const std::string& text) {
+  std::stringstream in(text);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    size_t i = line.find_first_not_of(' ');
+    if (i != std::string::npos && line[i] == '#' && i + 1 < line.size() &&
+        line[i + 1] != ' ' && line[i + 1] != '#')
+      line.erase(i, 1);
+    out += line + "\n";
+  }
+  return out;
+}
+
+// Every commented-out directive of conf/evsse.conf holds the built-in default
+// (the file is parsed with all of them switched on).
+TEST(ConfShipped, EvsseConfListsTheDefaults) {
+  std::string text = Uncomment(ReadSource("conf/evsse.conf"));
+  auto r = LoadString(text, std::string(EVSSE_SOURCE_DIR) + "/conf/evsse.conf");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const ServerConfig& c = *r;
+  ServerConfig d;
+  EXPECT_EQ(c.listen.host, d.listen.host);
+  EXPECT_EQ(c.listen.port, d.listen.port);
+  EXPECT_EQ(c.shutdown_timeout, d.shutdown_timeout);
+  EXPECT_EQ(c.request_timeout, d.request_timeout);
+  ExpectSame(c.hub, d.hub);
+  // The one example entry of the token table is not a default.
+  AlertOptions alerts = c.alerts;
+  EXPECT_EQ(alerts.subscriber_tokens.size(), 1u);
+  alerts.subscriber_tokens.clear();
+  ExpectSame(alerts, d.alerts);
+  ASSERT_EQ(c.endpoints.size(), 5u);
+  StreamOptions stream = c.endpoints[0].stream;
+  EXPECT_THAT(stream.cors_origins, ElementsAre("https://app.example.com"));
+  stream.cors_origins.clear();  // an example too: the default is none
+  ExpectSame(stream, StreamOptions{});
+  ExpectSame(c.endpoints[1].publish, PublishOptions{});
+  ASSERT_TRUE(c.redis.has_value());
+  ExpectSame(*c.redis, redis::RedisOptions{});
+}
+
+// DirectiveLines returns the names of the lines "name ..." or "#name ...".
+std::set<std::string> DirectiveLines(const std::string& text) {
+  std::set<std::string> found;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t i = line.find_first_not_of(' ');
+    if (i == std::string::npos) continue;
+    if (line[i] == '#') ++i;
+    size_t end = i;
+    while (end < line.size() && (std::islower(line[end]) || line[end] == '_'))
+      ++end;
+    if (end > i && end < line.size() && (line[end] == ' ' || line[end] == ';'))
+      found.insert(line.substr(i, end - i));
+  }
+  return found;
+}
+
+TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReadme) {
+  std::set<std::string> conf = DirectiveLines(ReadSource("conf/evsse.conf"));
+  std::string readme = ReadSource("README.md");
+  for (const DirectiveInfo& d : DirectiveTable()) {
+    std::string name(d.name);
+    EXPECT_TRUE(conf.count(name)) << name << " is missing from conf/evsse.conf";
+    EXPECT_NE(readme.find("`" + name + "`"), std::string::npos)
+        << name << " is missing from the README (as `" << name << "`)";
+  }
+}
+
+TEST(ConfShipped, AlertConfsParse) {
+  for (const char* name : {"conf/alerts.conf", "conf/alerts-redis.conf"}) {
+    auto r = LoadFile(std::string(EVSSE_SOURCE_DIR) + "/" + name);
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status().ToString();
+    EXPECT_EQ(r->listen.host, "127.0.0.1") << name;
+    EXPECT_FALSE(r->alerts.subscriber_auth) << name;
+    EXPECT_TRUE(r->alerts.publish_token.empty()) << name;
+    bool stream = false;
+    for (const Endpoint& e : r->endpoints)
+      stream |=
+          e.kind == EndpointKind::kSubscribe && e.path == "/alerts/stream";
+    EXPECT_TRUE(stream) << name;
+    EXPECT_EQ(r->redis.has_value(),
+              std::string(name).find("redis") != std::string::npos)
+        << name;
+  }
+}
+
+}  // namespace
+}  // namespace evsse::conf

@@ -250,7 +250,8 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
   Topic* t = FindTopic(topic);
   if (!t || !t->watched) return;
   if (t->epoch != epoch) {
-    if (t->epoch != 0) return ResetTopic(t, epoch);
+    // The stream was recreated: reset, then keep this, its first event.
+    if (t->epoch != 0) ResetTopic(t, epoch);
     t->epoch = epoch;  // the first event created the stream
   }
   if (event.position <= t->history.last()) return;  // already have it
@@ -294,7 +295,9 @@ void HubImpl::Synced(const std::string& topic, uint64_t epoch,
                      pubsub::Position from) {
   Topic* t = FindTopic(topic);
   if (!t || !t->watched) return;
-  if (t->epoch != epoch && t->epoch != 0 && epoch != 0) {
+  if (t->epoch != 0 && epoch != t->epoch) {
+    // The stream this node followed is gone (wiped: epoch 0) or recreated:
+    // positions of the old one mean nothing now.
     ResetTopic(t, epoch);
     t->synced_from = from;
   } else {

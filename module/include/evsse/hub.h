@@ -46,9 +46,11 @@ struct Message {
 };
 
 // PublishCallback receives the id assigned to a published event, or an
-// error. It fires exactly once, on the Hub's loop thread, after the event was
-// handed to the subscribers of this Hub (or with kCancelled when the Hub is
-// destroyed first).
+// error. It fires exactly once, on the Hub's loop thread: in memory mode
+// after the event was handed to this Hub's subscribers; with a shared store
+// (evsse::redis) once the store assigned the id (delivery follows through
+// the store); with kCancelled when the Hub is destroyed first, and with
+// kUnavailable when the store cannot be reached.
 using PublishCallback = std::function<void(Result<std::string> id)>;
 
 // HubStats: counters since the Hub was created; read on the loop thread.

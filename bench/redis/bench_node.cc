@@ -1,0 +1,155 @@
+// evsse-bench-node: the server side of the Redis benchmarks. It is
+// examples/evhttp_hello with the knobs a benchmark needs and the example
+// does not expose: the history length (which is also the Redis stream's
+// MAXLEN), the connection limit, and a GET /stats route with the Hub's
+// counters. SIGTERM or SIGINT stop it at once (no drain: nothing to hand
+// over in a benchmark).
+//
+//   evsse-bench-node --port N [--bind 127.0.0.1] [--redis HOST:PORT|unix:PATH]
+//                    [--history N] [--max-connections N]
+//
+// Without --redis it runs on the in-process broker (memory mode).
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <evsse/evhttp.h>
+#include <evsse/hub.h>
+#include <evsse/redis.h>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+namespace {
+
+struct Node {
+  event_base* base = nullptr;
+  evsse::Hub* hub = nullptr;
+};
+
+void OnStats(evhttp_request* req, void* arg) {
+  const evsse::HubStats s = static_cast<Node*>(arg)->hub->stats();
+  evbuffer* body = evbuffer_new();
+  evbuffer_add_printf(
+      body,
+      "{\"connections_active\":%llu,\"events_published\":%llu,"
+      "\"events_delivered\":%llu,\"publish_errors\":%llu,\"replays\":%llu,"
+      "\"replayed_events\":%llu,\"gaps\":%llu,\"slow_consumer_closes\":%llu,"
+      "\"backend_up\":%s,\"backend_reconnects\":%llu,"
+      "\"backend_backfilled_events\":%llu,\"backend_replay_fetches\":%llu}\n",
+      static_cast<unsigned long long>(s.connections_active),
+      static_cast<unsigned long long>(s.events_published),
+      static_cast<unsigned long long>(s.events_delivered),
+      static_cast<unsigned long long>(s.publish_errors),
+      static_cast<unsigned long long>(s.replays),
+      static_cast<unsigned long long>(s.replayed_events),
+      static_cast<unsigned long long>(s.gaps),
+      static_cast<unsigned long long>(s.slow_consumer_closes),
+      s.backend_up ? "true" : "false",
+      static_cast<unsigned long long>(s.backend_reconnects),
+      static_cast<unsigned long long>(s.backend_backfilled_events),
+      static_cast<unsigned long long>(s.backend_replay_fetches));
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                    "application/json");
+  evhttp_send_reply(req, 200, "OK", body);
+  evbuffer_free(body);
+}
+
+void OnSignal(evutil_socket_t, short, void* arg) {
+  event_base_loopbreak(static_cast<Node*>(arg)->base);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 0;
+  std::string bind = "127.0.0.1", redis;
+  size_t history = 1000, max_connections = 10000;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) a = "?";
+    if (a == "--port") {
+      port = std::atoi(argv[++i]);
+    } else if (a == "--bind") {
+      bind = argv[++i];
+    } else if (a == "--redis") {
+      redis = argv[++i];
+    } else if (a == "--history") {
+      history = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--max-connections") {
+      max_connections = std::strtoull(argv[++i], nullptr, 10);
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s --port N [--bind ADDR] [--redis ADDR] "
+                   "[--history N] [--max-connections N]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+
+  Node node;
+  node.base = event_base_new();
+  evhttp* http = evhttp_new(node.base);
+  if (evhttp_bind_socket_with_handle(http, bind.c_str(), port) == nullptr) {
+    std::fprintf(stderr, "evsse-bench-node: cannot listen on %s:%d\n",
+                 bind.c_str(), port);
+    return 1;
+  }
+  evsse::HubOptions ho;
+  ho.history_max_events = history;
+  ho.max_connections = max_connections;
+  ho.log = [](evsse::LogLevel, std::string_view m) {
+    std::fprintf(stderr, "evsse: %.*s\n", int(m.size()), m.data());
+  };
+  auto hub = evsse::Hub::Create(node.base, ho);
+  if (!hub.ok()) {
+    std::fprintf(stderr, "evsse-bench-node: %s\n",
+                 hub.status().ToString().c_str());
+    return 1;
+  }
+  node.hub = hub->get();
+  std::unique_ptr<evsse::redis::Link> link;
+  if (!redis.empty()) {
+    evsse::redis::RedisOptions ro;
+    ro.address = redis;
+    auto attached = evsse::redis::Attach(node.hub, ro);
+    if (!attached.ok()) {
+      std::fprintf(stderr, "evsse-bench-node: --redis: %s\n",
+                   attached.status().ToString().c_str());
+      return 2;
+    }
+    link = std::move(attached).value();
+  }
+  evsse::PublishOptions po;
+  po.allow_unauthenticated = true;  // loopback benchmarks only
+  evsse::Status st = evsse::evhttp::Mount(http, "/events", node.hub);
+  if (st.ok()) st = evsse::evhttp::MountPublish(http, "/publish", node.hub, po);
+  if (!st.ok()) {
+    std::fprintf(stderr, "evsse-bench-node: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  evhttp_set_cb(http, "/stats", OnStats, &node);
+
+  event* sigint = evsignal_new(node.base, SIGINT, OnSignal, &node);
+  event* sigterm = evsignal_new(node.base, SIGTERM, OnSignal, &node);
+  event_add(sigint, nullptr);
+  event_add(sigterm, nullptr);
+  event_base_dispatch(node.base);
+
+  event_free(sigint);
+  event_free(sigterm);
+  evhttp_free(http);
+  link.reset();
+  hub->reset();
+  event_base_free(node.base);
+  return 0;
+}

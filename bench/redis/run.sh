@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# run.sh: the multi-node (Redis) benchmarks of evsse. See README.md.
+#
+#   bash bench/redis/run.sh [--smoke] [BUILD_DIR]          (BUILD_DIR: build/)
+#
+# Builds nothing: it needs BUILD_DIR/bench/redis/{evsse-redis-bench,
+# evsse-bench-node} (bench/CMakeLists.txt: add_subdirectory(redis)). Every
+# scenario gets a fresh private redis-server (unix socket in a temp dir, no
+# persistence) and fresh evsse-bench-node processes on free loopback ports,
+# each with its fd limit raised to the hard limit; it prints the driver's
+# JSON line on stdout and stops everything it started by pid. Progress goes
+# to stderr. Every run is bounded: the driver's --timeout-s, and coreutils
+# `timeout` around it.
+#
+# Every line must show no error, no loss, no duplicate, no reorder and no
+# gap, or the script exits non-zero. --smoke: a tiny version (a few
+# seconds). Sizes come from the environment: FANOUT_SUBS (5000),
+# FANOUT_RATE (5 events/s), FANOUT_EVENTS (100), MAX_EVENTS (200),
+# REPLAY_SUBS (100), REPLAY_EVENTS (10000), REPEAT (1 round), ONLY (a
+# regex over scenario names, e.g. ONLY=replay).
+set -u -o pipefail
+
+SMOKE=0
+BUILD=build
+# Sizes (environment overrides): see README.md for the reasons.
+FANOUT_SUBS=${FANOUT_SUBS:-5000}
+FANOUT_RATE=${FANOUT_RATE:-5}
+FANOUT_EVENTS=${FANOUT_EVENTS:-100}
+MAX_EVENTS=${MAX_EVENTS:-200}
+REPLAY_SUBS=${REPLAY_SUBS:-100}
+REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
+REPEAT=${REPEAT:-1}
+ONLY=${ONLY:-.}  # a regex: run only the scenarios whose name matches
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) SMOKE=1 ;;
+    -h | --help)
+      sed -n '2,20p' "$0"
+      exit 0
+      ;;
+    -*)
+      echo "run.sh: unknown option $arg" >&2
+      exit 2
+      ;;
+    *) BUILD=$arg ;;
+  esac
+done
+
+BIN=""
+for dir in "$BUILD/bench/redis" "$BUILD/bench-redis"; do
+  if [[ -x $dir/evsse-redis-bench && -x $dir/evsse-bench-node ]]; then
+    BIN=$dir
+    break
+  fi
+done
+if [[ -z $BIN ]]; then
+  echo "run.sh: evsse-redis-bench and evsse-bench-node not found under $BUILD;" \
+    "build it with bench/redis added to bench/CMakeLists.txt" >&2
+  exit 2
+fi
+for tool in redis-server redis-cli python3 curl; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "run.sh: $tool is needed" >&2
+    exit 2
+  fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-rbench.XXXXXX")
+REDIS_PID=""
+NODE_PIDS=()
+FAILED=0
+
+log() { echo "run.sh: $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL; only our own children.
+stop_pid() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid did not stop; killing it"
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
+}
+
+stop_all() {
+  local pid
+  for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
+  NODE_PIDS=()
+  if [[ -n $REDIS_PID ]]; then
+    stop_pid "$REDIS_PID"
+    REDIS_PID=""
+  fi
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+REDIS_SOCK=""
+start_redis() {
+  local dir=$WORK/redis.$RANDOM
+  mkdir -p "$dir"
+  REDIS_SOCK=$dir/redis.sock
+  redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+    --save "" --appendonly no --dir "$dir" --daemonize no \
+    --logfile "$dir/redis.log" </dev/null >/dev/null 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 1 200); do
+    if [[ $(redis-cli -s "$REDIS_SOCK" PING 2>/dev/null) == PONG ]]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  log "redis-server did not start (see $dir/redis.log)"
+  return 1
+}
+
+# start_node PORT [--redis ADDR] [--history N]: up means POST /publish
+# answers 200 (listening, and its Redis link connected).
+start_node() {
+  local port=$1
+  shift
+  (
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    exec "$BIN/evsse-bench-node" --port "$port" "$@"
+  ) 2>>"$WORK/node-$port.log" &
+  NODE_PIDS+=($!)
+  for _ in $(seq 1 200); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST --data up \
+      "http://127.0.0.1:$port/publish?topic=up" 2>/dev/null) == 200 ]]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  log "evsse-bench-node on port $port is not up (see $WORK/node-$port.log)"
+  return 1
+}
+
+check_line() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+try:
+    j = json.loads(sys.argv[1])
+except ValueError as e:
+    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
+    sys.exit(1)
+bad = []
+if "error" in j:
+    bad.append("error=%s" % j["error"])
+if sys.argv[2] == "1":
+    for k in ("lost", "duplicated", "reordered", "misrouted", "gaps",
+              "publish_errors", "closed_by_server"):
+        if j.get(k, 0) != 0:
+            bad.append("%s=%s" % (k, j[k]))
+if bad:
+    print("%s: %s" % (j.get("name", "?"), ", ".join(bad)), file=sys.stderr)
+    sys.exit(1)
+EOF
+}
+
+# scenario NAME KIND LIMIT_S HISTORY DRIVER_ARGS...
+#   KIND: mem (one node, no Redis), redis1 (one node on Redis, publish and
+#   subscribe on it), redis2 (publish on node A, subscribe on node B).
+scenario() {
+  local name=$1 kind=$2 limit=$3 history=$4
+  shift 4
+  [[ $name =~ $ONLY ]] || return 0
+  local a b pids=()
+  a=$(free_port)
+  b=$a
+  if [[ $kind == mem ]]; then
+    start_node "$a" --history "$history" || {
+      FAILED=1
+      stop_all
+      return 1
+    }
+    pids=(--pid "a=${NODE_PIDS[0]}")
+  else
+    if ! start_redis || ! start_node "$a" --redis "unix:$REDIS_SOCK" \
+      --history "$history"; then
+      FAILED=1
+      stop_all
+      return 1
+    fi
+    pids=(--pid "a=${NODE_PIDS[0]}")
+    if [[ $kind == redis2 ]]; then
+      b=$(free_port)
+      start_node "$b" --redis "unix:$REDIS_SOCK" --history "$history" || {
+        FAILED=1
+        stop_all
+        return 1
+      }
+      pids+=(--pid "b=${NODE_PIDS[1]}")
+    fi
+    pids+=(--pid "redis=$REDIS_PID" --redis-unix "$REDIS_SOCK")
+  fi
+  log "$name ($kind), load $(cut -d" " -f1-3 /proc/loadavg): $*"
+  local out rc
+  out=$(
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    timeout --kill-after=5 "$((limit + 15))" "$BIN/evsse-redis-bench" \
+      --name "$name" --pub-port "$a" --sub-port "$b" --timeout-s "$limit" \
+      "${pids[@]}" "$@"
+  )
+  rc=$?
+  stop_all
+  [[ -n $out ]] || out="{\"name\":\"$name\",\"error\":\"exit $rc, no output\"}"
+  echo "$out"
+  check_line "$out" 1 || FAILED=1
+  [[ $rc == 0 ]] || FAILED=1
+}
+
+if [[ $SMOKE == 1 ]]; then
+  scenario smoke_fanout_mem mem 30 1000 --mode fanout --subscribers 50 \
+    --events 50 --rate 200
+  scenario smoke_fanout_redis redis2 30 1000 --mode fanout --subscribers 50 \
+    --events 50 --rate 200
+  scenario smoke_replay_redis redis2 30 2000 --mode replay --subscribers 10 \
+    --events 1000
+else
+  for round in $(seq 1 "$REPEAT"); do
+    # (a) Fan-out to 5,000 subscribers. Latency: events paced at a rate the
+    # machine sustains (2 cores carry the nodes, Redis and the driver), on
+    # one node in memory mode, one node on Redis, and across two nodes.
+    for kind in mem redis1 redis2; do
+      scenario "fanout_${FANOUT_SUBS}_${FANOUT_RATE}eps_$kind.$round" "$kind" \
+        150 1000 --mode fanout --subscribers "$FANOUT_SUBS" \
+        --events "$FANOUT_EVENTS" --rate "$FANOUT_RATE" --connect-window 200
+    done
+    # The same with 100 subscribers, where fan-out is short and the Redis
+    # hop shows.
+    for kind in mem redis1 redis2; do
+      scenario "fanout_100_50eps_$kind.$round" "$kind" 60 1000 \
+        --mode fanout --subscribers 100 --events 500 --rate 50
+    done
+    # Throughput: events as fast as acknowledged.
+    for kind in mem redis2; do
+      scenario "fanout_${FANOUT_SUBS}_max_$kind.$round" "$kind" 150 1000 \
+        --mode fanout --subscribers "$FANOUT_SUBS" --events "$MAX_EVENTS" \
+        --rate 0 --pipeline 4 --connect-window 200
+    done
+    # (b) Replay: 10,000 events to 100 resuming subscribers on a node that
+    # never saw them (redis2), and the same replay from one node's memory.
+    for kind in mem redis2; do
+      scenario "replay_${REPLAY_EVENTS}_x${REPLAY_SUBS}_$kind.$round" "$kind" \
+        120 $((REPLAY_EVENTS * 2)) --mode replay --subscribers "$REPLAY_SUBS" \
+        --events "$REPLAY_EVENTS" --pipeline 16
+    done
+  done
+fi
+
+if [[ $FAILED != 0 ]]; then
+  log "FAILED (logs: $WORK, kept)"
+  trap 'stop_all' EXIT
+  exit 1
+fi
+log "ok"
+exit 0

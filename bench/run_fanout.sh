@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run_fanout.sh: the fan-out benchmark of evsse against examples/evhttp_hello.
+# run_fanout.sh: the fan-out benchmark of evsse against examples/evhttp_hello
+# (or another example server: SERVER, below).
 #
 #   bash bench/run_fanout.sh [--smoke] [BUILD_DIR]      (BUILD_DIR: build/)
 #
@@ -14,6 +15,14 @@
 # Without --smoke: the full list (a few minutes); exits non-zero when a run
 # fails or prints something that is not JSON. Every run is bounded: the
 # loadgen's own --timeout-s, and coreutils `timeout` around it.
+#
+# SERVER (default evhttp_hello) names the server binary in BUILD_DIR/examples
+# (e.g. evhtp_hello), and SERVER_ARGS adds arguments to it (word-split), e.g.
+#   SERVER=evhtp_hello SERVER_ARGS='--threads 2' bash bench/run_fanout.sh B
+# LOADGEN_ARGS is appended to every evsse-loadgen command (word-split), e.g.
+# '--pipeline 1' for libevhtp, which answers only one of several pipelined
+# requests per read (see bench/README.md). ONLY=name1,name2 runs only the
+# scenarios with these names.
 set -u -o pipefail
 
 SMOKE=0
@@ -22,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,16p' "$0"
+      sed -n '2,26p' "$0"
       exit 0
       ;;
     -*)
@@ -33,7 +42,11 @@ for arg in "$@"; do
   esac
 done
 
-HELLO=$BUILD/examples/evhttp_hello
+SERVER=${SERVER:-evhttp_hello}
+read -r -a SERVER_ARGV <<<"${SERVER_ARGS:-}"
+read -r -a LOADGEN_ARGV <<<"${LOADGEN_ARGS:-}"
+ONLY=${ONLY:-}
+HELLO=$BUILD/examples/$SERVER
 LOADGEN=$BUILD/bench/evsse-loadgen
 CODEC_CHECK=$BUILD/bench/evsse-bench-codec-check
 for bin in "$HELLO" "$LOADGEN"; do
@@ -66,7 +79,7 @@ start_server() {
   # The server inherits the raised limit; exec keeps $! its pid.
   (
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    exec "$HELLO" --port "$PORT" --bind 127.0.0.1
+    exec "$HELLO" --port "$PORT" --bind 127.0.0.1 "${SERVER_ARGV[@]}"
   ) 2>>"$LOG_DIR/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
@@ -76,7 +89,7 @@ start_server() {
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
     sleep 0.05
   done
-  log "evhttp_hello did not start on port $PORT (see $LOG_DIR/server.log)"
+  log "$SERVER did not start on port $PORT (see $LOG_DIR/server.log)"
   stop_server
   return 1
 }
@@ -90,7 +103,7 @@ stop_server() {
     sleep 0.1
   done
   if kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "evhttp_hello $SERVER_PID did not stop; killing it"
+    log "$SERVER $SERVER_PID did not stop; killing it"
     kill -KILL "$SERVER_PID" 2>/dev/null
   fi
   wait "$SERVER_PID" 2>/dev/null
@@ -136,15 +149,19 @@ LAST_LINE=""
 scenario() {
   local name=$1 limit=$2
   shift 2
+  if [[ -n $ONLY && ",$ONLY," != *",$name,"* ]]; then
+    LAST_LINE=""
+    return 0
+  fi
   start_server || {
     FAILED=1
     return 1
   }
-  log "$name: $*"
+  log "$name: $* ${LOADGEN_ARGS:-}"
   local out rc
   out=$(timeout --kill-after=5 "$((limit + 15))" "$LOADGEN" --host 127.0.0.1 \
     --port "$PORT" --server-pid "$SERVER_PID" --name "$name" \
-    --timeout-s "$limit" "$@")
+    --timeout-s "$limit" "$@" "${LOADGEN_ARGV[@]}")
   rc=$?
   stop_server
   LAST_LINE=$out

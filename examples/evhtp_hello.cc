@@ -1,10 +1,15 @@
 // evhtp_hello: the smallest embedding of evsse into an existing libevhtp
 // server, on the in-process broker.
 //
-//   evhtp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
+//   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
+//               [--redis HOST:PORT | --threads N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
-// publish on any node, receive and resume on every node.
+// publish on any node, receive and resume on every node. With --threads N
+// (N >= 1; 0, the default, is one loop), libevhtp serves the connections on
+// N worker loops (evhtp_use_threads_wexit) with one Hub per loop, all on
+// one shared bus: an event published on any loop reaches every subscriber.
+// --redis works with one loop only.
 //
 //   curl -N 'http://127.0.0.1:8080/events?topic=news'
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
@@ -14,23 +19,60 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <evhtp/evhtp.h>
+#include <evhtp/thread.h>
 #include <evsse/evhtp.h>
 #include <evsse/hub.h>
+#include <evsse/pubsub/bus.h>
 #include <evsse/redis.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
 struct Server {
   event_base* base = nullptr;
   evhtp_t* htp = nullptr;
-  evsse::Hub* hub = nullptr;
+  std::shared_ptr<evsse::pubsub::Bus> bus;  // --threads: shared by the Hubs
+  std::mutex mu;                            // guards hubs and workers
+  std::map<event_base*, std::unique_ptr<evsse::Hub>> hubs;  // one per loop
+  std::vector<evthr_t*> workers;
+  size_t draining = 0;  // worker Hubs told to drain (main loop)
+  std::atomic<size_t> drained{0};
+  event* tick = nullptr;
+
+  // AddHub makes the Hub of loop `b`, on b's thread.
+  evsse::Status AddHub(event_base* b) {
+    evsse::HubOptions o;
+    o.log = [](evsse::LogLevel, std::string_view m) {
+      std::fprintf(stderr, "evsse: %.*s\n", int(m.size()), m.data());
+    };
+    o.bus = bus;
+    auto hub = evsse::Hub::Create(b, o);
+    if (!hub.ok()) return hub.status();
+    std::lock_guard<std::mutex> lock(mu);
+    hubs[b] = std::move(hub).value();
+    return evsse::Status::Ok();
+  }
+  evsse::Hub* For(event_base* b) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = hubs.find(b);
+    return it == hubs.end() ? nullptr : it->second.get();
+  }
+  void DropHub(event_base* b) {  // on b's thread; ~Hub runs unlocked
+    std::unique_lock<std::mutex> lock(mu);
+    auto node = hubs.extract(b);
+    lock.unlock();
+  }
 };
 
 // The application's own route, untouched by evsse. evhtp_set_cb matches
@@ -46,22 +88,59 @@ void OnIndex(evhtp_request_t* req, void*) {
   evhtp_send_reply(req, EVHTP_RES_OK);
 }
 
-// SIGINT/SIGTERM: drain the streams (spread over 5 s), then stop. libevhtp
-// 1.2.18's evhtp_free does not close connections, so the streams end first.
+// --threads: each worker makes its Hub on its own loop and destroys it there.
+void OnWorkerInit(evhtp_t*, evthr_t* thr, void* arg) {
+  auto* s = static_cast<Server*>(arg);
+  evsse::Status st = s->AddHub(evthr_get_base(thr));
+  if (!st.ok())
+    std::fprintf(stderr, "evhtp_hello: %s\n", st.ToString().c_str());
+  std::lock_guard<std::mutex> lock(s->mu);
+  s->workers.push_back(thr);
+}
+void OnWorkerExit(evhtp_t*, evthr_t* thr, void* arg) {
+  static_cast<Server*>(arg)->DropHub(evthr_get_base(thr));
+}
+
+// The streams have ended: stop listening, let the last bytes (final retry
+// hints) go out, then stop. libevhtp 1.2.18's evhtp_free does not close
+// connections, so the streams must end first.
+void Stop(Server* s) {
+  evhtp_unbind_socket(s->htp);
+  timeval flush{0, 500000};
+  event_base_loopexit(s->base, &flush);
+}
+void OnDrainWorker(evthr_t* thr, void* arg, void*) {  // on the worker thread
+  auto* s = static_cast<Server*>(arg);
+  evsse::Hub* hub = s->For(evthr_get_base(thr));
+  if (!hub) return void(++s->drained);
+  hub->Shutdown(std::chrono::seconds(5), [s] { ++s->drained; });
+}
+void OnTick(evutil_socket_t, short, void* arg) {  // main loop, every 50 ms
+  auto* s = static_cast<Server*>(arg);
+  if (s->drained.load() < s->draining) return;
+  event_del(s->tick);
+  Stop(s);
+}
+
+// SIGINT/SIGTERM: drain the streams (spread over 5 s), then stop. Each
+// worker Hub drains on its own thread (evthr_defer); the main loop polls.
 void OnSignal(evutil_socket_t, short, void* arg) {
   auto* s = static_cast<Server*>(arg);
   std::fprintf(stderr, "evhtp_hello: draining\n");
-  s->hub->Shutdown(std::chrono::seconds(5), [s] {
-    evhtp_unbind_socket(s->htp);
-    timeval flush{0, 500000};  // the last bytes (final retry hints) go out
-    event_base_loopexit(s->base, &flush);
-  });
+  if (!s->tick)
+    return s->For(s->base)->Shutdown(std::chrono::seconds(5), [s] { Stop(s); });
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (s->draining) return;  // already draining
+  for (evthr_t* thr : s->workers) evthr_defer(thr, &OnDrainWorker, s);
+  s->draining = s->workers.size();
+  timeval every{0, 50000};
+  event_add(s->tick, &every);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 8080;
+  int port = 8080, threads = 0;
   std::string bind = "127.0.0.1", token, redis;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -73,10 +152,16 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
-    else {
+    else if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else
+      threads = -1;
+    if (threads < 0 || (threads > 0 && !redis.empty())) {
       std::fprintf(stderr,
-                   "usage: %s [--port N] [--bind ADDR] [--token T] [--redis "
-                   "HOST:PORT]\n",
+                   "usage: %s [--port N] [--bind ADDR] [--token T]\n"
+                   "          [--redis HOST:PORT | --threads N]\n"
+                   "--threads N: N worker loops, 0 (default) for one loop; "
+                   "--redis needs one loop\n",
                    argv[0]);
       return 2;
     }
@@ -97,36 +182,40 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // evsse: a Hub on the same base, two endpoints.
-  evsse::HubOptions hub_options;
-  hub_options.log = [](evsse::LogLevel, std::string_view m) {
-    std::fprintf(stderr, "evsse: %.*s\n", int(m.size()), m.data());
-  };
-  auto hub = evsse::Hub::Create(s.base, hub_options);
-  if (!hub.ok()) {
-    std::fprintf(stderr, "evhtp_hello: %s\n", hub.status().ToString().c_str());
-    return 1;
-  }
-  s.hub = hub->get();
-  // Optional: several nodes on one Redis behave as one.
-  std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty()) {
-    evsse::redis::RedisOptions ro;
-    ro.address = redis;
-    auto attached = evsse::redis::Attach(s.hub, ro);
-    if (!attached.ok()) {
-      std::fprintf(stderr, "%s: --redis: %s\n", argv[0],
-                   attached.status().ToString().c_str());
-      return 2;
-    }
-    link = std::move(attached).value();
-  }
+  // evsse: a Hub on the same base, or one per worker loop; two endpoints.
   evsse::PublishOptions publish;
   publish.bearer_token = token;
   publish.allow_unauthenticated = token.empty();
-  evsse::Status st = evsse::evhtp::Mount(s.htp, "/events", s.hub);
-  if (st.ok())
-    st = evsse::evhtp::MountPublish(s.htp, "/publish", s.hub, publish);
+  std::unique_ptr<evsse::redis::Link> link;
+  evsse::Status st;
+  if (threads == 0 && (st = s.AddHub(s.base)).ok()) {
+    evsse::Hub* hub = s.For(s.base);
+    if (!redis.empty()) {  // several nodes on one Redis behave as one
+      evsse::redis::RedisOptions ro;
+      ro.address = redis;
+      auto attached = evsse::redis::Attach(hub, ro);
+      if (!attached.ok()) {
+        std::fprintf(stderr, "%s: --redis: %s\n", argv[0],
+                     attached.status().ToString().c_str());
+        return 2;
+      }
+      link = std::move(attached).value();
+    }
+    st = evsse::evhtp::Mount(s.htp, "/events", hub);
+    if (st.ok())
+      st = evsse::evhtp::MountPublish(s.htp, "/publish", hub, publish);
+  } else if (threads > 0) {  // each request: the Hub of its connection's loop
+    s.bus = std::make_shared<evsse::pubsub::Bus>();
+    auto lookup = [&s](event_base* b) { return s.For(b); };
+    st = evsse::evhtp::MountWorkers(s.htp, "/events", lookup);
+    if (st.ok())
+      st =
+          evsse::evhtp::MountPublishWorkers(s.htp, "/publish", lookup, publish);
+    if (st.ok() && evhtp_use_threads_wexit(s.htp, OnWorkerInit, OnWorkerExit,
+                                           threads, &s) != 0)
+      st = evsse::InternalError("evhtp_use_threads_wexit failed");
+    s.tick = event_new(s.base, -1, EV_PERSIST, OnTick, &s);
+  }
   if (!st.ok()) {
     std::fprintf(stderr, "evhtp_hello: %s\n", st.ToString().c_str());
     return 1;
@@ -140,9 +229,10 @@ int main(int argc, char** argv) {
   event_base_dispatch(s.base);
 
   for (event* e : signals) event_free(e);
-  link.reset();  // the Redis link goes before the Hub
-  hub->reset();  // the streams have ended: nothing reaches it any more
-  evhtp_free(s.htp);
+  if (s.tick) event_free(s.tick);
+  link.reset();       // the Redis link goes before the Hub
+  s.DropHub(s.base);  // the streams have ended: nothing reaches it any more
+  evhtp_free(s.htp);  // stops the workers: OnWorkerExit drops their Hubs
   event_base_free(s.base);
   return 0;
 }

@@ -84,6 +84,7 @@ void ExpectSame(const HubOptions& a, const HubOptions& b) {
   EXPECT_EQ(a.max_topics, b.max_topics);
   EXPECT_EQ(a.max_event_bytes, b.max_event_bytes);
   EXPECT_EQ(a.max_topic_length, b.max_topic_length);
+  EXPECT_EQ(a.coalesce_window, b.coalesce_window);
   EXPECT_EQ(a.log_level, b.log_level);
 }
 
@@ -621,6 +622,7 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(c.hub.max_topics, 99u);
   EXPECT_EQ(c.hub.max_event_bytes, 2u << 20);
   EXPECT_EQ(c.hub.max_topic_length, 100u);
+  EXPECT_EQ(c.hub.coalesce_window, milliseconds(3));
   const AlertOptions& a = c.alerts;
   EXPECT_EQ(a.publish_token, "Pub-Token_1.2~3+4/5=");
   EXPECT_TRUE(a.subscriber_auth);

@@ -228,6 +228,8 @@ const std::vector<Row>& Rows() {
                                                        kServer, 0, 10000000));
     v.push_back(Duration<&HubOptions::history_max_age>("history_max_age",
                                                        kServer, 0, 365 * kDay));
+    v.push_back(Duration<&HubOptions::coalesce_window>("coalesce_window",
+                                                       kServer, 0, kSec));
     v.push_back(Count<&HubOptions::max_connections>("max_connections", kServer,
                                                     1, 10000000));
     v.push_back(Count<&HubOptions::max_subscribers_per_topic>(

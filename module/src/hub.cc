@@ -28,6 +28,7 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
   done_event_ = event_new(base_, -1, 0, &HubImpl::OnShutdownDone, this);
   wave_timer_ = evtimer_new(base_, &HubImpl::OnWave, this);
   flush_event_ = event_new(base_, -1, 0, &HubImpl::OnFlush, this);
+  flush_timer_ = evtimer_new(base_, &HubImpl::OnFlushTimer, this);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
@@ -75,6 +76,7 @@ HubImpl::~HubImpl() {
   event_free(done_event_);
   event_free(wave_timer_);
   event_free(flush_event_);
+  event_free(flush_timer_);
   evbuffer_free(scratch_);
 }
 
@@ -168,19 +170,10 @@ void HubImpl::ProcessInbox() {
     }
     t->history.Append(p.event);
     ++stats_.events_published;
-    if (!t->dirty) {
-      t->dirty = true;
-      dirty_topics_.push_back(t);
-    }
+    MarkDirty(t);
   }
-  FanOut();
-  // Trim only after everyone live got the batch: a burst larger than the
-  // history must not cost live subscribers events.
-  for (Topic* t : dirty_topics_) {
-    t->dirty = false;
-    t->history.TrimToCount(options_.history_max_events);
-  }
-  dirty_topics_.clear();
+  // Answer the publishers first: the id is known, and a publisher that gets
+  // its answer sooner sends its next event sooner, into the same fan-out.
   std::vector<Pending> batch;
   batch.swap(batch_);
   for (Pending& p : batch) {
@@ -196,6 +189,7 @@ void HubImpl::ProcessInbox() {
     }
     delete p.done;
   }
+  Flush(false);
   batch.clear();
   if (batch_.empty()) batch_.swap(batch);  // keep the capacity
 }
@@ -257,25 +251,62 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
   if (event.position <= t->history.last()) return;  // already have it
   t->history.Append(MakeEvent(topic, epoch, event));
   ++stats_.events_published;
-  if (!t->dirty) {
-    t->dirty = true;
-    dirty_topics_.push_back(t);
-  }
+  MarkDirty(t);
   // Fan out once per batch of deliveries (one read from the store).
   event_active(flush_event_, EV_TIMEOUT, 0);
 }
 
-void HubImpl::OnFlush(evutil_socket_t, short, void* arg) {
-  static_cast<HubImpl*>(arg)->Flush();
+void HubImpl::MarkDirty(Topic* t) {
+  if (t->dirty) return;
+  t->dirty = true;
+  dirty_topics_.push_back(t);
 }
 
-void HubImpl::Flush() {
-  FanOut();
-  for (Topic* t : dirty_topics_) {
+void HubImpl::OnFlush(evutil_socket_t, short, void* arg) {
+  static_cast<HubImpl*>(arg)->Flush(false);
+}
+
+void HubImpl::OnFlushTimer(evutil_socket_t, short, void* arg) {
+  static_cast<HubImpl*>(arg)->Flush(true);
+}
+
+// Flush fans out the dirty topics, except, unless forced, those active
+// within the coalescing window (a fan-out, or a subscriber still writing the
+// last one): they wait for the flush timer, at most one window, and their
+// events then leave together, several per write. A lone event on a quiet
+// topic goes out at once. One write per event costs about as much as the
+// event's whole delivery, so when events come faster than the loop writes
+// them, this is what keeps the loop ahead.
+void HubImpl::Flush(bool force) {
+  const int64_t window = options_.coalesce_window.count() * 1000;
+  const int64_t now = window > 0 ? NowUs() : 0;
+  size_t kept = 0;
+  // Index loop: FanOut only marks sessions it closes, but keep it simple
+  // and robust against a topic list that grows meanwhile.
+  for (size_t i = 0; i < dirty_topics_.size(); ++i) {
+    Topic* t = dirty_topics_[i];
+    // A topic nobody listens to live has nothing to coalesce: fan out (and
+    // trim its history) at once.
+    if (!force && window > 0 && now - t->active_us < window &&
+        !t->subscribers.empty()) {
+      dirty_topics_[kept++] = t;
+      continue;
+    }
+    FanOut(t);
     t->dirty = false;
+    // From the start of the fan-out: a transport that writes during it
+    // makes it long, and events that came meanwhile are a batch already.
+    t->active_us = now;
+    // Trim only after everyone live got the batch: a burst larger than the
+    // history must not cost live subscribers events.
     t->history.TrimToCount(options_.history_max_events);
   }
-  dirty_topics_.clear();
+  dirty_topics_.resize(kept);
+  if (kept > 0 && !evtimer_pending(flush_timer_, nullptr)) {
+    timeval tv{static_cast<time_t>(window / 1000000),
+               static_cast<suseconds_t>(window % 1000000)};
+    evtimer_add(flush_timer_, &tv);
+  }
 }
 
 // ResetTopic: the topic's stream was recreated (new epoch). Positions of the
@@ -336,14 +367,16 @@ void HubImpl::LinkChanged(bool up) {
       up ? "backend link up" : "backend link down");
 }
 
-void HubImpl::FanOut() {
-  for (Topic* t : dirty_topics_) {
-    // Index loop: a Pump may close a session, which only marks it (the
-    // vector is changed by OnReap, later).
-    for (size_t i = 0; i < t->subscribers.size(); ++i) {
-      Session* s = t->subscribers[i];
-      if (!s->closed() && !s->catching_up()) s->Pump();
-    }
+void HubImpl::FanOut(Topic* t) {
+  // Index loop: a Pump may close a session, which only marks it (the
+  // vector is changed by OnReap, later).
+  for (size_t i = 0; i < t->subscribers.size(); ++i) {
+    Session* s = t->subscribers[i];
+    if (s->closed()) continue;
+    if (!s->catching_up())
+      s->Pump();
+    else if (s->FellBehindHistory())
+      s->Close(CloseReason::kSlowConsumer);  // behind, and not reading
   }
 }
 

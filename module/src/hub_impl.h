@@ -35,7 +35,10 @@ struct Topic {
   pubsub::TopicHistory history;
   // Subscribers; each session remembers its slot here for O(1) removal.
   std::vector<Session*> subscribers;
-  bool dirty = false;  // got events in the current batch
+  bool dirty = false;  // has events not fanned out yet
+  // When the topic last fanned out, or one of its live subscribers last
+  // finished writing (NowUs): events that come sooner are coalesced.
+  int64_t active_us = 0;
   // The epoch of the topic's history (memory mode: the bus epoch; backend
   // mode: the stream's, 0 while it does not exist).
   uint64_t epoch = 0;
@@ -108,6 +111,9 @@ class Session final : public Link<HeartbeatTag>,
 
   std::vector<Sub> subs;
   bool closed() const { return closed_; }
+  // FellBehindHistory: a topic's history dropped events this session has
+  // not written yet (it cannot catch up any more).
+  bool FellBehindHistory() const;
   bool catching_up() const { return catching_up_ || resume_ != nullptr; }
   StreamEndpoint* endpoint() const { return endpoint_; }
 
@@ -290,11 +296,13 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   static void OnWave(evutil_socket_t, short, void* arg);
   static void OnShutdownDone(evutil_socket_t, short, void* arg);
   static void OnFlush(evutil_socket_t, short, void* arg);
+  static void OnFlushTimer(evutil_socket_t, short, void* arg);
   void ProcessInbox();
   void PublishToBackend(Pending& p);
   void ResetTopic(Topic* t, uint64_t epoch);
-  void Flush();
-  void FanOut();
+  void MarkDirty(Topic* t);
+  void Flush(bool force);
+  void FanOut(Topic* t);
   void DropEmptyTopics();
   void MaybeFinishShutdown();
 
@@ -329,6 +337,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   std::atomic<Backend*> backend_{nullptr};
   bool link_up_ = false;
   event* flush_event_ = nullptr;  // batches backend deliveries
+  event* flush_timer_ = nullptr;  // fans out coalesced topics
 
   evbuffer* scratch_ = nullptr;
   std::string id_scratch_;

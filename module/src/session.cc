@@ -165,34 +165,59 @@ void Session::Pump() {
     return;
   }
   const StreamOptions& o = endpoint_->options();
-  size_t budget = std::numeric_limits<size_t>::max();
-  if (catching_up_) {
-    // Replay is paced: the next batch goes once the previous one drained.
-    if (exchange_->queued() > 0) return;
-    budget = o.replay_batch_bytes;
+  // Live: everything pending, up to the queue's high watermark; what does
+  // not fit waits in the history (the session is then behind, like a
+  // replay, and goes on when the transport drained). Catching up: batches,
+  // each once the previous one drained; a transport that wrote a batch at
+  // once (queued is 0 after Write) gets the next one at once, as it sends no
+  // OnDrained. A session stays open while its cursor is in the history: one
+  // that falls out of it is a slow consumer (see Collect and
+  // HubImpl::FanOut).
+  for (;;) {
+    size_t queued = exchange_->queued();
+    size_t budget;
+    if (catching_up_) {
+      if (queued > 0) return;
+      budget = o.replay_batch_bytes;
+    } else if (queued >= o.max_queued_bytes) {
+      catching_up_ = true;  // behind: OnDrained goes on
+      return;
+    } else {
+      budget = o.max_queued_bytes - queued;
+    }
+    size_t events = 0;
+    bool caught_up = false;
+    if (!Collect(budget, &events, &caught_up)) {
+      evbuffer_drain(endpoint_->hub()->scratch(),
+                     evbuffer_get_length(endpoint_->hub()->scratch()));
+      Close(CloseReason::kSlowConsumer);
+      return;
+    }
+    bool was_catching_up = catching_up_;
+    if (catching_up_) endpoint_->hub()->stats().replayed_events += events;
+    catching_up_ = !caught_up;
+    if (!caught_up) FetchWhereBlocked();
+    if (events == 0) return;
+    exchange_->Write(endpoint_->hub()->scratch());
+    AfterWrite(events);
+    if (closed_ || (!was_catching_up && !catching_up_)) return;
   }
-  size_t events = 0;
-  bool caught_up = false;
-  if (!Collect(budget, &events, &caught_up)) {
-    evbuffer_drain(endpoint_->hub()->scratch(),
-                   evbuffer_get_length(endpoint_->hub()->scratch()));
-    Close(CloseReason::kSlowConsumer);
-    return;
-  }
-  if (catching_up_) endpoint_->hub()->stats().replayed_events += events;
-  catching_up_ = !caught_up;
-  if (!caught_up) FetchWhereBlocked();
-  if (events == 0) return;
-  exchange_->Write(endpoint_->hub()->scratch());
-  AfterWrite(events);
-  if (exchange_->queued() > o.max_queued_bytes)
-    Close(CloseReason::kSlowConsumer);
+}
+
+bool Session::FellBehindHistory() const {
+  for (const Sub& s : subs)
+    if (!s.backlog && s.pos < s.topic->history.evicted_up_to()) return true;
+  return false;
 }
 
 void Session::AfterWrite(size_t events) {
   int64_t now = NowMs();
   endpoint_->heartbeats().Touch(this, now);
-  endpoint_->stalls().Add(this, now);
+  // Only bytes still queued can stall (and only they get an OnDrained).
+  if (exchange_->queued() > 0)
+    endpoint_->stalls().Add(this, now);
+  else
+    endpoint_->stalls().Remove(this);
   endpoint_->hub()->stats().events_delivered += events;
 }
 
@@ -212,7 +237,13 @@ void Session::Heartbeat() {
 
 void Session::OnDrained() {
   endpoint_->stalls().Remove(this);
-  if (catching_up_) Pump();
+  if (catching_up_) {
+    Pump();
+  } else if (endpoint_->hub()->options().coalesce_window.count() > 0) {
+    // Still writing the last fan-out until now: see HubImpl::Flush.
+    int64_t now = NowUs();
+    for (Sub& s : subs) s.topic->active_us = now;
+  }
 }
 
 void Session::OnClosed() { Close(CloseReason::kPeerClosed); }

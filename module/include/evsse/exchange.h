@@ -23,8 +23,10 @@ enum class Method { kGet, kHead, kPost, kOptions, kOther };
 class ExchangeListener {
  public:
   virtual ~ExchangeListener() = default;
-  // OnDrained: every byte written so far has been handed to the kernel.
-  // May be called many times. The listener may write, End or Abort inside.
+  // OnDrained: every byte written so far has been handed to the kernel,
+  // after a Write that left bytes queued (a Write after which queued() is 0
+  // may get no OnDrained). May be called many times. The listener may
+  // write, End or Abort inside.
   virtual void OnDrained() = 0;
   // OnClosed: the connection is gone (peer closed, reset, server freed)
   // before the core called Reply, End or Abort. Called at most once; the
@@ -66,7 +68,8 @@ class Exchange {
   // timeout the server applies to idle connections: the core keeps its own.
   virtual void Start(int status, const char* reason) = 0;
   // Write queues the contents of `data` (drained by the call) and flushes as
-  // soon as the socket allows.
+  // soon as the socket allows, possibly before it returns. Never calls the
+  // listener from inside.
   virtual void Write(evbuffer* data) = 0;
   // queued returns bytes written but not yet handed to the kernel.
   virtual size_t queued() const = 0;

@@ -47,7 +47,8 @@ struct Message {
 
 // PublishCallback receives the id assigned to a published event, or an
 // error. It fires exactly once, on the Hub's loop thread: in memory mode
-// after the event was handed to this Hub's subscribers; with a shared store
+// once the event is in the topic's history, before its fan-out (which
+// follows at once, or within HubOptions::coalesce_window); with a shared store
 // (evsse::redis) once the store assigned the id (delivery follows through
 // the store); with kCancelled when the Hub is destroyed first, and with
 // kUnavailable when the store cannot be reached.

@@ -59,7 +59,6 @@ int EnvInt(const char* name, int fallback) {
 
 // Sub: one evsse::Client and everything it reported.
 struct Sub {
-  int node = 0;  // index of the node of its first URL
   std::vector<std::string> topics;
   std::unique_ptr<Client> client;
   std::vector<Client::Event> events;
@@ -141,7 +140,6 @@ class FailoverTest : public ::testing::Test {
       for (auto topics : std::vector<std::vector<std::string>>{
                {kTopics[n]}, {kTopics[(n + 1) % 3]}, kTopics}) {
         auto s = std::make_unique<Sub>();
-        s->node = n;
         s->topics = topics;
         ClientOptions o;
         o.url = Url(n, topics);
@@ -289,12 +287,22 @@ class FailoverTest : public ::testing::Test {
     return true;
   }
 
-  // ReconnectTimes: for the clients whose first node is `node`, the time
-  // from `at` to their next open.
-  std::vector<int64_t> ReconnectTimes(int node, Clock::time_point at) const {
+  // OnNode: the clients connected (or connecting) to node n.
+  std::vector<const Sub*> OnNode(int n) const {
+    std::vector<const Sub*> out;
+    std::string port = ":" + std::to_string(ports_[n]) + "/";
+    for (auto& s : subs_)
+      if (s->client->url().find(port) != std::string::npos)
+        out.push_back(s.get());
+    return out;
+  }
+
+  // ReconnectTimes: for each of `subs` that opened a stream after `at`,
+  // the time from `at` to that open.
+  static std::vector<int64_t> ReconnectTimes(
+      const std::vector<const Sub*>& subs, Clock::time_point at) {
     std::vector<int64_t> out;
-    for (auto& s : subs_) {
-      if (s->node != node) continue;
+    for (const Sub* s : subs) {
       for (auto t : s->open_at)
         if (t > at) {
           out.push_back(
@@ -320,19 +328,22 @@ TEST_F(FailoverTest, KilledNodesClientsResumeOnTheOthersWithTheExactSequence) {
   ASSERT_TRUE(WaitLive());
   StartPublisher();
   ASSERT_TRUE(WaitAccepted(400, milliseconds(20000)));
+  std::vector<const Sub*> on_killed = OnNode(0);
+  ASSERT_EQ(on_killed.size(), 3u);
   auto killed_at = KillNode(0);
   // The killed node's clients reconnect after the server's retry (2-3 s),
   // to the next URL of their list.
-  ASSERT_TRUE(RunUntil([&] { return ReconnectTimes(0, killed_at).size() == 3; },
-                       milliseconds(20000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return ReconnectTimes(on_killed, killed_at).size() == 3; },
+               milliseconds(20000)));
   ASSERT_TRUE(WaitAccepted(400, milliseconds(20000)));
   StopAndCheck();
-  std::vector<int64_t> times = ReconnectTimes(0, killed_at);
+  std::vector<int64_t> times = ReconnectTimes(on_killed, killed_at);
   std::string shown;
   for (int64_t t : times) shown += std::to_string(t) + " ";
   std::printf("[figures] reconnect ms after the kill: %s\n", shown.c_str());
-  for (auto& s : subs_) {
-    if (s->node != 0) continue;
+  EXPECT_TRUE(OnNode(0).empty());
+  for (const Sub* s : on_killed) {
     EXPECT_EQ(s->client->url().find(":" + std::to_string(ports_[0]) + "/"),
               std::string::npos)
         << "still on the killed node: " << s->client->url();
@@ -371,10 +382,13 @@ TEST_F(FailoverTest, Soak) {
     RunFor(milliseconds(10000));
     if (fault++ % 2 == 0) {
       int n = kills % 3;
+      std::vector<const Sub*> moving = OnNode(n);
       auto at = KillNode(n);
       ++kills;
       RunFor(milliseconds(5000));
-      for (int64_t t : ReconnectTimes(n, at)) reconnects.push_back(t);
+      std::vector<int64_t> times = ReconnectTimes(moving, at);
+      EXPECT_EQ(times.size(), moving.size()) << "stuck clients after kill";
+      reconnects.insert(reconnects.end(), times.begin(), times.end());
       ASSERT_TRUE(nodes_[n]->Start(ports_[n], redis_.address()));
     } else {
       ASSERT_TRUE(RestartRedis(milliseconds(1000)));

@@ -367,9 +367,9 @@ TEST_F(FailoverTest, RedisRestartMidStreamKeepsEveryClientsSequenceExact) {
   for (auto& s : subs_) EXPECT_EQ(s->open_at.size(), 1u) << s->client->url();
 }
 
-// The soak: FAILOVER_SECONDS of publishing with a fault every 10 s,
+// The soak: FAILOVER_SECONDS of publishing with a fault after every 10 s,
 // alternately a node killed (restarted 5 s later on the same port) and a
-// Redis restart.
+// Redis restart (down 1 s).
 TEST_F(FailoverTest, Soak) {
   int seconds = EnvInt("FAILOVER_SECONDS", 0);
   StartClients();

@@ -367,6 +367,29 @@ TEST_F(FailoverTest, RedisRestartMidStreamKeepsEveryClientsSequenceExact) {
   for (auto& s : subs_) EXPECT_EQ(s->open_at.size(), 1u) << s->client->url();
 }
 
+// Both faults at once: a node dies while Redis is down, so its clients
+// resume on nodes that cannot read the stream yet. They must neither be
+// told of a gap nor stall: once Redis is back they get the exact sequence.
+TEST_F(FailoverTest, NodeKilledWhileRedisIsDownStillResumesExactly) {
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  ASSERT_TRUE(WaitAccepted(300, milliseconds(20000)));
+  std::vector<const Sub*> on_killed = OnNode(0);
+  redis_.Stop();
+  auto killed_at = KillNode(0);
+  // The clients retry after 2-3 s, while Redis is still down.
+  RunFor(milliseconds(4000));
+  ASSERT_TRUE(redis_.Start());
+  ASSERT_TRUE(SaveOnShutdown());
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return ReconnectTimes(on_killed, killed_at).size() == 3; },
+               milliseconds(20000)));
+  StopAndCheck();
+  EXPECT_TRUE(OnNode(0).empty());
+}
+
 // The soak: FAILOVER_SECONDS of publishing with a fault after every 10 s,
 // alternately a node killed (restarted 5 s later on the same port) and a
 // Redis restart (down 1 s).

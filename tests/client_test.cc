@@ -690,6 +690,60 @@ TEST_F(ClientTest, ManyClientsComeAndGo) {
   ASSERT_TRUE(RunUntil([&] { return hub_->stats().connections_active == 0; }));
 }
 
+// fallback_urls: the first URL refuses connections (a dead node), so every
+// other attempt fails there and the next one goes to the live server with
+// the same Last-Event-ID. Streams end every ~150 ms, so the client cycles
+// over both URLs many times; the numbered sequence still arrives exactly
+// once each, in order.
+TEST_F(ClientTest, FailsOverAcrossUrlsWithLastEventId) {
+  StreamOptions so;
+  so.max_lifetime = milliseconds(150);
+  so.retry = milliseconds(20);
+  so.retry_jitter = milliseconds(0);
+  StartServer({}, so);
+  std::string first = Publish("f", "0");
+  Record r;
+  ClientOptions o;
+  o.url =
+      "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/events?topic=f";
+  o.fallback_urls = {Url("/events?topic=f")};
+  o.last_event_id = first;
+  o.initial_retry = milliseconds(20);
+  o.max_backoff = milliseconds(100);
+  auto c = Start(o, &r);
+  EXPECT_EQ(c->url(), o.url);
+  const int kCount = 100;
+  int next = 1;
+  auto next_at = Clock::now();
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        if (next <= kCount && Clock::now() >= next_at) {
+          EXPECT_TRUE(hub_->Publish("f", {"", std::to_string(next++)}).ok());
+          next_at += milliseconds(10);
+        }
+        return r.events.size() >= static_cast<size_t>(kCount);
+      },
+      std::chrono::seconds(30)));
+  RunFor(milliseconds(200));
+  ASSERT_EQ(r.events.size(), static_cast<size_t>(kCount));
+  for (int i = 0; i < kCount; ++i)
+    ASSERT_EQ(r.events[i].data, std::to_string(i + 1)) << i;
+  EXPECT_GE(r.opens, 3);
+  // Attempts alternate: odd ones to the dead URL, even ones to the server.
+  EXPECT_GE(c->attempts(), 2u * r.opens - 1);
+  EXPECT_GE(hub_->stats().replays, 3u);
+  EXPECT_EQ(hub_->stats().gaps, 0u);
+  c->Close();
+  EXPECT_EQ(r.closes, 1);
+
+  // Every fallback URL is checked like `url`.
+  ClientOptions bad;
+  bad.url = Url("/events?topic=f");
+  bad.fallback_urls = {"https://127.0.0.1/"};
+  EXPECT_EQ(Client::Create(base_, bad).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(ClientTest, CreateRejectsBadOptions) {
   auto bad = [&](ClientOptions o) {
     auto c = Client::Create(base_, o);

@@ -140,6 +140,12 @@ struct Client::Impl {
     rejected = Status();
     retry_after.reset();
     state = ReadyState::kConnecting;
+    // With several URLs every reconnect moves on to the next one: the one
+    // that just failed (or ended) is the likeliest to fail again.
+    if (attempts > 1 && endpoints.size() > 1) {
+      current = (current + 1) % endpoints.size();
+      SelectEndpoint();
+    }
 
     evcon =
         evhttp_connection_base_new(base, options.dns_base, host.c_str(), port);
@@ -486,6 +492,20 @@ struct Client::Impl {
   uint16_t port = 80;
   std::string authority;  // Host header: host[:port]
   std::string target;     // path?query
+  // Endpoint: one parsed URL (options.url, then options.fallback_urls).
+  struct Endpoint {
+    std::string url, host, authority, target;
+    uint16_t port = 80;
+  };
+  std::vector<Endpoint> endpoints;
+  size_t current = 0;
+  void SelectEndpoint() {
+    const Endpoint& e = endpoints[current];
+    host = e.host;
+    port = e.port;
+    authority = e.authority;
+    target = e.target;
+  }
   StreamParser parser;
   std::mt19937_64 rng;
 
@@ -595,20 +615,25 @@ Result<std::unique_ptr<Client>> Client::Create(event_base* base,
   if (!base) return InvalidArgumentError("no event_base");
   Status s = Validate(options);
   if (!s.ok()) return s;
-  std::string host, authority, target;
-  uint16_t port = 80;
-  s = ParseUrl(options.url, &host, &port, &authority, &target);
-  if (!s.ok()) return s;
+  std::vector<Client::Impl::Endpoint> endpoints;
+  std::vector<std::string> urls{options.url};
+  urls.insert(urls.end(), options.fallback_urls.begin(),
+              options.fallback_urls.end());
+  for (const std::string& url : urls) {
+    Client::Impl::Endpoint e;
+    e.url = url;
+    s = ParseUrl(url, &e.host, &e.port, &e.authority, &e.target);
+    if (!s.ok()) return s;
+    endpoints.push_back(std::move(e));
+  }
 
   std::unique_ptr<Client> c(new Client());
   c->impl_ = new Impl(base, std::move(options));
   Impl* i = c->impl_;
   if (!i->reconnect_timer || !i->connect_timer || !i->idle_timer || !i->reaper)
     return InternalError("cannot create libevent events");
-  i->host = std::move(host);
-  i->port = port;
-  i->authority = std::move(authority);
-  i->target = std::move(target);
+  i->endpoints = std::move(endpoints);
+  i->SelectEndpoint();
   if (!i->options.last_event_id.empty()) {
     // The parser owns the last event id; seed it the way a stream would.
     i->parser.Feed("id: " + i->options.last_event_id + "\n\n").IgnoreError();
@@ -675,5 +700,8 @@ std::optional<uint64_t> Client::retry() const { return impl_->parser.retry(); }
 std::chrono::milliseconds Client::next_delay() const { return impl_->delay; }
 int Client::http_status() const { return impl_->http_status; }
 uint64_t Client::attempts() const { return impl_->attempts; }
+const std::string& Client::url() const {
+  return impl_->endpoints[impl_->current].url;
+}
 
 }  // namespace evsse

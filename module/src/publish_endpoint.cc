@@ -64,6 +64,10 @@ class PendingReply final : public ExchangeListener {
         ex_->AddHeader("Content-Type", "application/json");
         ex_->AddHeader("Cache-Control", "no-store");
         ex_->Reply(200, "OK", "{\"id\":\"" + *id + "\"}\n");
+      } else if (id.status().code() == StatusCode::kUnknown) {
+        // Sent to Redis, answer lost: it may be stored. 503 would say "not
+        // published, retry"; 504 says "check before you retry".
+        ReplyText(ex_, 504, "Gateway Timeout", id.status().message());
       } else {
         ReplyText(ex_, 503, "Service Unavailable", id.status().message());
       }

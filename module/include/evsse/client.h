@@ -54,6 +54,12 @@ namespace evsse {
 struct ClientOptions {
   // "http://host[:port]/path[?query]". Only http (no TLS); no user info.
   std::string url;
+  // Other URLs of the same stream, e.g. the same path on the other nodes
+  // of a multi-node (Redis) deployment. When set, every reconnect goes to
+  // the next URL in turn (url, fallback_urls[0], ..., then url again), with
+  // the same Last-Event-ID, so a client of a node that died resumes on
+  // another one. Each must be a valid `url`.
+  std::vector<std::string> fallback_urls;
   // Extra request headers ("Authorization", "Bearer ..."), sent on every
   // attempt. One with the name of a default header (Host, Accept,
   // Cache-Control) replaces it; Last-Event-ID is refused (use
@@ -174,6 +180,9 @@ class Client {
   int http_status() const;
   // attempts counts connection attempts started so far.
   uint64_t attempts() const;
+  // url is the URL of the current (or last) attempt: options.url or one of
+  // options.fallback_urls.
+  const std::string& url() const;
 
  private:
   Client() = default;

@@ -50,8 +50,10 @@ struct Message {
 // once the event is in the topic's history, before its fan-out (which
 // follows at once, or within HubOptions::coalesce_window); with a shared store
 // (evsse::redis) once the store assigned the id (delivery follows through
-// the store); with kCancelled when the Hub is destroyed first, and with
-// kUnavailable when the store cannot be reached.
+// the store); with kCancelled when the Hub is destroyed first, with
+// kUnavailable when the store cannot be reached (not published), and with
+// kUnknown when the store's answer was lost after the event was sent to it
+// (it may have been stored and delivered: do not blindly publish it again).
 using PublishCallback = std::function<void(Result<std::string> id)>;
 
 // HubStats: counters since the Hub was created; read on the loop thread.
@@ -109,7 +111,8 @@ class Hub {
 
   // AddPublishEndpoint creates an HTTP publish endpoint: POST, the body is
   // the event's data, `topic` (and optional `event`) from the query; answers
-  // 200 {"id":"..."}.
+  // 200 {"id":"..."}, 503 when not published (store down: safe to retry) or
+  // 504 when the outcome is unknown (kUnknown, see PublishCallback).
   Result<Handler*> AddPublishEndpoint(PublishOptions options);
 
   // Shutdown drains the Hub: new requests are shed (200 + retry + close for

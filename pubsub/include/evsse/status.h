@@ -27,6 +27,11 @@ enum class StatusCode {
   kNotFound,
   kCancelled,  // the operation was abandoned (shutdown)
   kInternal,
+  // The outcome is not known: a request was sent to a dependency (Redis)
+  // and its answer was lost (connection lost, command timeout), so it may
+  // or may not have taken effect. Unlike kUnavailable (nothing was done,
+  // safe to retry), retrying may apply it twice.
+  kUnknown,
 };
 
 // StatusCodeName returns a stable lower-case name ("invalid_argument").
@@ -80,6 +85,9 @@ inline Status CancelledError(std::string m) {
 inline Status InternalError(std::string m) {
   return Status(StatusCode::kInternal, std::move(m));
 }
+inline Status UnknownError(std::string m) {
+  return Status(StatusCode::kUnknown, std::move(m));
+}
 
 // Result<T> holds either a T or a non-OK Status.
 template <typename T>
@@ -128,6 +136,8 @@ inline const char* StatusCodeName(StatusCode code) {
       return "cancelled";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }

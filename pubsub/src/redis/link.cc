@@ -287,10 +287,22 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
       job->type,
       job->data,
       epoch};
+  job->sent = false;
   cmd_.Command(argv, [this, job](redisReply* r, const Status& failure) {
     if (r == nullptr) {
       ++stats_.publish_errors;
-      Defer([job, failure] { job->done(failure, 0, {}); });
+      // Once the script is on the wire, a lost answer says nothing about
+      // whether Redis ran it: it may still run after we gave up (a command
+      // timeout while Redis is stalled, the bytes already in its socket).
+      // kUnavailable would tell the publisher "not published" and invite a
+      // retry that stores the event twice.
+      Status s = failure;
+      if (job->sent && failure.code() == StatusCode::kUnavailable)
+        s = UnknownError(
+            "publish outcome unknown, the event may have been "
+            "stored: " +
+            failure.message());
+      Defer([job, s] { job->done(s, 0, {}); });
       return;
     }
     if (IsNoScript(r) && !job->eval) {
@@ -306,6 +318,8 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
     }
     job->done(Status::Ok(), reply->epoch, reply->id);
   });
+  // A failure before this point ran inside Command: nothing was sent.
+  job->sent = true;
 }
 
 void LinkImpl::Fetch(const std::string& topic, Position after, Position until,

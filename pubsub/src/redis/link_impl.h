@@ -80,6 +80,7 @@ class LinkImpl final : public BackendLink {
     std::string data;
     PublishDone done;
     bool eval = false;
+    bool sent = false;  // handed to hiredis: a lost answer is kUnknown
   };
   // FetchFn: the decoded reply; `lost` when the connection went away
   // (the status says why).

@@ -1,0 +1,437 @@
+// Multi-node failover on one Redis (issue 7): three examples/evhttp_hello
+// processes on a private redis-server, nine evsse::Client subscribers spread
+// over them (single-topic and one three-topic connection per node, whose
+// id is a composite cursor), and a publisher thread posting a numbered
+// sequence at a steady rate, round-robin over the nodes. Mid-stream a node
+// is killed with SIGKILL (its clients fail over to the other nodes with
+// Last-Event-ID), or redis-server is restarted. Every client must end with
+// exactly the accepted events of its topics, in order, once each.
+//
+// The publisher records the outcome of every POST:
+//  - accepted: 200 with an id;
+//  - rejected: a clear "not published" (connection refused, 503) on every
+//    node it tried; such an event must never be delivered;
+//  - unknown: the request was sent and the answer lost (node killed, 504):
+//    it may be stored. It must then reach every client of its topic exactly
+//    once, or none of them.
+// It retries a sequence number on another node only after a clear error.
+//
+// Redis persistence: the fixture starts redis-server with --save '' and
+// --appendonly no; the restart test sets a save point (CONFIG SET save) so
+// that the SIGTERM shutdown writes dump.rdb, which the restart (same dir)
+// loads: every write Redis executed before it stopped survives.
+//
+// FAILOVER_SECONDS=N (and FAILOVER_RATE=events/s) turn on the soak test,
+// which repeats node kills and Redis restarts for N seconds and prints its
+// figures (tests/RELIABILITY.md).
+#include <event2/event.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "evsse/client.h"
+#include "failover_support.h"
+#include "node_process.h"
+#include "redis_fixture.h"
+
+namespace evsse::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+const std::vector<std::string> kTopics{"f0", "f1", "f2"};
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
+}
+
+// Sub: one evsse::Client and everything it reported.
+struct Sub {
+  std::vector<std::string> topics;
+  std::unique_ptr<Client> client;
+  std::vector<Client::Event> events;
+  std::vector<Clock::time_point> open_at;
+  int gaps = 0;
+  int errors = 0;
+};
+
+class FailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef EVSSE_HELLO_BIN
+    GTEST_SKIP() << "evhttp_hello is not built in this configuration";
+#else
+    if (std::string(
+            ::testing::UnitTest::GetInstance()->current_test_info()->name()) ==
+            "Soak" &&
+        EnvInt("FAILOVER_SECONDS", 0) == 0)
+      GTEST_SKIP() << "set FAILOVER_SECONDS to run the soak";
+    base_ = event_base_new();
+    ASSERT_NE(base_, nullptr);
+    // A tick so that EVLOOP_ONCE returns even when nothing happens.
+    tick_ = event_new(
+        base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
+    timeval tv{0, 10 * 1000};
+    event_add(tick_, &tv);
+    ASSERT_TRUE(redis_.Start());
+    ASSERT_TRUE(SaveOnShutdown());
+    for (int i = 0; i < 3; ++i) {
+      int port = FreeTcpPort();
+      ports_.push_back(port);
+      nodes_.push_back(std::make_unique<NodeProcess>(
+          EVSSE_HELLO_BIN,
+          redis_.dir() + "/node-" + std::to_string(i) + ".log"));
+      ASSERT_TRUE(nodes_.back()->Start(port, redis_.address()));
+    }
+#endif
+  }
+
+  void TearDown() override {
+    if (publisher_) publisher_->Stop();
+    subs_.clear();
+    if (base_ != nullptr) {
+      for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
+    }
+    for (auto& n : nodes_) {
+      int status = n->Stop();
+      if (status != -1) {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            << "node on port " << n->port() << " ended with " << status << ":\n"
+            << n->Log();
+      }
+    }
+    if (tick_ != nullptr) event_free(tick_);
+    if (base_ != nullptr) event_base_free(base_);
+  }
+
+  // SaveOnShutdown sets a save point: the SIGTERM shutdown then writes
+  // dump.rdb, and the next Start (same dir) loads it.
+  ::testing::AssertionResult SaveOnShutdown() {
+    ReplyPtr r = redis_.Command({"CONFIG", "SET", "save", "3600 1"});
+    if (r && r->type == REDIS_REPLY_STATUS)
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "CONFIG SET save failed";
+  }
+
+  std::string Url(int node, const std::vector<std::string>& topics) const {
+    std::string u =
+        "http://127.0.0.1:" + std::to_string(ports_[node]) + "/events?";
+    for (size_t i = 0; i < topics.size(); ++i)
+      u += (i ? "&topic=" : "topic=") + topics[i];
+    return u;
+  }
+
+  // StartClients: on node n, one client of f<n>, one of f<n+1>, and one of
+  // all three topics. Every client lists the other nodes as fallbacks.
+  void StartClients() {
+    for (int n = 0; n < 3; ++n) {
+      for (auto topics : std::vector<std::vector<std::string>>{
+               {kTopics[n]}, {kTopics[(n + 1) % 3]}, kTopics}) {
+        auto s = std::make_unique<Sub>();
+        s->topics = topics;
+        ClientOptions o;
+        o.url = Url(n, topics);
+        o.fallback_urls = {Url((n + 1) % 3, topics), Url((n + 2) % 3, topics)};
+        o.initial_retry = milliseconds(100);
+        o.max_backoff = milliseconds(1000);
+        o.connect_timeout = milliseconds(3000);
+        auto c = Client::Create(base_, o);
+        ASSERT_TRUE(c.ok()) << c.status().ToString();
+        Sub* raw = s.get();
+        s->client = std::move(c).value();
+        s->client->OnOpen([raw] { raw->open_at.push_back(Clock::now()); });
+        s->client->OnEvent([raw](const Client::Event& e) {
+          if (e.type == "gap") ++raw->gaps;
+          raw->events.push_back(e);
+        });
+        s->client->OnError([raw](const Status&) { ++raw->errors; });
+        ASSERT_TRUE(s->client->Start().ok());
+        subs_.push_back(std::move(s));
+      }
+    }
+  }
+
+  bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (pred()) return true;
+      event_base_loop(base_, EVLOOP_ONCE);
+    }
+    return pred();
+  }
+  void RunFor(milliseconds d) {
+    RunUntil([] { return false; }, d);
+  }
+
+  // WaitLive publishes probes on every topic until every client got the
+  // latest probe of each of its topics: from then on all are live, and
+  // the numbered events that follow reach them all.
+  bool WaitLive() {
+    for (int i = 0; i < 50; ++i) {
+      std::map<std::string, std::string> sent;
+      for (const std::string& t : kTopics) {
+        std::string data = "probe-" + t + "-" + std::to_string(i);
+        if (BlockingPost(ports_[i % 3], "/publish?topic=" + t + "&event=probe",
+                         data)
+                .status == 200)
+          sent[t] = data;
+      }
+      if (sent.size() != kTopics.size()) {
+        RunFor(milliseconds(50));
+        continue;
+      }
+      bool live = RunUntil(
+          [&] {
+            for (auto& s : subs_)
+              for (const std::string& t : s->topics) {
+                bool got = false;
+                for (auto& e : s->events) got |= e.data == sent[t];
+                if (!got) return false;
+              }
+            return true;
+          },
+          milliseconds(300));
+      if (live) return true;
+    }
+    return false;
+  }
+
+  void StartPublisher() {
+    PublisherOptions o;
+    o.ports = ports_;
+    o.topics = kTopics;
+    o.rate = EnvInt("FAILOVER_RATE", 200);
+    publisher_ = std::make_unique<SequencePublisher>(o);
+    publisher_->Start();
+  }
+
+  // WaitAccepted runs the loop until `n` more events were accepted.
+  bool WaitAccepted(size_t n, milliseconds timeout) {
+    size_t target = publisher_->Counts().accepted + n;
+    return RunUntil([&] { return publisher_->Counts().accepted >= target; },
+                    timeout);
+  }
+
+  // KillNode: SIGKILL, and the time it happened.
+  Clock::time_point KillNode(int n) {
+    nodes_[n]->Kill();
+    return Clock::now();
+  }
+
+  // RestartRedis: SIGTERM (dump.rdb written), `down` later a new
+  // redis-server on the same dir and address.
+  ::testing::AssertionResult RestartRedis(milliseconds down) {
+    redis_.Stop();
+    RunFor(down);
+    auto started = redis_.Start();
+    if (!started) return started;
+    return SaveOnShutdown();
+  }
+
+  // StopAndCheck stops the publisher, waits until every client has every
+  // accepted event of its topics, and checks each client's sequence.
+  void StopAndCheck() {
+    publisher_->Stop();
+    std::vector<Outcome> outcomes = publisher_->Outcomes();
+    bool caught_up = RunUntil(
+        [&] {
+          for (auto& s : subs_)
+            if (!HasAllAccepted(*s, outcomes)) return false;
+          return true;
+        },
+        milliseconds(30000));
+    RunFor(milliseconds(300));  // anything duplicated would show up now
+    EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
+    SequenceCheck check = CheckSequences(outcomes, SubViews());
+    for (const std::string& f : check.failures) ADD_FAILURE() << f;
+    PublisherCounts c = publisher_->Counts();
+    EXPECT_GT(c.accepted, 0u);
+    figures_ = "events accepted=" + std::to_string(c.accepted) +
+               " rejected=" + std::to_string(c.rejected) +
+               " unknown=" + std::to_string(c.unknown) +
+               " retried=" + std::to_string(c.retried) +
+               " delivered=" + std::to_string(check.delivered) +
+               " losses=" + std::to_string(check.losses) +
+               " duplicates=" + std::to_string(check.duplicates) +
+               " gaps=" + std::to_string(check.gaps);
+    std::printf("[figures] %s\n", figures_.c_str());
+  }
+
+  std::vector<SubView> SubViews() const {
+    std::vector<SubView> v;
+    for (auto& s : subs_) v.push_back({s->topics, &s->events, s->gaps});
+    return v;
+  }
+
+  bool HasAllAccepted(const Sub& s, const std::vector<Outcome>& outcomes) {
+    std::set<std::string> got;
+    for (auto& e : s.events)
+      if (e.type == "n") got.insert(e.data);
+    for (const Outcome& o : outcomes)
+      if (o.result == Outcome::kAccepted &&
+          std::count(s.topics.begin(), s.topics.end(), o.topic) &&
+          got.count(std::to_string(o.seq)) == 0)
+        return false;
+    return true;
+  }
+
+  // OnNode: the clients connected (or connecting) to node n.
+  std::vector<const Sub*> OnNode(int n) const {
+    std::vector<const Sub*> out;
+    std::string port = ":" + std::to_string(ports_[n]) + "/";
+    for (auto& s : subs_)
+      if (s->client->url().find(port) != std::string::npos)
+        out.push_back(s.get());
+    return out;
+  }
+
+  // ReconnectTimes: for each of `subs` that opened a stream after `at`,
+  // the time from `at` to that open.
+  static std::vector<int64_t> ReconnectTimes(
+      const std::vector<const Sub*>& subs, Clock::time_point at) {
+    std::vector<int64_t> out;
+    for (const Sub* s : subs) {
+      for (auto t : s->open_at)
+        if (t > at) {
+          out.push_back(
+              std::chrono::duration_cast<milliseconds>(t - at).count());
+          break;
+        }
+    }
+    return out;
+  }
+
+  event_base* base_ = nullptr;
+  event* tick_ = nullptr;
+  RedisServer redis_;
+  std::vector<int> ports_;
+  std::vector<std::unique_ptr<NodeProcess>> nodes_;
+  std::vector<std::unique_ptr<Sub>> subs_;
+  std::unique_ptr<SequencePublisher> publisher_;
+  std::string figures_;
+};
+
+TEST_F(FailoverTest, KilledNodesClientsResumeOnTheOthersWithTheExactSequence) {
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(20000)));
+  std::vector<const Sub*> on_killed = OnNode(0);
+  ASSERT_EQ(on_killed.size(), 3u);
+  auto killed_at = KillNode(0);
+  // The killed node's clients reconnect after the server's retry (2-3 s),
+  // to the next URL of their list.
+  ASSERT_TRUE(
+      RunUntil([&] { return ReconnectTimes(on_killed, killed_at).size() == 3; },
+               milliseconds(20000)));
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(20000)));
+  StopAndCheck();
+  std::vector<int64_t> times = ReconnectTimes(on_killed, killed_at);
+  std::string shown;
+  for (int64_t t : times) shown += std::to_string(t) + " ";
+  std::printf("[figures] reconnect ms after the kill: %s\n", shown.c_str());
+  EXPECT_TRUE(OnNode(0).empty());
+  for (const Sub* s : on_killed) {
+    EXPECT_EQ(s->client->url().find(":" + std::to_string(ports_[0]) + "/"),
+              std::string::npos)
+        << "still on the killed node: " << s->client->url();
+    EXPECT_GE(s->open_at.size(), 2u);
+  }
+}
+
+TEST_F(FailoverTest, RedisRestartMidStreamKeepsEveryClientsSequenceExact) {
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(20000)));
+  size_t rejected_before = publisher_->Counts().rejected;
+  ASSERT_TRUE(RestartRedis(milliseconds(1000)));
+  // The nodes reconnect with backoff, back-fill, and accept again.
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(30000)));
+  // The outage was seen: publishes were refused while Redis was down.
+  EXPECT_GT(publisher_->Counts().rejected, rejected_before);
+  StopAndCheck();
+  // Clients stayed connected to their nodes through the outage.
+  for (auto& s : subs_) EXPECT_EQ(s->open_at.size(), 1u) << s->client->url();
+}
+
+// Both faults at once: a node dies while Redis is down, so its clients
+// resume on nodes that cannot read the stream yet. They must neither be
+// told of a gap nor stall: once Redis is back they get the exact sequence.
+TEST_F(FailoverTest, NodeKilledWhileRedisIsDownStillResumesExactly) {
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  ASSERT_TRUE(WaitAccepted(300, milliseconds(20000)));
+  std::vector<const Sub*> on_killed = OnNode(0);
+  redis_.Stop();
+  auto killed_at = KillNode(0);
+  // The clients retry after 2-3 s, while Redis is still down.
+  RunFor(milliseconds(4000));
+  ASSERT_TRUE(redis_.Start());
+  ASSERT_TRUE(SaveOnShutdown());
+  ASSERT_TRUE(WaitAccepted(400, milliseconds(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return ReconnectTimes(on_killed, killed_at).size() == 3; },
+               milliseconds(20000)));
+  StopAndCheck();
+  EXPECT_TRUE(OnNode(0).empty());
+}
+
+// The soak: FAILOVER_SECONDS of publishing with a fault after every 10 s,
+// alternately a node killed (restarted 5 s later on the same port) and a
+// Redis restart (down 1 s).
+TEST_F(FailoverTest, Soak) {
+  int seconds = EnvInt("FAILOVER_SECONDS", 0);
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  auto end = Clock::now() + std::chrono::seconds(seconds);
+  int kills = 0, redis_restarts = 0, fault = 0;
+  std::vector<int64_t> reconnects;
+  while (Clock::now() + std::chrono::seconds(10) < end) {
+    RunFor(milliseconds(10000));
+    if (fault++ % 2 == 0) {
+      int n = kills % 3;
+      std::vector<const Sub*> moving = OnNode(n);
+      auto at = KillNode(n);
+      ++kills;
+      RunFor(milliseconds(5000));
+      std::vector<int64_t> times = ReconnectTimes(moving, at);
+      EXPECT_EQ(times.size(), moving.size()) << "stuck clients after kill";
+      reconnects.insert(reconnects.end(), times.begin(), times.end());
+      ASSERT_TRUE(nodes_[n]->Start(ports_[n], redis_.address()));
+    } else {
+      ASSERT_TRUE(RestartRedis(milliseconds(1000)));
+      ++redis_restarts;
+    }
+  }
+  RunUntil([&] { return Clock::now() >= end; }, std::chrono::seconds(seconds));
+  StopAndCheck();
+  std::sort(reconnects.begin(), reconnects.end());
+  std::printf(
+      "[figures] seconds=%d rate=%d kills=%d redis_restarts=%d "
+      "reconnects=%zu reconnect_ms min=%lld median=%lld max=%lld\n",
+      seconds, EnvInt("FAILOVER_RATE", 200), kills, redis_restarts,
+      reconnects.size(),
+      reconnects.empty() ? -1LL : static_cast<long long>(reconnects.front()),
+      reconnects.empty()
+          ? -1LL
+          : static_cast<long long>(reconnects[reconnects.size() / 2]),
+      reconnects.empty() ? -1LL : static_cast<long long>(reconnects.back()));
+}
+
+}  // namespace
+}  // namespace evsse::testing

@@ -37,6 +37,9 @@ const WAIT_MS = 20000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Fatal: thrown by a waitFor predicate to stop waiting at once.
+class Fatal extends Error {}
+
 // waitFor polls `pred` (sync or async) until it returns a truthy value.
 async function waitFor(pred, what, timeoutMs = WAIT_MS) {
   const deadline = Date.now() + timeoutMs;
@@ -46,6 +49,7 @@ async function waitFor(pred, what, timeoutMs = WAIT_MS) {
       last = await pred();
       if (last) return last;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     if (Date.now() > deadline) {
@@ -67,7 +71,14 @@ function freePort() {
   });
 }
 
-// Child: a process started here, stopped by its pid only.
+// Child: a process started here, stopped by its pid only. Whatever is
+// still running when this process exits (a failed hook) is killed then.
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) {
+    try { process.kill(c.pid, 'SIGKILL'); } catch (e) { /* gone already */ }
+  }
+});
 class Child {
   constructor(name, argv, logPath, env = {}) {
     this.name = name;
@@ -78,10 +89,19 @@ class Child {
       env: {...process.env, ...env},
     });
     fs.closeSync(out);
+    const proc = this.proc;
+    children.add(proc);
     this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
+      proc.on('exit', (code, signal) => {
+        children.delete(proc);
         this.proc = null;
         resolve({code, signal});
+      });
+      proc.on('error', (e) => {  // could not start at all
+        children.delete(proc);
+        this.proc = null;
+        fs.appendFileSync(logPath, `spawn ${argv[0]}: ${e.message}\n`);
+        resolve({code: null, signal: null});
       });
     });
   }
@@ -187,7 +207,7 @@ class Node {
       ALERTS_BIN, '--config', this.confPath, '--listen', `127.0.0.1:${this.port}`,
     ], logPath, {ALERTS_TOKEN: TOKEN});
     await waitFor(() => {
-      if (!this.child.running()) throw new Error(`${this.name} exited:\n${this.child.log()}`);
+      if (!this.child.running()) throw new Fatal(`${this.name} exited:\n${this.child.log()}`);
       return this.child.log().slice(before).includes('msg=listening');
     }, `${this.name} to listen`);
     // Publishing needs the Redis link.
@@ -447,6 +467,11 @@ test('a cursor older than the history makes the page reload recent alerts', asyn
     await waitFor(async () => (await page.state()) === 'reconnecting',
                   'the page to lose its stream');
     for (let i = 0; i < 4; i++) published.push(await publish(rig.a, team, 'critical'));
+    // Node A has let go of the page's old stream (and of every other), so
+    // the page's next request resumes from its cursor, not from a live
+    // subscription.
+    await waitFor(async () => (await metric(rig.a.port, 'evsse_connections_active')) === 0,
+                  'node A to close the streams cut by the relay');
     const stream = `evsse:{${team}}:s`;
     assert.equal(typeof await rig.redis.command(['XTRIM', stream, 'MAXLEN', '1']), 'number');
     relay.unblock();

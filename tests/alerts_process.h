@@ -101,6 +101,10 @@ class AlertsServer {
       int st;
       waitpid(pid_, &st, 0);
     }
+    // A sanitizer build of the server reports into its log.
+    std::string log = Log();
+    for (const char* report : {"AddressSanitizer", "runtime error:"})
+      EXPECT_EQ(log.find(report), std::string::npos) << log;
     for (const char* f : {"/alerts.conf", "/server.log"})
       std::remove((dir_ + f).c_str());
     rmdir(dir_.c_str());

@@ -2,29 +2,20 @@
 // with a temporary config on a free loopback port (listen 127.0.0.1:0; the
 // port is read back from its log), driven over raw sockets. Every wait is
 // bounded; the test kills only the child it started, by pid.
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <chrono>
 #include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "http_fixture.h"
+#include "alerts_process.h"
 
 namespace evsse::testing {
 namespace {
@@ -33,20 +24,9 @@ using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
+using Server = AlertsServer;
 
-constexpr char kToken[] = "publish-token-0123456789";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
+constexpr const char* kToken = kAlertsToken;
 
 // IsIsoTime: 2024-05-01T12:00:00.123Z
 bool IsIsoTime(const std::string& s) {
@@ -79,126 +59,6 @@ std::string Conf(const std::string& server = "", const std::string& stream = "",
          "}\n";
 }
 
-// Server: one evsse-alerts child process with its own temp directory.
-class Server {
- public:
-  explicit Server(const std::string& conf, std::vector<std::string> env = {},
-                  std::vector<std::string> flags = {}) {
-    char tmpl[] = "/tmp/evsse-alerts-test.XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    conf_path_ = dir_ + "/alerts.conf";
-    log_path_ = dir_ + "/server.log";
-    WriteFile(conf_path_, conf);
-    std::vector<std::string> args = {EVSSE_ALERTS_BIN, "--config", conf_path_};
-    args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc =
-        posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    EXPECT_EQ(rc, 0) << "spawn " << EVSSE_ALERTS_BIN;
-  }
-
-  ~Server() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      int st;
-      waitpid(pid_, &st, 0);
-    }
-    for (const char* f : {"/alerts.conf", "/server.log"})
-      std::remove((dir_ + f).c_str());
-    rmdir(dir_.c_str());
-  }
-
-  // Started waits for the "listening" line and reads the port from it.
-  bool Started() {
-    const std::string kLine = "msg=listening addr=127.0.0.1:";
-    bool ok = WaitFor([&] {
-      std::string log = Log();
-      size_t at = log.find(kLine);
-      if (at == std::string::npos) return false;
-      port_ = std::atoi(log.c_str() + at + kLine.size());
-      return port_ > 0;
-    });
-    EXPECT_TRUE(ok) << "server did not start; log:\n" << Log();
-    return ok;
-  }
-
-  bool WaitFor(const std::function<bool()>& pred,
-               milliseconds timeout = milliseconds(5000)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    return true;
-  }
-
-  bool WaitLog(const std::string& needle, size_t count = 1) {
-    return WaitFor([&] {
-      std::string log = Log();
-      size_t n = 0;
-      for (size_t at = log.find(needle); at != std::string::npos;
-           at = log.find(needle, at + 1))
-        ++n;
-      return n >= count;
-    });
-  }
-
-  // ExitStatus waits for the process to end; -1 on timeout or a signal.
-  int ExitStatus(milliseconds timeout = milliseconds(5000)) {
-    int status = 0;
-    bool done = WaitFor(
-        [&] {
-          if (exited_) return true;
-          if (waitpid(pid_, &status, WNOHANG) == pid_) {
-            exited_ = true;
-            exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-          }
-          return exited_;
-        },
-        timeout);
-    return done ? exit_status_ : -1;
-  }
-
-  void Signal(int sig) { kill(pid_, sig); }
-  std::string Log() const { return ReadFile(log_path_); }
-  void Rewrite(const std::string& conf) { WriteFile(conf_path_, conf); }
-  int port() const { return port_; }
-  const std::string& conf_path() const { return conf_path_; }
-
- private:
-  std::string dir_, conf_path_, log_path_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  bool exited_ = false;
-  int exit_status_ = -1;
-};
-
-struct Response {
-  int status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;
-  Json json() const {
-    Json j = Json::parse(body, nullptr, false);
-    EXPECT_FALSE(j.is_discarded()) << body;
-    return j;
-  }
-  std::string error() const {
-    Json j = json();
-    return j.is_object() && j.contains("error") ? j["error"].get<std::string>()
-                                                : "";
-  }
-};
-
 class AlertsTest : public ::testing::Test {
  protected:
   void SetUp() override { std::signal(SIGPIPE, SIG_IGN); }
@@ -208,51 +68,26 @@ class AlertsTest : public ::testing::Test {
     ASSERT_TRUE(server_->Started());
   }
 
-  // Poll reads every client until pred() holds or the timeout passes.
   bool Poll(const std::vector<TestClient*>& clients,
             const std::function<bool()>& pred,
             milliseconds timeout = milliseconds(5000)) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      for (TestClient* c : clients) c->Poll();
-      if (pred()) return true;
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-    }
+    return PollClients(clients, pred, timeout);
   }
 
   Response Call(const std::string& method, const std::string& target,
                 const std::string& headers = "", const std::string& body = "") {
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n" +
-                      "Connection: close\r\n" + headers;
-    if (!body.empty() || method == "POST")
-      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    req += "\r\n" + body;
-    TestClient c(server_->port(), req);
-    bool done = Poll({&c}, [&] { return c.has_head() && c.closed(); });
-    EXPECT_TRUE(done) << method << " " << target << ": no complete answer";
-    Response r;
-    r.status = c.status();
-    r.body = c.body();
-    for (const char* h : {"Content-Type", "WWW-Authenticate", "Allow",
-                          "Content-Security-Policy", "Cache-Control"})
-      r.headers[h] = c.header(h);
-    return r;
+    return CallServer(server_->port(), method, target, headers, body);
   }
 
   Response PostAlert(const std::string& json, const std::string& token = kToken,
                      const std::string& type = "application/json") {
-    std::string h;
-    if (!token.empty()) h += "Authorization: Bearer " + token + "\r\n";
-    if (!type.empty()) h += "Content-Type: " + type + "\r\n";
-    return Call("POST", "/alerts", h, json);
+    return PostAlertTo(server_->port(), json, token, type);
   }
 
   static std::string Alert(const std::string& severity, const std::string& team,
                            const std::string& title = "disk full",
                            const std::string& more = "") {
-    return R"({"severity":")" + severity + R"(","title":")" + title +
-           R"(","body":"/var at 99%","team":")" + team + "\"" + more + "}";
+    return AlertJson(severity, team, title, more);
   }
 
   std::string Publish(const std::string& severity, const std::string& team,
@@ -265,12 +100,7 @@ class AlertsTest : public ::testing::Test {
 
   std::unique_ptr<TestClient> Stream(const std::string& query,
                                      const std::string& headers = "") {
-    auto c = std::make_unique<TestClient>(server_->port(),
-                                          "GET /alerts/stream?" + query +
-                                              " HTTP/1.1\r\nHost: x\r\nAccept: "
-                                              "text/event-stream\r\n" +
-                                              headers + "\r\n");
-    return c;
+    return OpenStream(server_->port(), query, headers);
   }
 
   // Streaming waits until a stream answered 200 and sent its first bytes.
@@ -556,18 +386,6 @@ TEST_F(AlertsTest, RecentAlertsAreKeptPerTeamOldestFirst) {
 
 // --- Metrics, status, page
 // ------------------------------------------------------
-
-std::map<std::string, double> ParseMetrics(const std::string& text) {
-  std::map<std::string, double> out;
-  std::stringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t sp = line.rfind(' ');
-    out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-  }
-  return out;
-}
 
 TEST_F(AlertsTest, MetricsArePrometheusTextWithSaneValues) {
   Start(Conf());

@@ -71,6 +71,7 @@ constexpr char kScript[] = R"JS('use strict';
     li.className = ['info', 'warning', 'critical'].indexOf(a.severity) >= 0
         ? a.severity : 'info';
     li.dataset.ts = a.ts || '';
+    li.dataset.id = id;
     var sev = document.createElement('span');
     sev.className = 'sev';
     sev.textContent = a.severity;

@@ -27,6 +27,8 @@
 #
 # Environment: REPEAT (rounds, 3), ONLY (comma-separated scenario names),
 # RESULTS (the JSON lines file), SERVERS ("evsse nchan").
+# start_evsse and start_nchan are called as "start_$server".
+# shellcheck disable=SC2317
 set -u -o pipefail
 
 SMOKE=0

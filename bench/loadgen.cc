@@ -68,6 +68,10 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
   ProcSample Server() const {
     return o_.server_pid > 0 ? SampleProcess(o_.server_pid) : ProcSample();
   }
+  ProcSample Redis() const {
+    return o_.redis_pid > 0 ? SampleProcess(o_.redis_pid) : ProcSample();
+  }
+  bool nchan() const { return o_.target == "nchan"; }
   Json Report() const;
   int Error(const std::string& error);
 
@@ -107,6 +111,7 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
   int64_t connect_start_ns_ = 0, connect_done_ns_ = 0;
 
   ProcSample srv_before_, srv_connected_, srv_after_;
+  ProcSample redis_connected_, redis_after_;
   double self_cpu_start_ = 0, self_cpu_phase_ = 0, self_cpu_end_ = 0;
   double machine_start_ = 0, machine_end_ = 0;
 };
@@ -136,6 +141,8 @@ const std::string& LoadGen::PublishRequest(uint64_t g, int64_t now) {
       " HTTP/1.1\r\nHost: " + o_.host +
       "\r\nContent-Type: text/plain\r\nContent-Length: " +
       std::to_string(data.size()) + "\r\n";
+  // nchan answers in JSON (with the message id) only when asked to.
+  if (nchan()) r += "Accept: application/json\r\n";
   if (!o_.token.empty()) r += "Authorization: Bearer " + o_.token + "\r\n";
   r += "\r\n";
   r += data;
@@ -271,7 +278,9 @@ void LoadGen::OnEnded(Subscriber* s) {
 
 void LoadGen::OnAck(uint64_t seq, int status, std::string_view body) {
   last_activity_ns_ = NowNs();
-  if (status != 200) {
+  // nchan acknowledges with 201 (subscribers present) or 202 (none).
+  bool ok = nchan() ? status >= 200 && status < 300 : status == 200;
+  if (!ok) {
     acked_[seq] = 2;
     ++acks_failed_;
     if (first_ack_error_.empty())
@@ -283,7 +292,8 @@ void LoadGen::OnAck(uint64_t seq, int status, std::string_view body) {
   expected_live_ += topic_live_[seq % o_.topics];
   if (seq == 0) {
     Json j = Json::parse(body.begin(), body.end(), nullptr, false);
-    if (j.is_object() && j["id"].is_string()) first_id_ = j["id"];
+    const char* key = nchan() ? "last_message_id" : "id";
+    if (j.is_object() && j[key].is_string()) first_id_ = j[key];
   }
 }
 
@@ -324,9 +334,11 @@ int LoadGen::Run() {
   if (!o_.idle_only)
     latency_us_.reserve(
         std::min<size_t>(o_.subscribers * capacity, size_t{64} << 20));
-  for (size_t i = 0; i < o_.subscribers; ++i)
+  for (size_t i = 0; i < o_.subscribers; ++i) {
     subs_.push_back(
         std::make_unique<Subscriber>(&loop_, this, i, i % o_.topics, capacity));
+    if (nchan()) subs_.back()->AcceptIdentityBody();
+  }
   if (!o_.idle_only) {
     for (size_t i = 0; i < o_.publishers; ++i) {
       pubs_.push_back(std::make_unique<Publisher>(&loop_, this));
@@ -353,6 +365,7 @@ int LoadGen::Run() {
     }
     BuildSubscribeRequests(first_id_);
     srv_connected_ = Server();
+    redis_connected_ = Redis();
     self_cpu_phase_ = SelfCpuSeconds();
     connecting_ = true;
     connect_start_ns_ = NowNs();
@@ -370,7 +383,14 @@ int LoadGen::Run() {
     if (!RunUntil("connect", [&](int64_t) { return connected_all(); }))
       return Error("timeout");
     connect_done_ns_ = NowNs();
+    if (o_.warmup_s > 0) {
+      // A Redis-backed server may need time to subscribe to its topics.
+      int64_t until = NowNs() + static_cast<int64_t>(o_.warmup_s * 1e9);
+      if (!RunUntil("warmup", [&](int64_t now) { return now >= until; }))
+        return Error("timeout");
+    }
     srv_connected_ = Server();
+    redis_connected_ = Redis();
     self_cpu_phase_ = SelfCpuSeconds();
     if (o_.idle_only) {
       int64_t until =
@@ -391,6 +411,7 @@ int LoadGen::Run() {
     }
   }
   srv_after_ = Server();
+  redis_after_ = Redis();
   self_cpu_end_ = SelfCpuSeconds();
   machine_end_ = MachineBusySeconds();
   Json j = Report();
@@ -406,6 +427,7 @@ Json LoadGen::Report() const {
   Json j;
   j["name"] = o_.name;
   j["mode"] = mode;
+  j["target"] = o_.target;
   j["subscribers"] = o_.subscribers;
   j["topics"] = o_.topics;
   j["subscribers_ready"] = n_ready_;
@@ -535,6 +557,12 @@ Json LoadGen::Report() const {
       j["server_rss_per_subscriber_bytes"] =
           (after.rss_bytes - srv_before_.rss_bytes) /
           static_cast<int64_t>(n_ready_);
+  }
+  if (o_.redis_pid > 0 && redis_connected_.ok && redis_after_.ok) {
+    double redis_s = redis_after_.cpu_s - redis_connected_.cpu_s;
+    j["redis_cpu_publish_s"] = Round(redis_s, 2);
+    j["redis_cpu_us_per_publish"] =
+        acks_ok_ > 0 ? Round(redis_s / acks_ok_ * 1e6, 1) : 0.0;
   }
   // The machine is shared (2 cores): CPU used by neither the server nor the
   // load generator competed with them.

@@ -9,7 +9,7 @@ const char kUsage[] =
     "  [--topics K] [--events M] [--rate R] [--size BYTES] [--server-pid PID]\n"
     "  [--name S] [--timeout-s T] [--idle-only] [--resume] [--publishers C]\n"
     "  [--pipeline D] [--connect-window W] [--settle-s S] [--idle-wait-s S]\n"
-    "  [--token T]\n";
+    "  [--token T] [--target evsse|nchan] [--redis-pid PID] [--warmup-s S]\n";
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -58,13 +58,20 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->idle_wait_s = std::atof(v);
     } else if (a == "--token") {
       o->token = v;
+    } else if (a == "--target") {
+      o->target = v;
+    } else if (a == "--redis-pid") {
+      o->redis_pid = static_cast<pid_t>(std::atoi(v));
+    } else if (a == "--warmup-s") {
+      o->warmup_s = std::atof(v);
     } else {
       return false;
     }
   }
   return o->port > 0 && o->topics > 0 && o->publishers > 0 && o->pipeline > 0 &&
          o->connect_window > 0 && o->timeout_s > 0 && o->rate >= 0 &&
-         !(o->idle_only && o->resume) && (!o->resume || o->events > 0);
+         !(o->idle_only && o->resume) && (!o->resume || o->events > 0) &&
+         (o->target == "evsse" || o->target == "nchan") && o->warmup_s >= 0;
 }
 
 }  // namespace evsse::bench

@@ -29,6 +29,12 @@ struct Options {
   double settle_s = 3;          // quiet time that ends a run with losses
   double idle_wait_s = 2;       // --idle-only: wait before reading the RSS
   std::string token;
+  // The server's protocol dialect: "evsse" or "nchan" (nginx + nchan: 201 or
+  // 202 acks, "time:tag" ids, an EventSource body without chunked coding).
+  // Both serve GET /events?topic=T and POST /publish?topic=T.
+  std::string target = "evsse";
+  pid_t redis_pid = 0;  // also report this redis-server's CPU per publish
+  double warmup_s = 0;  // wait between "all connected" and publishing
 };
 
 extern const char kUsage[];

@@ -25,16 +25,23 @@ bool ParseField(std::string_view* s, char key, uint64_t* out) {
 }
 
 // ParsePosition reads the position of an evsse id "<epoch>.<major>[-<minor>]"
-// (ids are opaque to clients; a benchmark may peek).
+// or of an nchan id "<time>:<tag>" (ids are opaque to clients; a benchmark
+// may peek).
 bool ParsePosition(std::string_view id, uint64_t* major, uint64_t* minor) {
   size_t dot = id.rfind('.');
-  if (dot == std::string_view::npos) return false;
-  std::string_view p = id.substr(dot + 1);
+  char minor_sep = '-';
+  if (dot == std::string_view::npos && id.find(':') != std::string_view::npos) {
+    dot = std::string_view::npos;  // nchan: the whole id is the position
+    minor_sep = ':';
+  } else if (dot == std::string_view::npos) {
+    return false;
+  }
+  std::string_view p = dot == std::string_view::npos ? id : id.substr(dot + 1);
   uint64_t* out = major;
   *major = *minor = 0;
   bool digits = false;
   for (char c : p) {
-    if (c == '-' && out == major && digits) {
+    if (c == minor_sep && out == major && digits) {
       out = minor;
     } else if (c >= '0' && c <= '9') {
       *out = *out * 10 + static_cast<uint64_t>(c - '0');
@@ -172,12 +179,13 @@ void Subscriber::Consume(std::string_view bytes) {
     End(Outcome::kHttpError);
     return;
   }
-  if (!h.chunked) {
+  if (!h.chunked && !(identity_ok_ && h.content_length < 0)) {
     // evsse sheds an EventSource with 200, a retry hint and a close; a
     // stream is always chunked on HTTP/1.1.
     End(Outcome::kShed);
     return;
   }
+  identity_ = !h.chunked;
   state_ = State::kStreaming;
   std::string rest = head_.substr(end);
   head_.clear();
@@ -186,6 +194,16 @@ void Subscriber::Consume(std::string_view bytes) {
 }
 
 void Subscriber::ConsumeBody(std::string_view bytes) {
+  if (identity_) {
+    if (bytes.empty()) return;
+    if (!got_first_bytes_) {
+      got_first_bytes_ = true;
+      observer_->OnReady(this);
+      if (fd_ < 0) return;
+    }
+    if (!parser_.Feed(bytes).ok()) End(Outcome::kProtocolError);
+    return;
+  }
   bool first = true;
   chunked_.Feed(bytes, [&](std::string_view piece) {
     if (fd_ < 0 || piece.empty()) return;

@@ -69,6 +69,9 @@ class Subscriber final : public IoHandler {
   bool Start(const sockaddr_in& addr, const std::string* request);
   // Close drops the connection with an RST (end of a run).
   void Close();
+  // AcceptIdentityBody: a 200 without chunked coding is a stream read until
+  // the close (nchan's EventSource answers so), not evsse's load shedding.
+  void AcceptIdentityBody() { identity_ok_ = true; }
 
   void OnIo(uint32_t events) override;
 
@@ -120,10 +123,13 @@ class Subscriber final : public IoHandler {
   uint64_t duplicates_ = 0;
   uint64_t reordered_ = 0;
   uint64_t misrouted_ = 0;
-  // The newest server position seen ("<epoch>.<major>[-<minor>]" ids).
+  // The newest server position seen (evsse "<epoch>.<major>[-<minor>]" or
+  // nchan "<time>:<tag>" ids).
   uint64_t last_major_ = 0, last_minor_ = 0;
   bool gap_ = false;
   bool got_first_bytes_ = false;
+  bool identity_ok_ = false;  // see AcceptIdentityBody
+  bool identity_ = false;     // the body is not chunked
 };
 
 }  // namespace evsse::bench

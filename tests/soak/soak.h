@@ -28,7 +28,7 @@ struct Config {
   int extra = 500;        // flood: connections beyond the limit
   int events = 20;        // flood: events published during the flood
   int cycles = 2000;      // churn
-  double tolerance = 0;   // RSS growth allowed over the baseline, fraction
+  double tolerance = 0;   // heap growth allowed over the baseline, fraction
   int64_t slack_kib = 0;  // ... plus this much
 };
 

@@ -297,6 +297,19 @@ TEST(ParseSubscribeTest, TenThousandTopics) {
             "duplicate topic \"t5000\"");
 }
 
+// Regression (hostile clients): thousands of topics used to trip the query
+// parameter limit first ("more than 72 query parameters").
+TEST(ParseSubscribeTest, ThousandsOfTopicsNameTheTopicLimit) {
+  std::string raw;
+  for (int i = 0; i < 5000; ++i) raw += "topic=t" + std::to_string(i) + "&";
+  EXPECT_EQ(SubError(raw), "more than 8 topics");
+  EXPECT_EQ(SubError("x=1&" + raw + "topic"), "more than 8 topics");
+  // Other parameters beyond the parameter limit are still reported as such.
+  std::string other;
+  for (int i = 0; i < 100; ++i) other += "p" + std::to_string(i) + "=1&";
+  EXPECT_EQ(SubError("topic=a&" + other), "more than 72 query parameters");
+}
+
 TEST(ParseSubscribeTest, DuplicateTopic) {
   EXPECT_EQ(SubError("topic=a&topic=b&topic=a"), "duplicate topic \"a\"");
   // Duplicates are found after decoding.

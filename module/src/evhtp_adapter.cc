@@ -16,6 +16,9 @@
 //  6. evhtp_hook_on_conn_error never fires, and connection hooks outlive the
 //     request: closes are seen by the request's on_request_fini hook (run on
 //     every path), which also unsets the on_write hook (our drain signal).
+//  7. Only each header line is bounded (8 KiB), not their number: a client
+//     could hold megabytes of headers for a stream's whole life. An evsse
+//     route closes a request past kMaxHeaders headers or kMaxHeaderBytes.
 // Also relied on: evhtp_connection_set_timeouts is bufferevent_set_timeouts,
 // where NULL clears a timeout (evhttp's NULL restores defaults);
 // evhtp_connection_free runs the fini hooks synchronously.
@@ -37,6 +40,11 @@
 
 namespace evsse::evhtp {
 namespace {
+
+// (7) Generous for browsers and proxies (evhttp users set their own limit
+// with evhttp_set_max_headers_size).
+constexpr size_t kMaxHeaders = 100;
+constexpr size_t kMaxHeaderBytes = 64 << 10;
 
 template <typename F>
 evhtp_hook AsHook(F* f) {
@@ -245,6 +253,27 @@ evhtp_res OnHeaders(evhtp_request_t* req, evhtp_headers_t*, void*) {
   return EVHTP_RES_OK;
 }
 
+struct HeaderTally {
+  size_t count = 0;
+  size_t bytes = 0;
+};
+
+int AddToTally(evhtp_kv_t* kv, void* arg) {
+  auto* t = static_cast<HeaderTally*>(arg);
+  ++t->count;
+  t->bytes += kv->klen + kv->vlen;
+  return t->count > kMaxHeaders || t->bytes > kMaxHeaderBytes;
+}
+
+// OnHeader runs after each header is added to headers_in; the walk stops at
+// the limits, so it costs at most kMaxHeaders steps per header.
+evhtp_res OnHeader(evhtp_request_t* req, evhtp_header_t*, void*) {  // (7)
+  HeaderTally t;
+  evhtp_kvs_for_each(req->headers_in, &AddToTally, &t);
+  return t.count > kMaxHeaders || t.bytes > kMaxHeaderBytes ? EVHTP_RES_ERROR
+                                                            : EVHTP_RES_OK;
+}
+
 Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
                 HubForLoop hub_for_loop, MakeEndpoint make) {
   if (!htp || !path || (!hub && !hub_for_loop))
@@ -275,6 +304,7 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   if (!cb) return InternalError("evhtp_set_cb failed");
   evhtp_callback_set_hook(cb, evhtp_hook_on_headers, AsHook(&OnHeaders),
                           nullptr);
+  evhtp_callback_set_hook(cb, evhtp_hook_on_header, AsHook(&OnHeader), nullptr);
   return Status::Ok();
 }
 

@@ -180,6 +180,21 @@ Status ValidateTopic(std::string_view topic, size_t max_len) {
 Result<SubscribeRequest> ParseSubscribe(std::string_view raw_query,
                                         const char* last_event_id,
                                         const SubscribeLimits& limits) {
+  // Counted on the raw query first: with thousands of topics the parameter
+  // limit below would trip first and hide which limit was hit.
+  size_t raw_topics = 0;
+  for (size_t begin = 0; begin <= raw_query.size();) {
+    size_t amp = raw_query.find('&', begin);
+    std::string_view part =
+        raw_query.substr(begin, amp == kNpos ? kNpos : amp - begin);
+    if (part == "topic" || part.substr(0, 6) == "topic=") ++raw_topics;
+    if (amp == kNpos) break;
+    begin = amp + 1;
+  }
+  if (raw_topics > limits.max_topics) {
+    return InvalidArgumentError("more than " +
+                                std::to_string(limits.max_topics) + " topics");
+  }
   Result<QueryParams> query =
       ParseQuery(raw_query, SaturatingAdd(limits.max_topics, kMaxOtherParams));
   if (!query.ok()) return query.status();

@@ -18,6 +18,11 @@
 // again while other connections may remain. The Hub must outlive every
 // request the server can still hand to it.
 //
+// libevhtp bounds each request line and header to 8 KiB but not their
+// number: requests to evsse paths are closed past 100 headers or 64 KiB of
+// headers (the connection is dropped without a status, as libevhtp does for
+// its own limits).
+//
 // While a stream is open, evsse owns its connection's on_write hook
 // (evhtp_hook_on_write); the application must not set one on connections
 // that reach evsse endpoints.

@@ -220,5 +220,120 @@ TEST_F(BackendTest, PollResumesThroughTheStore) {
   EXPECT_EQ(j["last_event_id"], ids[3]);
 }
 
+// ---- Shared replay fetches
+// ---------------------------------------------------
+
+// Clients that reconnect together resume from the same cursor: node B asks
+// the store for each page once, whatever the number of sessions.
+TEST_F(BackendTest, SessionsResumingTogetherShareEveryPageFetch) {
+  constexpr int kEvents = 2500;  // three pages of 1000
+  constexpr size_t kSessions = 6;
+  for (int i = 1; i <= kEvents; ++i)
+    PublishOn(hub_.get(), "t", std::to_string(i));
+  std::string epoch;
+  pubsub::AppendBase36(epoch, 1000);
+  b_->hold_fetches = true;
+  std::vector<std::unique_ptr<TestClient>> cs;
+  for (size_t i = 0; i < kSessions; ++i)
+    cs.push_back(GetB("/events?topic=t", "Last-Event-ID: " + epoch + ".0\r\n"));
+  // Every session asks for the first page while it is in flight: one fetch.
+  ASSERT_TRUE(RunUntil(
+      [&] { return hub_b_->stats().replay_page_requests == kSessions; }));
+  EXPECT_EQ(store_.fetches, 1u);
+  EXPECT_EQ(b_->held_fetches(), 1u);
+  b_->hold_fetches = false;
+  b_->ReleaseFetches();
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        for (auto& c : cs)
+          if (c->events.size() < static_cast<size_t>(kEvents)) return false;
+        return true;
+      },
+      std::chrono::seconds(30)));
+  for (auto& c : cs) {
+    ASSERT_EQ(c->events.size(), static_cast<size_t>(kEvents));
+    for (int i = 0; i < kEvents; ++i)
+      ASSERT_EQ(c->events[i].data, std::to_string(i + 1)) << i;
+    EXPECT_FALSE(c->closed());
+  }
+  // ceil(2500 / 1000) pages; the sessions' other requests were shared.
+  EXPECT_EQ(store_.fetches, 3u);
+  HubStats st = hub_b_->stats();
+  EXPECT_EQ(st.replay_page_requests, 3 * kSessions);
+  EXPECT_EQ(st.replay_pages_shared, 3 * kSessions - 3);
+  // A client arriving moments later is served from the pages just fetched.
+  auto late = GetB("/events?topic=t", "Last-Event-ID: " + epoch + ".0\r\n");
+  ASSERT_TRUE(RunUntil(
+      [&] { return late->events.size() == static_cast<size_t>(kEvents); },
+      std::chrono::seconds(30)));
+  EXPECT_EQ(late->datas(), cs[0]->datas());
+  EXPECT_EQ(store_.fetches, 3u);
+  PublishOn(hub_.get(), "t", "live");
+  ASSERT_TRUE(RunUntil([&] {
+    for (auto& c : cs)
+      if (c->events.size() != kEvents + 1u) return false;
+    return late->events.size() == kEvents + 1u;
+  }));
+}
+
+// Sessions that go away while their shared fetch is in flight are skipped
+// when it lands; the others get their exact sequence.
+TEST_F(BackendTest, SessionsClosedDuringASharedFetchDoNotDisturbTheOthers) {
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 20; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", std::to_string(i)));
+  b_->hold_fetches = true;
+  std::vector<std::unique_ptr<TestClient>> cs;
+  for (int i = 0; i < 4; ++i)
+    cs.push_back(GetB("/events?topic=t", "Last-Event-ID: " + ids[4] + "\r\n"));
+  ASSERT_TRUE(
+      RunUntil([&] { return hub_b_->stats().replay_page_requests == 4; }));
+  EXPECT_EQ(b_->held_fetches(), 1u);
+  cs[0]->Reset();
+  cs[2]->Close();
+  ASSERT_TRUE(
+      RunUntil([&] { return hub_b_->stats().connections_active == 2; }));
+  b_->ReleaseFetches();
+  ASSERT_TRUE(RunUntil([&] {
+    return cs[1]->events.size() == 15 && cs[3]->events.size() == 15;
+  }));
+  std::vector<std::string> want(ids.begin() + 5, ids.end());
+  EXPECT_EQ(cs[1]->ids(), want);
+  EXPECT_EQ(cs[3]->ids(), want);
+  EXPECT_EQ(store_.fetches, 1u);
+}
+
+// The link drops while a shared fetch is in flight: every waiting session
+// ends (its client retries with the same cursor), and the pages of the old
+// link are not served after it comes back.
+TEST_F(BackendTest, LinkLossDuringASharedFetchEndsEveryWaiter) {
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 20; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", std::to_string(i)));
+  b_->hold_fetches = true;
+  std::vector<std::unique_ptr<TestClient>> cs;
+  for (int i = 0; i < 3; ++i)
+    cs.push_back(GetB("/events?topic=t", "Last-Event-ID: " + ids[9] + "\r\n"));
+  ASSERT_TRUE(
+      RunUntil([&] { return hub_b_->stats().replay_page_requests == 3; }));
+  b_->SetUp(false);
+  b_->ReleaseFetches();  // the held reply fails: the link is down
+  ASSERT_TRUE(RunUntil([&] {
+    for (auto& c : cs)
+      if (!c->chunked_end() && !c->closed()) return false;
+    return true;
+  }));
+  for (auto& c : cs) EXPECT_TRUE(c->events.empty());
+  EXPECT_EQ(store_.fetches, 1u);
+  b_->hold_fetches = false;
+  b_->SetUp(true);
+  RunFor(milliseconds(10));
+  auto again = GetB("/events?topic=t", "Last-Event-ID: " + ids[9] + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return again->events.size() == 10; }));
+  EXPECT_EQ(again->ids(),
+            std::vector<std::string>(ids.begin() + 10, ids.end()));
+  EXPECT_EQ(store_.fetches, 2u);
+}
+
 }  // namespace
 }  // namespace evsse::testing

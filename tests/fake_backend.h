@@ -55,6 +55,8 @@ class FakeBackend final : public Backend {
     // Callbacks still queued fire (cancelled) exactly once.
     std::deque<std::function<void(bool)>> left;
     left.swap(queue_);
+    for (auto& f : held_) left.push_back(std::move(f));
+    held_.clear();
     for (auto& f : left) f(false);
     event_free(tick_);
   }
@@ -133,12 +135,28 @@ class FakeBackend final : public Backend {
       }
       r.events.push_back(e);
     }
-    Post([done, r](bool ok) {
-      if (ok)
-        done(r);
-      else
+    auto reply = [this, done, r](bool ok) {
+      if (!ok)
         done(CancelledError("gone"));
-    });
+      else if (!up_)
+        done(UnavailableError("fake link down"));  // lost while held
+      else
+        done(r);
+    };
+    if (hold_fetches) {
+      held_.push_back(std::move(reply));
+    } else {
+      Post(std::move(reply));
+    }
+  }
+
+  // hold_fetches keeps Fetch replies (read at the call) until
+  // ReleaseFetches; one released while the link is down fails.
+  bool hold_fetches = false;
+  size_t held_fetches() const { return held_.size(); }
+  void ReleaseFetches() {
+    for (auto& f : held_) Post(std::move(f));
+    held_.clear();
   }
 
   size_t watched() const { return watched_.size(); }
@@ -175,6 +193,7 @@ class FakeBackend final : public Backend {
   bool up_ = true;
   std::set<std::string> watched_;
   std::deque<std::function<void(bool)>> queue_;
+  std::vector<std::function<void(bool)>> held_;
 };
 
 }  // namespace evsse::testing

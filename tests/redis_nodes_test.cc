@@ -757,6 +757,56 @@ TEST_F(RedisNodesTest, TrimmedStreamGivesTheGapEventOnAnotherNode) {
   EXPECT_EQ(hub_b_->stats().gaps, 1u);
 }
 
+// Clients that reconnect together to a node that never saw the topic: the
+// node reads each page from Redis once (MULTI / metadata script / XRANGE /
+// EXEC), and every client gets the exact sequence.
+TEST_F(RedisNodesTest, ClientsResumingTogetherShareThePageReads) {
+  redis::RedisOptions ro = LinkOptions();
+  ro.max_events = 5000;
+  StartNodes({}, {}, ro, ro);
+  constexpr int kEvents = 2501;  // the cursor, then 2500: three pages
+  std::vector<std::optional<Result<std::string>>> got(kEvents);
+  NodesGuard guard{this};
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_TRUE(hub_->Publish("t", {"n", std::to_string(i)},
+                              [&got, i](Result<std::string> r) {
+                                got[i] = std::move(r);
+                              })
+                    .ok());
+  }
+  ASSERT_TRUE(RunUntil([&] {
+    return std::all_of(got.begin(), got.end(),
+                       [](const auto& g) { return g.has_value(); });
+  }));
+  std::vector<std::string> ids;
+  for (auto& g : got) {
+    ASSERT_TRUE(g->ok()) << g->status().ToString();
+    ids.push_back(**g);
+  }
+  std::vector<std::unique_ptr<TestClient>> cs;
+  for (int i = 0; i < 5; ++i)
+    cs.push_back(Subscribe(port_b_, "/events?topic=t", ids.front()));
+  const std::vector<std::string> want(ids.begin() + 1, ids.end());
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        for (auto& c : cs)
+          if (c->events.size() < want.size()) return false;
+        return true;
+      },
+      std::chrono::seconds(30)));
+  for (auto& c : cs) {
+    EXPECT_EQ(c->ids(), want);
+    EXPECT_EQ(c->events.back().data, std::to_string(kEvents - 1));
+    EXPECT_FALSE(c->closed());
+  }
+  HubStats st = hub_b_->stats();
+  EXPECT_EQ(st.replays, 5u);
+  EXPECT_EQ(st.gaps, 0u);
+  EXPECT_EQ(st.replay_page_requests, 15u);
+  EXPECT_EQ(st.backend_replay_fetches, 3u);  // ceil(2500 / 1000)
+  EXPECT_EQ(st.replay_pages_shared, 12u);
+}
+
 // ---- 6. A flood from two threads --------------------------------------------
 
 TEST_F(RedisNodesTest, FloodFromTwoThreadsStaysInOrderOnBothNodes) {

@@ -172,6 +172,54 @@ TEST(FetchReplyTest, DecodesEntries) {
   }
 }
 
+TEST(FetchReplyTest, DecodesTheExecOfAPageRead) {
+  // EXEC of MULTI / EVALSHA fetch (count 0) / XRANGE: the script's
+  // metadata, then the entries.
+  std::string meta = "*5\r\n" + Bulk("ab") + Bulk("0-0") + Bulk("5-1") +
+                     Bulk("6-0") + "*0\r\n";
+  std::string entries = "*2\r\n*2\r\n" + Bulk("5-1") + "*4\r\n" + Bulk("t") +
+                        Bulk("upd") + Bulk("d") + Bulk("x") + "*2\r\n" +
+                        Bulk("6-0") + "*2\r\n" + Bulk("d") + Bulk("y");
+  auto r = ParseFetchExecReply(Parse("*2\r\n" + meta + entries).get());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->epoch, *ParseEpoch("ab"));
+  EXPECT_EQ(r->first_kept, (Position{5, 1}));
+  EXPECT_EQ(r->tail, (Position{6, 0}));
+  ASSERT_EQ(r->events.size(), 2u);
+  EXPECT_EQ(r->events[0].type, "upd");
+  EXPECT_EQ(r->events[1].position, (Position{6, 0}));
+  EXPECT_EQ(r->events[1].data, "y");
+
+  // No stream: no epoch, no entries.
+  auto none =
+      ParseFetchExecReply(Parse("*2\r\n*5\r\n" + Bulk("") + Bulk("0-0") +
+                                Bulk("0-0") + Bulk("0-0") + "*0\r\n*0\r\n")
+                              .get());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->epoch, 0u);
+  EXPECT_TRUE(none->events.empty());
+
+  // Errors: of EXEC, of the script (reported first), of the XRANGE.
+  auto aborted =
+      ParseFetchExecReply(Parse("-EXECABORT Transaction discarded\r\n").get());
+  EXPECT_EQ(aborted.status().code(), StatusCode::kInternal);
+  auto wrongtype = ParseFetchExecReply(
+      Parse("*2\r\n-WRONGTYPE Operation\r\n-WRONGTYPE Operation\r\n").get());
+  EXPECT_EQ(wrongtype.status().code(), StatusCode::kFailedPrecondition);
+  auto busy = ParseFetchExecReply(Parse("*2\r\n" + meta + "-BUSY x\r\n").get());
+  EXPECT_EQ(busy.status().code(), StatusCode::kUnavailable);
+  for (const std::string& bad :
+       {"*1\r\n" + meta, "*2\r\n" + meta + Bulk("x"), std::string("$-1\r\n"),
+        "*2\r\n" + meta + "*1\r\n*2\r\n" + Bulk("bad") + "*0\r\n"}) {
+    auto b = ParseFetchExecReply(Parse(bad).get());
+    EXPECT_EQ(b.status().code(), StatusCode::kInternal) << bad;
+  }
+
+  auto noscript = Parse("*2\r\n-NOSCRIPT No matching script\r\n*0\r\n");
+  EXPECT_TRUE(IsExecNoScript(noscript.get()));
+  EXPECT_FALSE(IsExecNoScript(Parse("*2\r\n" + meta + entries).get()));
+}
+
 TEST(FetchReplyTest, LostComparesTheCursorWithWhatWasRemoved) {
   FetchReply f;
   EXPECT_FALSE(f.Lost({}));  // nothing ever removed

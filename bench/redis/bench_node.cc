@@ -39,7 +39,8 @@ void OnStats(evhttp_request* req, void* arg) {
       "\"events_delivered\":%llu,\"publish_errors\":%llu,\"replays\":%llu,"
       "\"replayed_events\":%llu,\"gaps\":%llu,\"slow_consumer_closes\":%llu,"
       "\"backend_up\":%s,\"backend_reconnects\":%llu,"
-      "\"backend_backfilled_events\":%llu,\"backend_replay_fetches\":%llu}\n",
+      "\"backend_backfilled_events\":%llu,\"backend_replay_fetches\":%llu,"
+      "\"replay_page_requests\":%llu,\"replay_pages_shared\":%llu}\n",
       static_cast<unsigned long long>(s.connections_active),
       static_cast<unsigned long long>(s.events_published),
       static_cast<unsigned long long>(s.events_delivered),
@@ -51,7 +52,9 @@ void OnStats(evhttp_request* req, void* arg) {
       s.backend_up ? "true" : "false",
       static_cast<unsigned long long>(s.backend_reconnects),
       static_cast<unsigned long long>(s.backend_backfilled_events),
-      static_cast<unsigned long long>(s.backend_replay_fetches));
+      static_cast<unsigned long long>(s.backend_replay_fetches),
+      static_cast<unsigned long long>(s.replay_page_requests),
+      static_cast<unsigned long long>(s.replay_pages_shared));
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                     "application/json");
   evhttp_send_reply(req, 200, "OK", body);

@@ -19,6 +19,16 @@ struct Hub::Impl : internal::HubImpl {
 };
 
 namespace internal {
+namespace {
+
+// Pages fetched for resuming sessions stay shareable this long, within this
+// many bytes in all: long enough for a reconnect storm's clients (their
+// retry is jittered over seconds) to walk the same pages, short enough that
+// a stream wiped behind this node's back is not replayed for long.
+constexpr size_t kFetchShareBytes = 16 << 20;
+constexpr Millis kFetchShareTtl{5000};
+
+}  // namespace
 
 HubImpl::HubImpl(event_base* base, HubOptions options)
     : base_(base), options_(std::move(options)) {
@@ -29,6 +39,8 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
   wave_timer_ = evtimer_new(base_, &HubImpl::OnWave, this);
   flush_event_ = event_new(base_, -1, 0, &HubImpl::OnFlush, this);
   flush_timer_ = evtimer_new(base_, &HubImpl::OnFlushTimer, this);
+  fetch_share_ = std::make_unique<FetchShare>(base_, &HubImpl::MakeEvent,
+                                              kFetchShareBytes, kFetchShareTtl);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
@@ -54,6 +66,7 @@ HubImpl::~HubImpl() {
   if (wake_fd_ >= 0) bus_->Detach(this);
   while (Session* s = sessions_.front()) s->Close(CloseReason::kHubGone);
   OnReap(-1, 0, this);
+  fetch_share_.reset();  // its waiters (sessions, all gone) hear kCancelled
   // Fail what never reached the loop; every callback fires exactly once.
   std::vector<Pending> left;
   {
@@ -216,6 +229,7 @@ void HubImpl::PublishToBackend(Pending& p) {
 void HubImpl::AttachBackend(Backend* backend) {
   backend_ = backend;
   link_up_ = false;
+  if (fetch_share_) fetch_share_->Clear();
   for (auto& [name, t] : topics_) {
     t->watched = false;
     t->synced = backend == nullptr;
@@ -317,6 +331,7 @@ void HubImpl::ResetTopic(Topic* t, uint64_t epoch) {
                               "': stream recreated (new epoch); closing its "
                               "subscribers");
   for (Session* s : t->subscribers) s->Close(CloseReason::kUnavailable);
+  fetch_share_->DropTopic(t->name);
   t->history = pubsub::TopicHistory();
   t->epoch = epoch;
   t->synced_from = pubsub::Position();
@@ -363,6 +378,8 @@ pubsub::Position HubImpl::LastPosition(const std::string& topic,
 void HubImpl::LinkChanged(bool up) {
   if (up == link_up_) return;
   link_up_ = up;
+  // Pages fetched before a drop may predate a wipe this node missed.
+  if (!up) fetch_share_->Clear();
   Log(up ? LogLevel::kInfo : LogLevel::kWarning,
       up ? "backend link up" : "backend link down");
 }
@@ -548,6 +565,8 @@ HubStats HubImpl::Stats() const {
     s.backend_backfilled_events = bs.backfilled_events;
     s.backend_replay_fetches = bs.replay_fetches;
   }
+  s.replay_page_requests = fetch_share_->requests();
+  s.replay_pages_shared = fetch_share_->shared();
   s.topics = topics_.size();
   s.history_events = 0;
   for (auto& [name, t] : topics_) s.history_events += t->history.size();

@@ -23,6 +23,7 @@
 #include "evsse/options.h"
 #include "evsse/pubsub/bus.h"
 #include "evsse/pubsub/history.h"
+#include "fetch_share.h"
 #include "lists.h"
 
 namespace evsse::internal {
@@ -74,13 +75,18 @@ class Session final : public Link<HeartbeatTag>,
                       public ExchangeListener {
  public:
   // Backlog: events fetched from the backend for a resuming client, older
-  // than what the topic's history holds; consumed before the history.
+  // than what the topic's history holds; consumed before the history. The
+  // page is shared with other sessions resuming the same topic.
   struct Backlog {
-    std::deque<pubsub::EventRef> events;
+    PageRef page;
+    size_t next = 0;              // the page's next event to write
+    size_t end = 0;               // the page's events up to `until`
     pubsub::Position next_after;  // where the next page starts
     pubsub::Position until;       // the history is complete after this
     bool more = true;
     bool fetching = false;
+    bool empty() const { return next == end; }
+    const pubsub::EventRef& front() const { return page->events[next]; }
   };
   struct Sub {
     Topic* topic = nullptr;
@@ -147,7 +153,7 @@ class Session final : public Link<HeartbeatTag>,
   void ResolveTopic(size_t k);
   void Gap(size_t k, bool unknown);
   void Fetch(size_t k);
-  void OnFetched(size_t k, Result<Backend::FetchResult> r);
+  void OnFetched(size_t k, Result<PageRef> r);
   void Ready();
   void StartStream();
   void BeginPoll();
@@ -240,6 +246,8 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   }
   Backend* backend() const { return backend_.load(); }
   void AttachBackend(Backend* backend);
+  // Pages fetched for resuming sessions, shared between them.
+  FetchShare& fetch_share() { return *fetch_share_; }
   // MakeEvent encodes a stored event of `topic` once, for every subscriber.
   static pubsub::EventRef MakeEvent(const std::string& topic, uint64_t epoch,
                                     const StoredEvent& e);
@@ -336,6 +344,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
 
   std::atomic<Backend*> backend_{nullptr};
   bool link_up_ = false;
+  std::unique_ptr<FetchShare> fetch_share_;
   event* flush_event_ = nullptr;  // batches backend deliveries
   event* flush_timer_ = nullptr;  // fans out coalesced topics
 

@@ -131,15 +131,15 @@ void Session::Fetch(size_t k) {
   b.fetching = true;
   if (!handle_) handle_ = std::make_shared<Session*>(this);
   std::weak_ptr<Session*> weak = handle_;
-  endpoint_->hub()->backend()->Fetch(subs[k].topic->name, b.next_after, b.until,
-                                     kFetchPage,
-                                     [weak, k](Result<Backend::FetchResult> r) {
-                                       if (auto alive = weak.lock())
-                                         (*alive)->OnFetched(k, std::move(r));
-                                     });
+  HubImpl* hub = endpoint_->hub();
+  hub->fetch_share().Fetch(hub->backend(), subs[k].topic->name, b.next_after,
+                           b.until, kFetchPage, [weak, k](Result<PageRef> r) {
+                             if (auto alive = weak.lock())
+                               (*alive)->OnFetched(k, std::move(r));
+                           });
 }
 
-void Session::OnFetched(size_t k, Result<Backend::FetchResult> r) {
+void Session::OnFetched(size_t k, Result<PageRef> r) {
   if (closed_) return;
   Sub& s = subs[k];
   Backlog& b = *s.backlog;
@@ -151,27 +151,37 @@ void Session::OnFetched(size_t k, Result<Backend::FetchResult> r) {
     Close(CloseReason::kUnavailable);
     return;
   }
+  const Page& page = **r;
   if (first) {
     resume_->resolved[k] = true;
     --resume_->fetching;
-    if (r->epoch != s.epoch && s.epoch != 0) {
+    if (page.epoch != s.epoch && s.epoch != 0) {
       Gap(k, true);
-    } else if (r->trimmed) {
+    } else if (page.trimmed) {
       Gap(k, false);
     }
-  } else if (r->trimmed || r->epoch != s.epoch) {
+  } else if (page.trimmed || page.epoch != s.epoch) {
     // Trimmed between two pages: this client missed events. It reconnects
     // with its cursor and is told of the gap then.
     Close(CloseReason::kSlowConsumer);
     return;
   }
   if (s.backlog) {
-    for (const StoredEvent& e : r->events) {
-      if (e.position > b.until) break;
-      b.events.push_back(HubImpl::MakeEvent(s.topic->name, s.epoch, e));
-      b.next_after = e.position;
+    // A shared page may reach past `until` (it was fetched for a session
+    // that resolved later): an event past it means the range is complete.
+    size_t end = 0;
+    bool reached = false;
+    for (; end < page.events.size(); ++end) {
+      if (page.events[end]->position > b.until) {
+        reached = true;
+        break;
+      }
     }
-    b.more = r->more && b.next_after < b.until;
+    b.page = *r;
+    b.next = 0;
+    b.end = end;
+    if (end > 0) b.next_after = page.events[end - 1]->position;
+    b.more = !reached && page.more && b.next_after < b.until;
   }
   if (first) {
     Resolve();

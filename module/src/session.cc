@@ -87,8 +87,8 @@ bool Session::Walk(size_t budget, size_t max_events, size_t* events,
       const pubsub::Event* head = nullptr;
       bool backlog = false;
       if (s.backlog) {
-        if (!s.backlog->events.empty()) {
-          head = s.backlog->events.front().get();
+        if (!s.backlog->empty()) {
+          head = s.backlog->front().get();
           backlog = true;
         } else if (s.backlog->more) {
           *caught_up = false;
@@ -110,10 +110,8 @@ bool Session::Walk(size_t budget, size_t max_events, size_t* events,
     if (*caught_up) return true;
     if ((bytes >= budget || *events >= max_events) && *events > 0) return true;
     Sub& s = subs[best];
-    pubsub::EventRef hold;  // keeps a backlog event alive while fn runs
     if (from_backlog) {
-      hold = std::move(s.backlog->events.front());
-      s.backlog->events.pop_front();
+      ++s.backlog->next;  // the page keeps the event alive while fn runs
     } else {
       ++idx[best];
     }
@@ -129,7 +127,7 @@ bool Session::Walk(size_t budget, size_t max_events, size_t* events,
 void Session::FetchWhereBlocked() {
   for (size_t k = 0; k < subs.size(); ++k) {
     Backlog* b = subs[k].backlog.get();
-    if (b && b->events.empty() && b->more && !b->fetching) Fetch(k);
+    if (b && b->empty() && b->more && !b->fetching) Fetch(k);
   }
 }
 
@@ -258,7 +256,7 @@ void Session::OnLifetime(evutil_socket_t, short, void* arg) {
 
 bool Session::HasPending() const {
   for (const Sub& s : subs) {
-    if (s.backlog && !s.backlog->events.empty()) return true;
+    if (s.backlog && !s.backlog->empty()) return true;
     if (!s.backlog &&
         s.topic->history.FirstAfter(s.pos) < s.topic->history.size())
       return true;

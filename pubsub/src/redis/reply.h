@@ -69,6 +69,12 @@ struct FetchReply {
 // ParseFetchReply decodes fetch.lua's {epoch, max_deleted, first_kept,
 // tail, entries} (or an error reply).
 Result<FetchReply> ParseFetchReply(const redisReply* reply);
+// ParseFetchExecReply decodes the EXEC of a page read: {fetch.lua's reply
+// with count 0, the XRANGE's entries}, or an error (of EXEC or of either
+// command; the script's is reported first).
+Result<FetchReply> ParseFetchExecReply(const redisReply* reply);
+// IsExecNoScript: the EVALSHA queued first in a MULTI found no script.
+bool IsExecNoScript(const redisReply* reply);
 
 }  // namespace evsse::redis
 

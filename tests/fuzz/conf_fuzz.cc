@@ -61,17 +61,21 @@ void CheckMessage(const std::string& msg, std::string_view text) {
   EVSSE_FUZZ_CHECK(!msg.empty());
   EVSSE_FUZZ_CHECK(NoControlBytes(msg));
   if (msg.rfind("cannot read ", 0) == 0) return;
-  // "<file>:<line>: ...": every file holds the same text.
-  size_t colon = msg.find(':');
-  EVSSE_FUZZ_CHECK(colon != std::string::npos);
-  size_t end = msg.find(": ", colon);
-  EVSSE_FUZZ_CHECK(end != std::string::npos && end > colon + 1);
-  std::string_view digits(msg.data() + colon + 1, end - colon - 1);
+  // "<file>:<line>: ...": every file holds the same text. A file name may
+  // hold ':' (include a:b), so look for the first ":<digits>: ".
   uint64_t line = 0;
-  for (char c : digits) {
-    EVSSE_FUZZ_CHECK(c >= '0' && c <= '9' && line < (1u << 30));
-    line = line * 10 + static_cast<uint64_t>(c - '0');
+  bool found = false;
+  for (size_t at = msg.find(':'); at != std::string::npos && !found;
+       at = msg.find(':', at + 1)) {
+    size_t i = at + 1;
+    line = 0;
+    while (i < msg.size() && msg[i] >= '0' && msg[i] <= '9' &&
+           line < (1u << 30)) {
+      line = line * 10 + static_cast<uint64_t>(msg[i++] - '0');
+    }
+    found = i > at + 1 && msg.compare(i, 2, ": ") == 0;
   }
+  EVSSE_FUZZ_CHECK(found);
   EVSSE_FUZZ_CHECK(line >= 1 && line <= Count(text, "\n") + 1);
 }
 

@@ -147,7 +147,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     Secrets(*tree, &secrets);
     for (const std::string& secret : secrets) {
       // Only a token written once, long enough not to match by chance.
-      if (secret.size() >= 6 && Count(text, secret) == 1) {
+      // A directive name may be quoted by a "did you mean" hint.
+      if (secret.size() >= 6 && Count(text, secret) == 1 &&
+          conf::FindDirective(secret) == nullptr) {
         // Messages quote values as Quote() does: look for that form (the
         // bare word may be part of the message's own text, "warning").
         const std::string quoted = conf::Quote(secret);

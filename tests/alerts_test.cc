@@ -227,6 +227,16 @@ TEST_F(AlertsTest, BadRequestsAreRefusedWithClearJsonErrors) {
        "-"},
       {Alert("info", "ops", "t", R"(,"dedup_key":"")"),
        "field \"dedup_key\" must not be empty"},
+      // Found by tests/fuzz/alert_fuzz: nlohmann throws out_of_range, not
+      // parse_error, for a number beyond a double; it ended the server.
+      {Alert("info", "ops", "t", R"(,"n":1e999)"),
+       "body is not valid JSON (a number is out of range)"},
+      {"[-1e400]", "body is not valid JSON (a number is out of range)"},
+      // Found by tests/fuzz/alert_fuzz: a field name is quoted as printable
+      // ASCII (DEL and non-ASCII were copied raw into the message).
+      {Alert("info", "ops", "t", ",\"k\x7f\xc3\xa9\":1"),
+       "unknown field \"k\\u007f\\u00e9\" (fields: severity, title, body, "
+       "team, dedup_key)"},
   };
   for (const Case& c : cases) {
     r = PostAlert(c.body);

@@ -489,6 +489,19 @@ TEST(ConfErrors, MissingFile) {
             "directory");
 }
 
+// Found by tests/fuzz/conf_fuzz: the path starts every message about the
+// file, so a control byte in it would reach logs raw.
+TEST(ConfErrors, IncludePathWithAControlCharacter) {
+  Files f;
+  f.files["a\tb.conf"] = "foo;";
+  EXPECT_EQ(Error("include \"a\\tb.conf\";", &f),
+            "main.conf:1: directive \"include\": control character in path "
+            "\"a\\x09b.conf\"");
+  EXPECT_EQ(Error("include 'x\\n';", &f),
+            "main.conf:1: directive \"include\": control character in path "
+            "\"x\\x0a\"");
+}
+
 TEST(ConfErrors, IncludeCycle) {
   Files f;
   f.files["conf/a.conf"] = "include b.conf;";
@@ -515,6 +528,14 @@ TEST(ConfErrors, SecretsAreNeverQuoted) {
   m = Error("server { redis { password \"s3cret\" x; } }");
   EXPECT_THAT(m, Not(HasSubstr("s3cret")));
   EXPECT_THAT(m, HasSubstr("(value hidden)"));
+  // Found by tests/fuzz/conf_fuzz: a secret on the line after its directive
+  // was quoted by the missing-";" message.
+  EXPECT_EQ(Error("server { publish_token\n  s3cret extra; }"),
+            "main.conf:1: directive \"publish_token\": missing \";\" before "
+            "(value hidden)");
+  EXPECT_EQ(Error("server {\n subscriber_token\n s3cret ops {}\n}"),
+            "main.conf:2: directive \"subscriber_token\": missing \";\" "
+            "before (value hidden)");
 }
 
 TEST(ConfErrors, BadEndpointKindAndPath) {

@@ -1,7 +1,8 @@
 // The POST /alerts body: strict JSON validation. Nothing is ignored: unknown,
 // duplicate or nested fields, wrong types, unknown severities and empty or
 // oversized fields are all refused with a message that names the field but
-// never echoes the client's bytes.
+// never echoes the client's bytes (an unknown or duplicate field's name is
+// quoted as escaped, printable ASCII).
 #include <strings.h>
 
 #include <set>
@@ -38,6 +39,13 @@ evsse::Status Text(const nlohmann::json& j, const char* name, size_t max,
                std::to_string(max) + " bytes");
   *out = s;
   return evsse::Status::Ok();
+}
+
+// AsciiJson quotes a client's field name for a message as a JSON string of
+// printable ASCII: non-ASCII and DEL escaped too (dump() alone keeps them),
+// so that the message is safe in a log line. Found by tests/fuzz/alert_fuzz.
+std::string AsciiJson(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', /*ensure_ascii=*/true);
 }
 
 }  // namespace
@@ -109,17 +117,21 @@ evsse::Result<Alert> ParseAlert(std::string_view body,
   } catch (const nlohmann::json::parse_error& e) {
     return Bad("body is not valid JSON (at byte " + std::to_string(e.byte) +
                ")");
+  } catch (const nlohmann::json::exception&) {
+    // Not a parse_error: out_of_range 406 for a number beyond a double
+    // ("1e999"). Found by tests/fuzz/alert_fuzz; uncaught, it would end the
+    // server from inside the evhttp callback.
+    return Bad("body is not valid JSON (a number is out of range)");
   }
   if (!j.is_object()) return Bad("the alert must be a JSON object");
   for (auto& [key, value] : j.items()) {
     bool known = false;
     for (const char* f : kFields) known = known || key == f;
     if (!known)
-      return Bad("unknown field " + nlohmann::json(key).dump() +
+      return Bad("unknown field " + AsciiJson(key) +
                  " (fields: severity, title, body, team, dedup_key)");
   }
-  if (!duplicate.empty())
-    return Bad("duplicate field " + nlohmann::json(duplicate).dump());
+  if (!duplicate.empty()) return Bad("duplicate field " + AsciiJson(duplicate));
   if (nested) return Bad("fields must be strings, not objects or arrays");
   Alert a;
   if (evsse::Status s = Text(j, "severity", 16, false, &a.severity); !s.ok())

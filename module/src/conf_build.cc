@@ -161,9 +161,12 @@ class Builder {
     bool is_block = d.setter == Setter::kBlock;
     if (too_many || (n.block && !is_block)) {
       // A forgotten ";" makes the next line's words arguments of this one.
-      for (const Arg& a : n.args)
-        if (a.line > n.line)
-          return Fail(n, "missing " + Quote(";") + " before " + Quote(a.text));
+      // Shown: the word may be the directive's own secret written on the
+      // next line (found by tests/fuzz/conf_fuzz).
+      for (size_t i = 0; i < n.args.size(); ++i)
+        if (n.args[i].line > n.line)
+          return Fail(n, "missing " + Quote(";") + " before " +
+                             Shown(d, i, n.args[i].text));
     }
     if (is_block && !n.block) return Fail(n, "needs a block " + Quote("{"));
     if (!is_block && n.block)

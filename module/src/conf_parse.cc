@@ -343,6 +343,12 @@ class Parser {
                   " (takes 1)");
     const std::string& arg = node.args[0].text;
     if (arg.empty()) return fail("empty path " + Quote(arg));
+    // A path is the start of every message about its file: a control byte
+    // (written as \t, \n or \r) would break log lines (tests/fuzz/conf_fuzz).
+    for (char c : arg) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        return fail("control character in path " + Quote(arg));
+    }
     std::string path = arg;
     if (arg[0] != '/') {
       std::string dir = DirName(node.file);

@@ -18,8 +18,7 @@ constexpr size_t kEventOverhead = 96;
 
 FetchShare::FetchShare(event_base* base, Encode encode, size_t max_bytes,
                        Millis ttl)
-    : base_(base),
-      encode_(std::move(encode)),
+    : encode_(std::move(encode)),
       max_bytes_(max_bytes),
       ttl_(ttl),
       timer_(evtimer_new(base, &FetchShare::OnTimer, this)),

@@ -130,7 +130,6 @@ class FetchShare {
   static void OnTimer(int, short, void* arg);
   static void OnReady(int, short, void* arg);
 
-  event_base* base_;
   Encode encode_;
   size_t max_bytes_;
   Millis ttl_;

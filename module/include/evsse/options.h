@@ -110,8 +110,10 @@ struct StreamOptions {
   // reconnects spread out (clients resume with Last-Event-ID). 0 = off.
   Millis max_lifetime{0};
   Millis lifetime_jitter{0};
-  // Output queued for one connection beyond this closes it as a slow
-  // consumer; it reconnects and catches up from history.
+  // High watermark of the output queued for one connection: events that
+  // do not fit wait in the topic's history and are written as it drains.
+  // A connection that falls out of the history (it cannot catch up any
+  // more) is closed as a slow consumer; it reconnects and gets a gap.
   size_t max_queued_bytes = 1 << 20;
   // Replay (catch-up from history) is written in batches of this size, each
   // after the previous one drained.

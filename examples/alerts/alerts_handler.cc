@@ -31,6 +31,8 @@ int StatusFor(const evsse::Status& s) {
       return 400;
     case evsse::StatusCode::kOutOfRange:
       return 413;
+    case evsse::StatusCode::kUnknown:
+      return 504;  // Redis may have stored it: do not retry blindly
     default:
       return 503;  // closed hub, Redis down, too many topics
   }
@@ -65,10 +67,15 @@ void Publish(App& app, evhttp_request* req, const RequestInfo& info,
           if (!key.empty()) a->dedup.Erase(key);
           Log(evsse::LogLevel::kWarning, "publish failed",
               {{"team", alert.team}, {"error", id.status().ToString()}});
-          ++a->counters.rejected[503];
-          pending->Error(503, "not published: " + id.status().message());
-          for (auto& w : waiters)
-            w->Error(503, "not published: " + id.status().message());
+          // kUnknown (the store may have taken it) is a 504 with its own
+          // message: a blind retry could publish the alert twice.
+          int status = StatusFor(id.status());
+          std::string message =
+              (status == 504 ? "outcome unknown: " : "not published: ") +
+              id.status().message();
+          ++a->counters.rejected[status];
+          pending->Error(status, message);
+          for (auto& w : waiters) w->Error(status, message);
           return;
         }
         ++a->counters.published[alert.severity];

@@ -31,6 +31,8 @@ const char* Reason(int status) {
       return "Unsupported Media Type";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return status < 500 ? "Error" : "Internal Server Error";
   }

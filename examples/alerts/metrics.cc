@@ -112,7 +112,7 @@ void OnMetrics(evhttp_request* req, void* arg) {
            app.counters.deduplicated);
   p.Head("evsse_alerts_rejected_total", "counter",
          "POST /alerts answered with an error, by status.");
-  for (int code : {400, 401, 405, 413, 415, 503}) {
+  for (int code : {400, 401, 405, 413, 415, 503, 504}) {
     auto it = app.counters.rejected.find(code);
     p.Sample("evsse_alerts_rejected_total",
              "code=\"" + std::to_string(code) + "\"",

@@ -150,7 +150,11 @@ class EvhttpExchange final : public Exchange {
     if (req_->chunked) evbuffer_add_printf(out, "%zx\r\n", n);
     evbuffer_add_buffer(out, data);
     if (req_->chunked) evbuffer_add(out, "\r\n", 2);
+    // A bufferevent keeps the front of its output frozen outside its own
+    // write callback, which unfreezes it around the write just like this.
+    evbuffer_unfreeze(out, 1);
     evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
     if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
   }
   size_t queued() const override {

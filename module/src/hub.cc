@@ -308,9 +308,10 @@ void HubImpl::Flush(bool force) {
     }
     FanOut(t);
     t->dirty = false;
-    // From the start of the fan-out: a transport that writes during it
-    // makes it long, and events that came meanwhile are a batch already.
-    t->active_us = now;
+    // From the end of the fan-out: a transport that writes during it (the
+    // evhttp adapter does) makes it long, and events that arrive right
+    // after it are what coalescing is for.
+    if (window > 0) t->active_us = NowUs();
     // Trim only after everyone live got the batch: a burst larger than the
     // history must not cost live subscribers events.
     t->history.TrimToCount(options_.history_max_events);

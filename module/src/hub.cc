@@ -271,6 +271,15 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
 }
 
 void HubImpl::MarkDirty(Topic* t) {
+  const int64_t window = options_.coalesce_window.count() * 1000;
+  if (window > 0) {
+    // Arrivals count too: a Hub that is not busy (another loop took the
+    // publisher, or it has few subscribers) still sees a burst as one.
+    int64_t now = NowUs();
+    if (now - t->arrived_us < window) t->burst = true;
+    t->arrived_us = now;
+  }
+  ++t->unsent;
   if (t->dirty) return;
   t->dirty = true;
   dirty_topics_.push_back(t);
@@ -300,14 +309,19 @@ void HubImpl::Flush(bool force) {
   for (size_t i = 0; i < dirty_topics_.size(); ++i) {
     Topic* t = dirty_topics_[i];
     // A topic nobody listens to live has nothing to coalesce: fan out (and
-    // trim its history) at once.
-    if (!force && window > 0 && now - t->active_us < window &&
-        !t->subscribers.empty()) {
+    // trim its history) at once. Nor is a wait that would let the history
+    // drop events its live subscribers have not had yet: past half the
+    // history, fan out now.
+    if (!force && window > 0 && (now - t->active_us < window || t->burst) &&
+        !t->subscribers.empty() &&
+        t->unsent * 2 < options_.history_max_events) {
       dirty_topics_[kept++] = t;
       continue;
     }
     FanOut(t);
     t->dirty = false;
+    t->burst = false;
+    t->unsent = 0;
     // From the end of the fan-out: a transport that writes during it (the
     // evhttp adapter does) makes it long, and events that arrive right
     // after it are what coalescing is for.

@@ -40,6 +40,11 @@ struct Topic {
   // When the topic last fanned out, or one of its live subscribers last
   // finished writing (NowUs): events that come sooner are coalesced.
   int64_t active_us = 0;
+  // When its last event arrived (NowUs), and whether the events waiting to
+  // fan out came less than a coalescing window after the one before.
+  int64_t arrived_us = 0;
+  bool burst = false;
+  size_t unsent = 0;  // events not fanned out yet
   // The epoch of the topic's history (memory mode: the bus epoch; backend
   // mode: the stream's, 0 while it does not exist).
   uint64_t epoch = 0;

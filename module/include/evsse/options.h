@@ -83,10 +83,12 @@ struct HubOptions {
   // Longest topic name (publish and subscribe).
   size_t max_topic_length = 128;
   // Coalescing: an event for a topic that fanned out (or whose subscribers
-  // were still writing) less than this long ago waits up to this long, so
-  // that events coming faster than the loop can write them leave together,
-  // several per write. An event on a quiet topic goes out at once. 0 = off
-  // (every batch of publishes fans out at once).
+  // were still writing), or that got another event, less than this long
+  // ago waits up to this long, so that events coming faster than the loop
+  // can write them leave together, several per write. An event on a quiet
+  // topic goes out at once; a topic never waits with more than half of
+  // history_max_events unsent. 0 = off (every batch of publishes fans out
+  // at once).
   Millis coalesce_window{1};
   LogHook log;
   // Lines below this level are not even formatted.

@@ -72,6 +72,8 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
     return o_.redis_pid > 0 ? SampleProcess(o_.redis_pid) : ProcSample();
   }
   bool nchan() const { return o_.target == "nchan"; }
+  bool SampleUnread(int64_t now);
+  int DeferredReceiveBuffer() const;
   Json Report() const;
   int Error(const std::string& error);
 
@@ -109,6 +111,12 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
   int64_t pub_start_ns_ = 0, first_send_ns_ = 0, last_send_ns_ = 0;
   int64_t last_delivery_ns_ = 0, last_activity_ns_ = 0;
   int64_t connect_start_ns_ = 0, connect_done_ns_ = 0;
+  // --defer-reads: bytes in the subscribers' receive queues, when that sum
+  // last grew, when it was last sampled, and what arrived after the reads
+  // resumed (must be 0: the server had finished).
+  uint64_t unread_ = 0, late_bytes_ = 0;
+  int64_t unread_grew_ns_ = 0, unread_sampled_ns_ = 0;
+  int rcvbuf_ = 0;
 
   ProcSample srv_before_, srv_connected_, srv_after_;
   ProcSample redis_connected_, redis_after_;
@@ -201,6 +209,7 @@ int LoadGen::PollTimeoutMs(int64_t now) const {
         static_cast<int64_t>(static_cast<double>(next_seq_) * 1e9 / o_.rate);
     ms = std::clamp<int64_t>((due - now + 999999) / 1000000, 0, 20);
   }
+  if (o_.defer_reads && publishing_) ms = std::min<int64_t>(ms, 5);
   return static_cast<int>(ms);
 }
 
@@ -245,6 +254,7 @@ void LoadGen::OnDelivery(Subscriber* s, uint64_t seq, int64_t sent_ns,
     if (s->unique() >= s->expected) Finish(s, recv_ns);
     return;
   }
+  if (o_.defer_reads) return;  // read after the window: no latency
   uint64_t g = seq * o_.topics + s->topic();
   if (first_recv_ns_[g] == 0 || recv_ns < first_recv_ns_[g])
     first_recv_ns_[g] = recv_ns;
@@ -301,6 +311,37 @@ void LoadGen::OnPublisherError(const std::string& what) {
   if (publisher_error_.empty()) publisher_error_ = what;
 }
 
+// SampleUnread sums the subscribers' unread bytes every 5 ms and notes
+// when the sum grew; true once a sample was taken since the publishes
+// began.
+bool LoadGen::SampleUnread(int64_t now) {
+  if (now - unread_sampled_ns_ < 5'000'000) return unread_sampled_ns_ != 0;
+  uint64_t sum = 0;
+  for (const auto& s : subs_) sum += s->Unread();
+  if (sum > unread_) {
+    unread_ = sum;
+    unread_grew_ns_ = now;
+  }
+  unread_sampled_ns_ = now;
+  return true;
+}
+
+// DeferredReceiveBuffer: room for every event of a subscriber's topic
+// (data, id and chunk framing, twice over for the kernel's accounting),
+// within net.core.rmem_max.
+int LoadGen::DeferredReceiveBuffer() const {
+  uint64_t per_sub = (o_.events + o_.topics - 1) / o_.topics * (o_.size + 96);
+  uint64_t want = std::max<uint64_t>(2 * per_sub, 256 * 1024);
+  uint64_t max = 0;
+  if (FILE* f = std::fopen("/proc/sys/net/core/rmem_max", "r")) {
+    unsigned long long v = 0;
+    if (std::fscanf(f, "%llu", &v) == 1) max = v;
+    std::fclose(f);
+  }
+  if (max > 0) want = std::min(want, max);
+  return static_cast<int>(std::min<uint64_t>(want, INT32_MAX));
+}
+
 int LoadGen::Error(const std::string& error) {
   Json j = Report();
   j["error"] = error;
@@ -323,6 +364,7 @@ int LoadGen::Run() {
   machine_start_ = MachineBusySeconds();
   srv_before_ = Server();
   size_t capacity = o_.idle_only ? 0 : (o_.events + o_.topics - 1) / o_.topics;
+  if (o_.defer_reads) rcvbuf_ = DeferredReceiveBuffer();
   ready_.assign(o_.subscribers, 0);
   topic_live_.assign(o_.topics, 0);
   acked_.assign(o_.events, 0);
@@ -338,6 +380,7 @@ int LoadGen::Run() {
     subs_.push_back(
         std::make_unique<Subscriber>(&loop_, this, i, i % o_.topics, capacity));
     if (nchan()) subs_.back()->AcceptIdentityBody();
+    if (o_.defer_reads) subs_.back()->SetReceiveBuffer(rcvbuf_);
   }
   if (!o_.idle_only) {
     for (size_t i = 0; i < o_.publishers; ++i) {
@@ -397,6 +440,35 @@ int LoadGen::Run() {
           connect_done_ns_ + static_cast<int64_t>(o_.idle_wait_s * 1e9);
       if (!RunUntil("idle", [&](int64_t now) { return now >= until; }))
         return Error("timeout");
+    } else if (o_.defer_reads) {
+      for (auto& s : subs_) s->Pause();
+      publishing_ = true;
+      pub_start_ns_ = unread_grew_ns_ = NowNs();
+      // The server is done when every publish is acknowledged and the
+      // receive queues stopped growing (sampled every 5 ms).
+      bool ok = RunUntil("publish", [&](int64_t now) {
+        return SampleUnread(now) && acked_all() &&
+               now - unread_grew_ns_ >
+                   static_cast<int64_t>(std::min(o_.settle_s, 0.3) * 1e9);
+      });
+      if (!ok)
+        return Error(publisher_error_.empty() ? "timeout" : publisher_error_);
+      srv_after_ = Server();
+      redis_after_ = Redis();
+      self_cpu_end_ = SelfCpuSeconds();
+      machine_end_ = MachineBusySeconds();
+      uint64_t before = 0, after = 0;
+      for (auto& s : subs_) before += s->bytes_read();
+      for (auto& s : subs_) s->Resume();
+      last_activity_ns_ = NowNs();
+      ok = RunUntil("drain", [&](int64_t now) {
+        return fresh_ >= expected_live_ ||
+               now - last_activity_ns_ >
+                   static_cast<int64_t>(o_.settle_s * 1e9);
+      });
+      for (auto& s : subs_) after += s->bytes_read();
+      late_bytes_ = after - before > unread_ ? after - before - unread_ : 0;
+      if (!ok) return Error("timeout");
     } else {
       publishing_ = true;
       pub_start_ns_ = last_activity_ns_ = NowNs();
@@ -410,10 +482,12 @@ int LoadGen::Run() {
         return Error(publisher_error_.empty() ? "timeout" : publisher_error_);
     }
   }
-  srv_after_ = Server();
-  redis_after_ = Redis();
-  self_cpu_end_ = SelfCpuSeconds();
-  machine_end_ = MachineBusySeconds();
+  if (!o_.defer_reads) {
+    srv_after_ = Server();
+    redis_after_ = Redis();
+    self_cpu_end_ = SelfCpuSeconds();
+    machine_end_ = MachineBusySeconds();
+  }
   Json j = Report();
   for (auto& s : subs_) s->Close();
   std::printf("%s\n", j.dump().c_str());
@@ -493,6 +567,19 @@ Json LoadGen::Report() const {
     j["replay_all_done_s"] = n_finished_ >= subs_.size()
                                  ? Round((all_done - connect_start_ns_) / 1e9)
                                  : -1.0;
+  } else if (o_.defer_reads && fresh_ > 0) {
+    // From the first publish to the last growth of the receive queues.
+    window_s = (unread_grew_ns_ - first_send_ns_) / 1e9;
+    j["reads_deferred"] = true;
+    j["receive_buffer_bytes"] = rcvbuf_;
+    j["deferred_bytes"] = unread_;
+    // Bytes that reached the subscribers only after the window: the server
+    // was not done (a receive queue was full), so the window is wrong.
+    j["late_bytes"] = late_bytes_;
+    if (late_bytes_ > 0)
+      j["error"] =
+          "bytes arrived after the window: raise the receive "
+          "buffers or lower --events";
   } else if (!o_.idle_only && fresh_ > 0) {
     window_s = (last_delivery_ns_ - first_send_ns_) / 1e9;
   }
@@ -506,7 +593,7 @@ Json LoadGen::Report() const {
                     1)
             : 0.0;
   }
-  if (!o_.idle_only && !o_.resume) {
+  if (!o_.idle_only && !o_.resume && !o_.defer_reads) {
     std::vector<uint32_t> lat = latency_us_;
     std::sort(lat.begin(), lat.end());
     j["latency_us_p50"] = Percentile(lat, 0.5);

@@ -9,7 +9,8 @@ const char kUsage[] =
     "  [--topics K] [--events M] [--rate R] [--size BYTES] [--server-pid PID]\n"
     "  [--name S] [--timeout-s T] [--idle-only] [--resume] [--publishers C]\n"
     "  [--pipeline D] [--connect-window W] [--settle-s S] [--idle-wait-s S]\n"
-    "  [--token T] [--target evsse|nchan] [--redis-pid PID] [--warmup-s S]\n";
+    "  [--token T] [--target evsse|nchan] [--redis-pid PID] [--warmup-s S]\n"
+    "  [--defer-reads]\n";
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -24,6 +25,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->idle_only = true;
     } else if (a == "--resume") {
       o->resume = true;
+    } else if (a == "--defer-reads") {
+      o->defer_reads = true;
     } else if (!next(&v)) {
       return false;
     } else if (a == "--host") {
@@ -70,7 +73,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   }
   return o->port > 0 && o->topics > 0 && o->publishers > 0 && o->pipeline > 0 &&
          o->connect_window > 0 && o->timeout_s > 0 && o->rate >= 0 &&
-         !(o->idle_only && o->resume) && (!o->resume || o->events > 0) &&
+         !(o->idle_only && o->resume) &&
+         !(o->defer_reads && (o->idle_only || o->resume)) &&
+         (!o->resume || o->events > 0) &&
          (o->target == "evsse" || o->target == "nchan") && o->warmup_s >= 0;
 }
 

@@ -35,6 +35,12 @@ struct Options {
   std::string target = "evsse";
   pid_t redis_pid = 0;  // also report this redis-server's CPU per publish
   double warmup_s = 0;  // wait between "all connected" and publishing
+  // --defer-reads: subscribers stop reading while events are published and
+  // read (and check) everything afterwards; the window ends when the
+  // server's last byte reached the subscribers' receive queues. Measures
+  // the server's delivery rate without the generator's reads competing for
+  // the same cores (latency is then not measured). See bench/README.md.
+  bool defer_reads = false;
 };
 
 extern const char kUsage[];

@@ -44,9 +44,16 @@ int Loop::Poll(int timeout_ms) {
   return n < 0 ? 0 : n;
 }
 
-int OpenConnect(const sockaddr_in& addr, bool* in_progress) {
+int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  if (rcvbuf > 0 &&
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
   *in_progress = false;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
     return fd;

@@ -48,8 +48,9 @@ class Loop {
 
 // OpenConnect starts a non-blocking TCP connect to `addr`. Returns the
 // descriptor (the connect may still be in progress: wait for EPOLLOUT and
-// check ConnectError) or -1 with errno set.
-int OpenConnect(const sockaddr_in& addr, bool* in_progress);
+// check ConnectError) or -1 with errno set. A `rcvbuf` above 0 sets
+// SO_RCVBUF before the connect (so the window scale covers it).
+int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf = 0);
 
 // ConnectError returns the pending SO_ERROR of a connecting socket.
 int ConnectError(int fd);

@@ -202,6 +202,8 @@ if [[ $SMOKE == 1 ]]; then
   scenario smoke_topics 20 --subscribers 20 --topics 10 --events 50 \
     --publishers 2
   scenario smoke_resume 20 --resume --subscribers 10 --topics 1 --events 50
+  scenario smoke_defer 20 --subscribers 20 --topics 1 --events 50 \
+    --publishers 2 --pipeline 1 --defer-reads
 else
   ten_thousand idle_10k 60 --idle-only --idle-wait-s 2
   scenario live_1k_200eps 150 --subscribers 1000 --topics 1 --events 2000 \
@@ -220,6 +222,10 @@ else
   # several events per loop turn and writes them to each socket at once.
   scenario max_1k_4pub 200 --subscribers 1000 --topics 1 --events 5000 \
     --rate 0 --publishers 4
+  # The server's own delivery rate: the generator reads after the window
+  # (bench/loops.sh runs it on 1 and 2 loops).
+  scenario loops_1k 120 --subscribers 1000 --topics 1 --events 5000 \
+    --rate 0 --publishers 16 --pipeline 1 --defer-reads
 fi
 
 if [[ $FAILED != 0 ]]; then

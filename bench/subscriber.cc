@@ -1,5 +1,6 @@
 #include "subscriber.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,7 +76,7 @@ bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
   request_ = request;
   connect_ns_ = NowNs();
   bool in_progress = false;
-  fd_ = OpenConnect(addr, &in_progress);
+  fd_ = OpenConnect(addr, &in_progress, rcvbuf_);
   if (fd_ < 0) {
     errno_ = errno;
     state_ = State::kEnded;
@@ -96,6 +97,21 @@ void Subscriber::Close() {
     state_ = State::kEnded;
     outcome_ = Outcome::kClosedByUs;
   }
+}
+
+void Subscriber::Pause() {
+  if (fd_ >= 0 && state_ == State::kStreaming) loop_->Modify(fd_, 0, this);
+}
+
+void Subscriber::Resume() {
+  if (fd_ >= 0 && state_ == State::kStreaming)
+    loop_->Modify(fd_, EPOLLIN, this);
+}
+
+size_t Subscriber::Unread() const {
+  int n = 0;
+  if (fd_ < 0 || ioctl(fd_, FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<size_t>(n);
 }
 
 void Subscriber::FinishConnect() {
@@ -144,6 +160,7 @@ void Subscriber::OnIo(uint32_t events) {
     ssize_t n = recv(fd_, buf, sizeof buf, 0);
     if (n > 0) {
       recv_ns_ = NowNs();
+      bytes_read_ += static_cast<uint64_t>(n);
       Consume(std::string_view(buf, static_cast<size_t>(n)));
       if (fd_ < 0 || static_cast<size_t>(n) < sizeof buf) return;
       continue;

@@ -72,6 +72,17 @@ class Subscriber final : public IoHandler {
   // AcceptIdentityBody: a 200 without chunked coding is a stream read until
   // the close (nchan's EventSource answers so), not evsse's load shedding.
   void AcceptIdentityBody() { identity_ok_ = true; }
+  // SetReceiveBuffer: SO_RCVBUF for the socket Start opens (0: the
+  // kernel's default and autotuning).
+  void SetReceiveBuffer(int bytes) { rcvbuf_ = bytes; }
+  // Pause stops reading (the socket stays registered without events, so
+  // arriving data wakes nobody); Resume reads again. Unread returns the
+  // bytes waiting in the socket's receive queue (FIONREAD).
+  void Pause();
+  void Resume();
+  size_t Unread() const;
+  // bytes_read: body and head bytes received so far.
+  uint64_t bytes_read() const { return bytes_read_; }
 
   void OnIo(uint32_t events) override;
 
@@ -115,6 +126,8 @@ class Subscriber final : public IoHandler {
   size_t request_sent_ = 0;
   int64_t connect_ns_ = 0;
   int64_t recv_ns_ = 0;  // receive time of the bytes being parsed
+  uint64_t bytes_read_ = 0;
+  int rcvbuf_ = 0;
   std::string head_;
   ChunkedDecoder chunked_;
   StreamParser parser_;

@@ -279,10 +279,8 @@ void HubImpl::MarkDirty(Topic* t) {
     if (now - t->arrived_us < window) t->burst = true;
     t->arrived_us = now;
   }
-  ++t->unsent;
-  if (t->dirty) return;
-  t->dirty = true;
-  dirty_topics_.push_back(t);
+  // A topic is in dirty_topics_ exactly while it has unsent events.
+  if (t->unsent++ == 0) dirty_topics_.push_back(t);
 }
 
 void HubImpl::OnFlush(evutil_socket_t, short, void* arg) {
@@ -319,7 +317,6 @@ void HubImpl::Flush(bool force) {
       continue;
     }
     FanOut(t);
-    t->dirty = false;
     t->burst = false;
     t->unsent = 0;
     // From the end of the fan-out: a transport that writes during it (the
@@ -437,7 +434,7 @@ Topic* HubImpl::GetTopic(const std::string& name) {
 void HubImpl::DropEmptyTopics() {
   for (auto it = topics_.begin(); it != topics_.end();) {
     Topic* t = it->second.get();
-    if (t->subscribers.empty() && t->history.empty() && !t->dirty &&
+    if (t->subscribers.empty() && t->history.empty() && t->unsent == 0 &&
         !t->watched) {
       // Remember how far dropped topics went: a cursor for a recreated
       // topic below this may have missed events and gets a gap.

@@ -36,7 +36,6 @@ struct Topic {
   pubsub::TopicHistory history;
   // Subscribers; each session remembers its slot here for O(1) removal.
   std::vector<Session*> subscribers;
-  bool dirty = false;  // has events not fanned out yet
   // When the topic last fanned out, or one of its live subscribers last
   // finished writing (NowUs): events that come sooner are coalesced.
   int64_t active_us = 0;
@@ -44,7 +43,8 @@ struct Topic {
   // fan out came less than a coalescing window after the one before.
   int64_t arrived_us = 0;
   bool burst = false;
-  size_t unsent = 0;  // events not fanned out yet
+  // Events not fanned out yet; above 0 exactly while in dirty_topics_.
+  size_t unsent = 0;
   // The epoch of the topic's history (memory mode: the bus epoch; backend
   // mode: the stream's, 0 while it does not exist).
   uint64_t epoch = 0;

@@ -406,10 +406,10 @@ TEST_P(HostileTest, RawNulInRequestLine) {
   ExpectRecovered();
 }
 
-// A second request pipelined behind a stream never disturbs the stream.
-// evhttp answers it on the same connection once the stream ends; libevhtp
-// 1.2.18 leaves it unanswered, and the server's idle timeout (restored when
-// the stream ends) closes the connection.
+// A second request pipelined behind a stream never disturbs the stream, and
+// is answered on the same connection once the stream ends. (libevhtp 1.2.18
+// alone leaves it unanswered until the client sends more: the adapter's
+// workaround 8.)
 TEST_P(HostileTest, PipelinedRequestWaitsForTheStream) {
   StreamOptions so;
   so.max_lifetime = milliseconds(400);
@@ -423,27 +423,62 @@ TEST_P(HostileTest, PipelinedRequestWaitsForTheStream) {
   ASSERT_TRUE(RunUntil([&] { return c->Poll() || c->Count("retry: ") == 1; }));
   Publish("a", "for-a");
   Publish("b", "for-b");  // the second request is not a subscriber yet
-  if (adapter_ == Adapter::kEvhttp) {
-    ASSERT_TRUE(RunUntil(
-        [&] {
-          c->Poll();
-          return c->Count("HTTP/1.1 200") == 2 && c->Count("retry: ") == 2;
-        },
-        seconds(10)))
-        << c->in;
-    Publish("b", "b-live");
-    ASSERT_TRUE(RunUntil([&] {
-      c->Poll();
-      return c->Count("data: b-live") == 1;
-    }));
-  } else {
-    ASSERT_TRUE(RunUntil([&] { return c->Poll(); }, seconds(10))) << c->in;
-    EXPECT_EQ(c->Count("HTTP/1.1 200"), 1u) << c->in;
-    EXPECT_EQ(c->Count("\r\n0\r\n\r\n"), 1u) << c->in;  // ended cleanly
-  }
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        c->Poll();
+        return c->Count("HTTP/1.1 200") == 2 && c->Count("retry: ") == 2;
+      },
+      seconds(10)))
+      << c->in;
+  Publish("b", "b-live");
+  ASSERT_TRUE(RunUntil([&] {
+    c->Poll();
+    return c->Count("data: b-live") == 1;
+  }));
   EXPECT_EQ(c->Count("data: for-a"), 1u) << c->in;
   EXPECT_EQ(c->Count("data: for-b"), 0u) << c->in;
-  EXPECT_EQ(hub_->stats().lifetime_closes, 1u);
+  EXPECT_GE(hub_->stats().lifetime_closes, 1u);
+  c.reset();
+  ExpectRecovered();
+}
+
+// Publishes pipelined on one connection (an HTTP client library may do
+// this) are each answered, in order, and published in order. libevhtp
+// 1.2.18 alone answers the first and keeps the others until more bytes come
+// (the adapter's workaround 8).
+TEST_P(HostileTest, PipelinedPublishesAreAllAnswered) {
+  StartServer();
+  Baseline();
+  auto sub = Get("/events?topic=a");
+  ASSERT_TRUE(RunUntil([&] { return sub->retry.has_value(); }));
+  auto post = [](const std::string& data) {
+    return "POST /publish?topic=a HTTP/1.1\r\nHost: x\r\n"
+           "Content-Type: text/plain\r\nContent-Length: " +
+           std::to_string(data.size()) + "\r\n\r\n" + data;
+  };
+  auto c = std::make_unique<RawConn>(port_);
+  c->Send(post("one") + post("two") + post("three"));
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        c->Poll();
+        return c->Count("HTTP/1.1 200") == 3;
+      },
+      seconds(10)))
+      << c->in;
+  ASSERT_TRUE(RunUntil([&] { return sub->events.size() == 3; }));
+  EXPECT_EQ(sub->datas(), (std::vector<std::string>{"one", "two", "three"}));
+  // The connection is still usable, one request at a time.
+  c->Send(post("four"));
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        c->Poll();
+        return c->Count("HTTP/1.1 200") == 4;
+      },
+      seconds(10)))
+      << c->in;
+  ASSERT_TRUE(RunUntil([&] { return sub->events.size() == 4; }));
+  EXPECT_FALSE(c->eof);
+  sub->Reset();
   c.reset();
   ExpectRecovered();
 }

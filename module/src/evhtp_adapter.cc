@@ -19,6 +19,12 @@
 //  7. Only each header line is bounded (8 KiB), not their number: a client
 //     could hold megabytes of headers for a stream's whole life. An evsse
 //     route closes a request past kMaxHeaders headers or kMaxHeaderBytes.
+//  8. Pipelined requests: the parser stops after one request, and its
+//     "resume" of the rest is a no-op on a connection that is not paused
+//     (it logs "ODDITY, resuming when not paused"), so the next request
+//     waits for more bytes from the client. When a request an evsse route
+//     saw is freed with bytes left in the input, ServePipelined pauses and
+//     resumes the connection: evhtp's own resume event then parses them.
 // Also relied on: evhtp_connection_set_timeouts is bufferevent_set_timeouts,
 // where NULL clears a timeout (evhttp's NULL restores defaults);
 // evhtp_connection_free runs the fini hooks synchronously.
@@ -59,6 +65,24 @@ void RestoreTimeouts(evhtp_connection_t* c) {
   };
   evhtp_connection_set_timeouts(c, pick(c->recv_timeo, c->htp->recv_timeo),
                                 pick(c->send_timeo, c->htp->send_timeo));
+}
+
+// ServePipelined: (8). Called from a request's fini hook, which runs on a
+// keep-alive reuse (before evhtp resets its parser; the resume event runs
+// after) and on evhtp_connection_free (which frees the resume event and the
+// bufferevent after the request, so both calls are harmless there).
+void ServePipelined(evhtp_connection_t* c) {
+  bufferevent* bev = c ? c->bev : nullptr;
+  if (bev == nullptr || (c->flags & EVHTP_CONN_FLAG_PAUSED) ||
+      evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+    return;
+  evhtp_connection_pause(c);
+  evhtp_connection_resume(c);
+}
+
+evhtp_res OnPlainFini(evhtp_request_t* req, void*) {
+  ServePipelined(req->conn);
+  return EVHTP_RES_OK;
 }
 
 class EvhtpExchange final : public Exchange {
@@ -196,6 +220,7 @@ class EvhtpExchange final : public Exchange {
     }
     if (self->hooked_)
       evhtp_connection_unset_hook(self->conn_, evhtp_hook_on_write);
+    ServePipelined(self->conn_);
     delete self;
     return EVHTP_RES_OK;
   }
@@ -231,6 +256,8 @@ struct Route {
 };
 
 void ReplyText(evhtp_request_t* req, int status, const char* text) {
+  evhtp_request_set_hook(req, evhtp_hook_on_request_fini, AsHook(&OnPlainFini),
+                         nullptr);
   evhtp_headers_add_header(
       req->headers_out,
       evhtp_header_new("Content-Type", "text/plain; charset=utf-8", 0, 0));

@@ -22,9 +22,12 @@
 //  8. Pipelined requests: the parser stops after one request, and its
 //     "resume" of the rest is a no-op on a connection that is not paused
 //     (it logs "ODDITY, resuming when not paused"), so the next request
-//     waits for more bytes from the client. When a request an evsse route
-//     saw is freed with bytes left in the input, ServePipelined pauses and
-//     resumes the connection: evhtp's own resume event then parses them.
+//     waits for more bytes from the client; and a request parsed while the
+//     one before still waits for its answer closes the connection. So a
+//     publish whose answer is not immediate pauses the request (evhtp's
+//     own mechanism: no parsing until it resumes after the reply), and
+//     when a request an evsse route saw is freed with bytes left in the
+//     input, ServePipelined runs the read callback again, deferred.
 // Also relied on: evhtp_connection_set_timeouts is bufferevent_set_timeouts,
 // where NULL clears a timeout (evhttp's NULL restores defaults);
 // evhtp_connection_free runs the fini hooks synchronously.
@@ -67,17 +70,19 @@ void RestoreTimeouts(evhtp_connection_t* c) {
                                 pick(c->send_timeo, c->htp->send_timeo));
 }
 
-// ServePipelined: (8). Called from a request's fini hook, which runs on a
-// keep-alive reuse (before evhtp resets its parser; the resume event runs
-// after) and on evhtp_connection_free (which frees the resume event and the
-// bufferevent after the request, so both calls are harmless there).
+// ServePipelined: (8). Called from a request's fini hook: on a keep-alive
+// reuse (before evhtp resets its parser), when the parser frees a finished
+// request to start the next one, and in evhtp_connection_free. The read
+// callback runs deferred, after evhtp is done with the connection; a
+// deferred bufferevent callback holds a reference, and a freed
+// bufferevent has no callback left to run.
 void ServePipelined(evhtp_connection_t* c) {
   bufferevent* bev = c ? c->bev : nullptr;
   if (bev == nullptr || (c->flags & EVHTP_CONN_FLAG_PAUSED) ||
       evbuffer_get_length(bufferevent_get_input(bev)) == 0)
     return;
-  evhtp_connection_pause(c);
-  evhtp_connection_resume(c);
+  bufferevent_trigger(bev, EV_READ,
+                      BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 evhtp_res OnPlainFini(evhtp_request_t* req, void*) {
@@ -147,11 +152,22 @@ class EvhtpExchange final : public Exchange {
 
   void Reply(int status, const char*, std::string_view body) override {
     listener_ = nullptr;
+    answered_ = true;
     evbuffer_add(req_->buffer_out, body.data(), body.size());
     evhtp_send_reply(req_, status);
+    if (paused_) evhtp_request_resume(req_);  // (8), after the reply
+  }
+
+  // HoldInput: (8) no request behind this one is parsed before its answer.
+  void HoldInput() {
+    if (answered_) return;
+    paused_ = true;
+    evhtp_request_pause(req_);
   }
 
   void Start(int status, const char*) override {
+    answered_ = true;
+    if (paused_) evhtp_request_resume(req_);
     if (req_->proto == EVHTP_PROTO_11) {
       evhtp_send_reply_chunk_start(req_, status);
     } else {  // (1), (2)
@@ -230,6 +246,8 @@ class EvhtpExchange final : public Exchange {
   ExchangeListener* listener_ = nullptr;
   event* close_ = nullptr;
   bool hooked_ = false;
+  bool answered_ = false;  // Reply or Start was called
+  bool paused_ = false;    // HoldInput paused the request
 };
 
 using MakeEndpoint = std::function<Result<Handler*>(Hub*)>;
@@ -240,6 +258,7 @@ struct Route {
   std::string path;
   HubForLoop hub_for_loop;  // empty for Mount
   MakeEndpoint make;
+  bool publish = false;  // hold the input while an answer is pending (8)
   std::mutex mu;
   std::unordered_map<event_base*, Handler*> by_base;
 
@@ -272,7 +291,9 @@ void OnRequest(evhtp_request_t* req, void* arg) {
   Handler* handler = route->For(req->conn->evbase);
   if (!handler)
     return ReplyText(req, EVHTP_RES_SERVUNAVAIL, "no evsse hub on this loop\n");
-  handler->Handle(new EvhtpExchange(req));
+  auto* ex = new EvhtpExchange(req);
+  handler->Handle(ex);  // frees nothing before the request's fini hook
+  if (route->publish) ex->HoldInput();
 }
 
 evhtp_res OnHeaders(evhtp_request_t* req, evhtp_headers_t*, void*) {
@@ -302,7 +323,8 @@ evhtp_res OnHeader(evhtp_request_t* req, evhtp_header_t*, void*) {  // (7)
 }
 
 Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
-                HubForLoop hub_for_loop, MakeEndpoint make) {
+                HubForLoop hub_for_loop, MakeEndpoint make,
+                bool publish = false) {
   if (!htp || !path || (!hub && !hub_for_loop))
     return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
@@ -326,6 +348,7 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   route->path = path;
   route->hub_for_loop = std::move(hub_for_loop);
   route->make = std::move(make);
+  route->publish = publish;
   if (hub) route->by_base.emplace(hub->base(), *h);
   evhtp_callback_t* cb = evhtp_set_cb(htp, path, &OnRequest, route);
   if (!cb) return InternalError("evhtp_set_cb failed");
@@ -345,8 +368,9 @@ Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
 
 Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
                     const PublishOptions& options) {
-  return AddRoute(htp, path, hub, nullptr,
-                  [options](Hub* h) { return h->AddPublishEndpoint(options); });
+  return AddRoute(
+      htp, path, hub, nullptr,
+      [options](Hub* h) { return h->AddPublishEndpoint(options); }, true);
 }
 
 Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
@@ -358,8 +382,9 @@ Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
 Status MountPublishWorkers(::evhtp_t* htp, const char* path,
                            HubForLoop hub_for_loop,
                            const PublishOptions& options) {
-  return AddRoute(htp, path, nullptr, std::move(hub_for_loop),
-                  [options](Hub* h) { return h->AddPublishEndpoint(options); });
+  return AddRoute(
+      htp, path, nullptr, std::move(hub_for_loop),
+      [options](Hub* h) { return h->AddPublishEndpoint(options); }, true);
 }
 
 }  // namespace evsse::evhtp

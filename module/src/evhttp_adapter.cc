@@ -20,6 +20,7 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 
+#include <cstdlib>
 #include <string>
 
 namespace evsse::evhttp {
@@ -95,6 +96,7 @@ class EvhttpExchange final : public Exchange {
   }
 
   void set_listener(ExchangeListener* listener) override {
+    if (aborting_) return;  // Abort dropped the listener for good
     listener_ = listener;
     if (listener_ && !hooked_) {
       evhttp_connection_set_closecb(conn_, &EvhttpExchange::OnClose, this);
@@ -121,11 +123,7 @@ class EvhttpExchange final : public Exchange {
     evhttp_send_reply_start(req_, status, reason);
     timeval none{0, 0};
     evhttp_connection_set_timeout_tv(conn_, &none);
-    // evhttp keeps reading while it answers (to see the peer close) and
-    // keeps what it reads: a client sending after its GET would grow the
-    // input buffer without bound. Discard it; the callback holds no state,
-    // so it may outlive this exchange when libevent frees the connection.
-    discard_ = evbuffer_add_cb(input(), &EvhttpExchange::Discard, nullptr);
+    DiscardInput();
     Trim();
   }
   void Write(evbuffer* data) override {
@@ -136,6 +134,7 @@ class EvhttpExchange final : public Exchange {
       // good) and any chunk behind unsent bytes go the usual way.
       evhttp_send_reply_chunk_with_cb(req_, data, &EvhttpExchange::OnWritten,
                                       this);
+      DiscardInput();
       direct_ = req_->type == EVHTTP_REQ_GET;
       return;
     }
@@ -163,8 +162,9 @@ class EvhttpExchange final : public Exchange {
   }
   void End() override {
     Unhook();
-    // A keep-alive connection reads its next request from this buffer.
-    if (discard_) evbuffer_remove_cb_entry(input(), discard_);
+    // A keep-alive connection reads its next request from the input: stop
+    // discarding it (evhttp installs its own reader once the reply is out).
+    SetReadCallback(&EvhttpExchange::Discard, nullptr);
     evhttp_send_reply_end(req_);
     delete this;
   }
@@ -172,7 +172,7 @@ class EvhttpExchange final : public Exchange {
     // Freeing the connection here could pull it from under a libevent
     // callback still on the stack: do it from a fresh event. The close
     // callback stays hooked in case the peer goes first.
-    listener_ = nullptr;
+    aborting_ = true;
     abort_ = event_new(evhttp_connection_get_base(conn_), -1, 0,
                        &EvhttpExchange::OnAbort, this);
     event_active(abort_, EV_TIMEOUT, 0);
@@ -184,7 +184,7 @@ class EvhttpExchange final : public Exchange {
 
  private:
   ~EvhttpExchange() override {
-    if (abort_) event_free(abort_);
+    if (aborting_) event_free(abort_);
   }
 
   // Trim frees what a long stream no longer needs and libevent would keep
@@ -194,7 +194,16 @@ class EvhttpExchange final : public Exchange {
   // connection). That is 40% of an idle subscriber's memory. Only
   // "Connection" is kept: evhttp_send_done reads it from both lists to
   // decide on keep-alive. evhttp_request_free skips null members.
+  // The strings evhttp copied while reading the request go too (128 bytes
+  // of heap with malloc's overhead): the URI, the peer's address (the
+  // connection keeps its own), the Host cache of evhttp_request_get_host
+  // and the reason phrase, which only the reply head (already written)
+  // uses. evhttp itself frees uri the same way when a request fails.
   void Trim() {
+    FreeString(&req_->uri);
+    FreeString(&req_->remote_host);
+    FreeString(&req_->host_cache);
+    FreeString(&req_->response_code_line);
     KeepOnlyConnection(evhttp_request_get_input_headers(req_));
     KeepOnlyConnection(evhttp_request_get_output_headers(req_));
     if (req_->uri_elems) {
@@ -210,6 +219,10 @@ class EvhttpExchange final : public Exchange {
       req_->output_buffer = nullptr;
     }
   }
+  static void FreeString(char** s) {
+    free(*s);  // libevent's default allocator (event_set_mem_functions unused)
+    *s = nullptr;
+  }
   static void KeepOnlyConnection(evkeyvalq* headers) {
     const char* c = evhttp_find_header(headers, "Connection");
     std::string keep = c ? c : "";
@@ -217,12 +230,30 @@ class EvhttpExchange final : public Exchange {
     if (!keep.empty()) evhttp_add_header(headers, "Connection", keep.c_str());
   }
 
-  evbuffer* input() const {
-    return bufferevent_get_input(evhttp_connection_get_bufferevent(conn_));
+  // evhttp keeps reading while it answers (to see the peer close) and
+  // keeps what it reads: a client sending after its GET would grow the
+  // input buffer without bound. While it writes a reply, evhttp leaves the
+  // bufferevent's read callback empty (evhttp_write_buffer sets it to NULL
+  // each time); DiscardInput puts Discard there, which drains the input.
+  // Unlike an evbuffer callback it costs no allocation. It holds no state,
+  // so it may outlive this exchange when libevent frees the connection.
+  void DiscardInput() { SetReadCallback(nullptr, &EvhttpExchange::Discard); }
+  // SetReadCallback replaces the bufferevent's read callback `from` by `to`
+  // and keeps evhttp's other callbacks and argument.
+  void SetReadCallback(bufferevent_data_cb from, bufferevent_data_cb to) {
+    bufferevent* bev = evhttp_connection_get_bufferevent(conn_);
+    bufferevent_data_cb read = nullptr, write = nullptr;
+    bufferevent_event_cb event = nullptr;
+    void* arg = nullptr;
+    bufferevent_getcb(bev, &read, &write, &event, &arg);
+    if (read == from) bufferevent_setcb(bev, to, write, event, arg);
   }
-  static void Discard(evbuffer* buf, const evbuffer_cb_info* info, void*) {
-    if (info->n_added > 0) evbuffer_drain(buf, evbuffer_get_length(buf));
+  static void Discard(bufferevent* bev, void*) {
+    evbuffer* in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
   }
+
+  ExchangeListener* listener() const { return aborting_ ? nullptr : listener_; }
 
   void Unhook() {
     if (hooked_) evhttp_connection_set_closecb(conn_, nullptr, nullptr);
@@ -231,13 +262,13 @@ class EvhttpExchange final : public Exchange {
 
   static void OnWritten(evhttp_connection*, void* arg) {
     auto* self = static_cast<EvhttpExchange*>(arg);
-    if (self->listener_) self->listener_->OnDrained();
+    if (ExchangeListener* l = self->listener()) l->OnDrained();
   }
 
   static void OnClose(evhttp_connection*, void* arg) {
     auto* self = static_cast<EvhttpExchange*>(arg);
     self->hooked_ = false;
-    if (ExchangeListener* l = self->listener_) {
+    if (ExchangeListener* l = self->listener()) {
       self->listener_ = nullptr;
       l->OnClosed();
     }
@@ -258,12 +289,21 @@ class EvhttpExchange final : public Exchange {
 
   evhttp_request* req_;
   evhttp_connection* conn_;
-  ExchangeListener* listener_ = nullptr;
-  event* abort_ = nullptr;
-  evbuffer_cb_entry* discard_ = nullptr;
+  // Abort drops the listener and needs an event from then on: one slot
+  // serves both, so the exchange fits a 48-byte malloc block (an idle
+  // subscriber's memory, bench/README.md).
+  union {
+    ExchangeListener* listener_ = nullptr;  // until Abort
+    event* abort_;                          // after Abort (aborting_)
+  };
+  bool aborting_ = false;
   bool hooked_ = false;
   bool direct_ = false;  // Write may write to the socket itself
 };
+
+// Each open stream keeps one; 40 bytes is glibc's 48-byte block.
+static_assert(sizeof(void*) != 8 || sizeof(EvhttpExchange) <= 40,
+              "EvhttpExchange outgrew its malloc block");
 
 void OnRequest(evhttp_request* req, void* arg) {
   // The exchange frees itself when the response is finished or the

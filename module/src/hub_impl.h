@@ -70,6 +70,14 @@ struct HeartbeatTag;
 struct StallTag;
 struct AllTag;
 
+// The list of all sessions has no deadline: its links need no timestamp.
+template <>
+struct Link<AllTag> {
+  Link* prev = nullptr;
+  Link* next = nullptr;
+  bool linked() const { return prev != nullptr; }
+};
+
 // Session: one open event stream. It keeps, per subscribed topic, the last
 // position it delivered; the topic's history is its queue, so a session that
 // falls behind (replay, slow reader) catches up from the shared events
@@ -100,6 +108,42 @@ class Session final : public Link<HeartbeatTag>,
     uint32_t slot = 0;     // index in topic->subscribers
     std::unique_ptr<Backlog> backlog;
   };
+  // SubList holds the session's Subs. Nearly every stream has one topic,
+  // whose Sub lives inline: an idle subscriber then costs one heap block
+  // less (see bench/README.md, idle memory). More go to one heap array.
+  class SubList {
+   public:
+    SubList() = default;
+    SubList(const SubList&) = delete;
+    SubList& operator=(const SubList&) = delete;
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    Sub* begin() { return data(); }
+    Sub* end() { return data() + size_; }
+    const Sub* begin() const { return data(); }
+    const Sub* end() const { return data() + size_; }
+    Sub& operator[](size_t i) { return data()[i]; }
+    const Sub& operator[](size_t i) const { return data()[i]; }
+    Sub& back() { return data()[size_ - 1]; }
+    // emplace_back appends a default Sub (it may move the others).
+    Sub& emplace_back() {
+      if (size_ == capacity_) {
+        auto grown = std::make_unique<Sub[]>(size_t{capacity_} * 2);
+        for (uint32_t i = 0; i < size_; ++i) grown[i] = std::move(data()[i]);
+        more_ = std::move(grown);
+        capacity_ *= 2;
+      }
+      return data()[size_++];
+    }
+
+   private:
+    Sub* data() { return more_ ? more_.get() : &one_; }
+    const Sub* data() const { return more_ ? more_.get() : &one_; }
+    Sub one_;
+    std::unique_ptr<Sub[]> more_;
+    uint32_t size_ = 0;
+    uint32_t capacity_ = 1;
+  };
 
   Session(StreamEndpoint* endpoint, Exchange* exchange, bool poll);
   ~Session() override;
@@ -120,7 +164,7 @@ class Session final : public Link<HeartbeatTag>,
   void OnDrained() override;
   void OnClosed() override;
 
-  std::vector<Sub> subs;
+  SubList subs;
   bool closed() const { return closed_; }
   // FellBehindHistory: a topic's history dropped events this session has
   // not written yet (it cannot catch up any more).
@@ -171,9 +215,20 @@ class Session final : public Link<HeartbeatTag>,
   bool closed_ = false;
   bool catching_up_ = true;
   bool poll_ = false;
-  std::string gap_json_;                 // gap object, "" when none
+  // State few streams need, allocated on first use: an idle subscriber's
+  // Session then fits a smaller malloc block (see bench/README.md).
+  struct Cold {
+    std::string gap_json;              // gap object, "" when none
+    std::shared_ptr<Session*> handle;  // weak target for fetch callbacks
+  };
+  Cold& cold() {
+    if (!cold_) cold_ = std::make_unique<Cold>();
+    return *cold_;
+  }
+  bool has_gap() const { return cold_ && !cold_->gap_json.empty(); }
+
+  std::unique_ptr<Cold> cold_;
   std::unique_ptr<ResumeState> resume_;  // until the resume is resolved
-  std::shared_ptr<Session*> handle_;     // weak target for fetch callbacks
 };
 
 class HubImpl;

@@ -129,8 +129,9 @@ void Session::ResolveTopic(size_t k) {
 void Session::Fetch(size_t k) {
   Backlog& b = *subs[k].backlog;
   b.fetching = true;
-  if (!handle_) handle_ = std::make_shared<Session*>(this);
-  std::weak_ptr<Session*> weak = handle_;
+  std::shared_ptr<Session*>& handle = cold().handle;
+  if (!handle) handle = std::make_shared<Session*>(this);
+  std::weak_ptr<Session*> weak = handle;
   HubImpl* hub = endpoint_->hub();
   hub->fetch_share().Fetch(hub->backend(), subs[k].topic->name, b.next_after,
                            b.until, kFetchPage, [weak, k](Result<PageRef> r) {
@@ -196,25 +197,26 @@ void Session::Ready() {
   HubImpl* hub = endpoint_->hub();
   if (!resume_->gapped.empty()) {
     ++hub->stats().gaps;
-    gap_json_ = "{\"topics\":[";
+    std::string g = "{\"topics\":[";
     for (size_t i = 0; i < resume_->gapped.size(); ++i) {
-      if (i) gap_json_ += ',';
-      gap_json_ += '"' + resume_->gapped[i] + '"';  // names need no escaping
+      if (i) g += ',';
+      g += '"' + resume_->gapped[i] + '"';  // names need no escaping
     }
-    gap_json_ += "],\"reason\":\"";
-    gap_json_ += resume_->unknown ? "unknown" : "expired";
-    gap_json_ += "\"}";
+    g += "],\"reason\":\"";
+    g += resume_->unknown ? "unknown" : "expired";
+    g += "\"}";
+    cold().gap_json = std::move(g);
   }
   resume_.reset();
   if (poll_) return BeginPoll();
-  if (!gap_json_.empty()) {
+  if (has_gap()) {
     std::string gap;
-    AppendEventBody(gap, endpoint_->options().gap_event, gap_json_);
+    AppendEventBody(gap, endpoint_->options().gap_event, cold_->gap_json);
     gap += "id: ";
     AppendCursor(gap);
     gap += "\n\n";
     evbuffer_add(hub->scratch(), gap.data(), gap.size());
-    gap_json_.clear();
+    cold_->gap_json.clear();
   }
   catching_up_ = true;
   size_t before = evbuffer_get_length(hub->scratch());
@@ -237,7 +239,7 @@ void Session::Ready() {
 void Session::BeginPoll() {
   catching_up_ = false;
   const StreamOptions& o = endpoint_->options();
-  if (!gap_json_.empty() || HasPending() || o.poll_timeout.count() <= 0) {
+  if (has_gap() || HasPending() || o.poll_timeout.count() <= 0) {
     AnswerPoll();
     return;
   }

@@ -23,6 +23,11 @@
 #include <cstdlib>
 #include <string>
 
+// libevent's allocator, exported by libevent 2.1 for its own libraries
+// (mm-internal.h), so that memory evhttp allocated is freed the way it was
+// allocated, also under event_set_mem_functions.
+extern "C" void event_mm_free_(void* p);
+
 namespace evsse::evhttp {
 namespace {
 
@@ -219,8 +224,10 @@ class EvhttpExchange final : public Exchange {
       req_->output_buffer = nullptr;
     }
   }
+  // FreeString frees with libevent's own allocator (mm_free), which honours
+  // event_set_mem_functions: evhttp allocated these strings with it.
   static void FreeString(char** s) {
-    free(*s);  // libevent's default allocator (event_set_mem_functions unused)
+    event_mm_free_(*s);
     *s = nullptr;
   }
   static void KeepOnlyConnection(evkeyvalq* headers) {

@@ -204,6 +204,11 @@ if [[ $SMOKE == 1 ]]; then
   scenario smoke_resume 20 --resume --subscribers 10 --topics 1 --events 50
   scenario smoke_defer 20 --subscribers 20 --topics 1 --events 50 \
     --publishers 2 --pipeline 1 --defer-reads
+  # 4 pipelined publish connections against a loop kept busy by 1,000
+  # subscribers: on evhtp_hello, this is what showed the pipelining bugs
+  # worked around in module/src/evhtp_adapter.cc (8).
+  scenario smoke_pipelined 30 --subscribers 1000 --topics 1 --events 2000 \
+    --publishers 4 --pipeline 4
 else
   ten_thousand idle_10k 60 --idle-only --idle-wait-s 2
   scenario live_1k_200eps 150 --subscribers 1000 --topics 1 --events 2000 \

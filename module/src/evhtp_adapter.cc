@@ -155,7 +155,7 @@ class EvhtpExchange final : public Exchange {
     answered_ = true;
     evbuffer_add(req_->buffer_out, body.data(), body.size());
     evhtp_send_reply(req_, status);
-    if (paused_) evhtp_request_resume(req_);  // (8), after the reply
+    if (paused_) Resume();
   }
 
   // HoldInput: (8) no request behind this one is parsed before its answer.
@@ -164,10 +164,23 @@ class EvhtpExchange final : public Exchange {
     paused_ = true;
     evhtp_request_pause(req_);
   }
+  // Resume undoes HoldInput once the answer is queued. Not with
+  // evhtp_request_resume: it unpauses at once but re-enables reading from a
+  // later event, which also undoes a pause the next request takes in
+  // between (and that request's successor then closes the connection).
+  // This is what that event does when output is pending: evhtp's write
+  // callback, once the answer is out, reads on (the WAITING flag).
+  void Resume() {
+    paused_ = false;
+    req_->status = EVHTP_RES_OK;
+    conn_->flags &= ~EVHTP_CONN_FLAG_PAUSED;
+    conn_->flags |= EVHTP_CONN_FLAG_WAITING;
+    bufferevent_enable(conn_->bev, EV_WRITE);
+  }
 
   void Start(int status, const char*) override {
     answered_ = true;
-    if (paused_) evhtp_request_resume(req_);
+    if (paused_) Resume();
     if (req_->proto == EVHTP_PROTO_11) {
       evhtp_send_reply_chunk_start(req_, status);
     } else {  // (1), (2)

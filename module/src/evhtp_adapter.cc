@@ -195,7 +195,33 @@ class EvhtpExchange final : public Exchange {
                               this);
     hooked_ = true;
   }
-  void Write(evbuffer* data) override { evhtp_send_reply_chunk(req_, data); }
+  void Write(evbuffer* data) override {
+    bufferevent* bev = conn_->bev;
+    evbuffer* out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) > 0) {
+      // Behind unsent bytes (the reply head, before the first chunk).
+      evhtp_send_reply_chunk(req_, data);
+      return;
+    }
+    // Nothing queued: write now, as the evhttp adapter does. The usual way
+    // costs two epoll_ctl calls per write (write interest on, a loop turn,
+    // off again); write interest goes on only for what the socket did not
+    // take, and evhtp's write callback (OnWrite) follows when that is out.
+    // The framing is evhtp_send_reply_chunk's.
+    bufferevent_disable(bev, EV_WRITE);
+    size_t n = evbuffer_get_length(data);
+    if (n == 0) return;
+    bool chunked = req_->flags & EVHTP_REQ_FLAG_CHUNKED;
+    if (chunked) evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, data);
+    if (chunked) evbuffer_add(out, "\r\n", 2);
+    // A bufferevent keeps the front of its output frozen outside its own
+    // write callback, which unfreezes it around the write just like this.
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
+  }
   size_t queued() const override {
     return evbuffer_get_length(
         bufferevent_get_output(evhtp_connection_get_bev(conn_)));
@@ -203,6 +229,7 @@ class EvhtpExchange final : public Exchange {
   void End() override {
     listener_ = nullptr;
     RestoreTimeouts(conn_);
+    bufferevent_enable(conn_->bev, EV_WRITE);  // Write may have turned it off
     if (req_->flags & EVHTP_REQ_FLAG_CHUNKED) {
       evhtp_send_reply_chunk_end(req_);
       return;

@@ -4,7 +4,7 @@
 #   bash bench/loops.sh [--smoke] [BUILD_DIR]         (BUILD_DIR: build/)
 #
 # Runs the `loops_1k` scenario of run_fanout.sh (1 topic x 1,000
-# subscribers, 10,000 events of 16 bytes as fast as 64 publish connections
+# subscribers, 20,000 events of 16 bytes as fast as 64 publish connections
 # get them acknowledged) against `evhtp_hello --threads 1` and `--threads 2`,
 # alternating, REPEAT rounds (default 3), and prints the medians and the
 # ratio 2 loops / 1 loop (target: at least 1.6).
@@ -44,7 +44,7 @@ OUT=$(mktemp "${TMPDIR:-/tmp}/evsse-loops.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
 
 args=()
-[[ $READS == live ]] && args=(--subscribers 1000 --topics 1 --events 10000
+[[ $READS == live ]] && args=(--subscribers 1000 --topics 1 --events 20000
   --size 16 --rate 0 --publishers 64 --pipeline 1)
 FAILED=0
 rounds=$REPEAT

@@ -229,8 +229,8 @@ else
     --rate 0 --publishers 4
   # The server's own delivery rate: the generator reads after the window
   # (bench/loops.sh runs it on 1 and 2 loops).
-  # 10,000 small events (16 B of data) keep ~550 MB in the receive queues.
-  scenario loops_1k 120 --subscribers 1000 --topics 1 --events 10000 \
+  # 20,000 small events (16 B of data) keep ~1.1 GB in the receive queues.
+  scenario loops_1k 120 --subscribers 1000 --topics 1 --events 20000 \
     --size 16 --rate 0 --publishers 64 --pipeline 1 --defer-reads
 fi
 

@@ -32,51 +32,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// RawConn: a loopback socket read byte for byte, for tests that look at the
-// exact response or reuse one connection for several requests.
-class RawConn {
- public:
-  explicit RawConn(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
-  }
-  ~RawConn() { close(fd_); }
-  void Send(const std::string& s) {
-    EXPECT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(s.size()));
-  }
-  void Poll() {
-    char buf[4096];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        in.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof = true;
-      return;
-    }
-  }
-  bool Has(const std::string& s) const { return Count(s) > 0; }
-  size_t Count(const std::string& s) const {
-    size_t n = 0;
-    for (size_t p = in.find(s); p != std::string::npos; p = in.find(s, p + 1))
-      ++n;
-    return n;
-  }
-
-  std::string in;
-  bool eof = false;
-
- private:
-  int fd_;
-};
-
 // EvhtpTest: base + evhtp_t on 127.0.0.1 port 0 + Hub, one loop on the
 // test thread. It counts the connections evhtp holds, so that tests can
 // check cleanup and teardown can wait for it.

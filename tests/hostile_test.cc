@@ -60,59 +60,6 @@ int OpenFds() {
   return n - 1;  // the DIR's own descriptor
 }
 
-// RawConn: a loopback socket whose bytes are kept verbatim, for clients
-// that dribble, pipeline, or read several responses on one connection.
-class RawConn {
- public:
-  explicit RawConn(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~RawConn() { close(fd_); }
-  int fd() const { return fd_; }
-  void Send(const std::string& s) {
-    EXPECT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(s.size()));
-  }
-  // Poll reads what arrived; true once the peer closed.
-  bool Poll() {
-    char buf[4096];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        in.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof = true;
-      return eof;
-    }
-  }
-  // SendSome sends what the socket takes now (non-blocking).
-  size_t SendSome(const char* data, size_t n) {
-    ssize_t r = send(fd_, data, n, MSG_NOSIGNAL);
-    return r > 0 ? static_cast<size_t>(r) : 0;
-  }
-  size_t Count(const std::string& s) const {
-    size_t n = 0;
-    for (size_t p = in.find(s); p != std::string::npos; p = in.find(s, p + 1))
-      ++n;
-    return n;
-  }
-
-  std::string in;
-  bool eof = false;
-
- private:
-  int fd_;
-};
-
 class HostileTest : public OnEveryAdapter<HttpFixture> {
  protected:
   std::string Id(uint64_t seq) const {
@@ -174,7 +121,7 @@ TEST_P(HostileTest, SlowlorisDribbledRequest) {
   StartServer();
   SetIdleTimeout(1);
   Baseline();
-  auto c = std::make_unique<RawConn>(port_);
+  auto c = std::make_unique<RawConn>(port_, true);
   std::string req =
       "GET /events?topic=a HTTP/1.1\r\nHost: x\r\n"
       "Accept: text/event-stream\r\n\r\n";
@@ -206,7 +153,7 @@ TEST_P(HostileTest, SlowlorisDribbledHeadersAreServed) {
   StartServer();
   SetIdleTimeout(1);
   Baseline();
-  auto c = std::make_unique<RawConn>(port_);
+  auto c = std::make_unique<RawConn>(port_, true);
   c->Send("GET /events?topic=a HTTP/1.1\r\n");
   for (char ch : std::string("Host: x\r\nAccept: text/event-stream\r\n\r\n")) {
     RunFor(milliseconds(3));
@@ -228,7 +175,7 @@ TEST_P(HostileTest, SlowlorisStallIsClosedByTheIdleTimeout) {
   SetIdleTimeout(1);
   Baseline();
   {
-    RawConn line(port_), headers(port_), silent(port_);
+    RawConn line(port_, true), headers(port_, true), silent(port_, true);
     std::string part = "GET /events?topic=a HTTP/1.1\r\nHost: x\r\nX-Slow: ";
     size_t eol = part.find('\n');
     for (size_t i = 0; i < part.size(); ++i) {
@@ -440,7 +387,7 @@ TEST_P(HostileTest, PipelinedRequestWaitsForTheStream) {
   StartServer({}, so);
   SetIdleTimeout(1);
   Baseline();
-  auto c = std::make_unique<RawConn>(port_);
+  auto c = std::make_unique<RawConn>(port_, true);
   c->Send(
       "GET /events?topic=a HTTP/1.1\r\nHost: x\r\n\r\n"
       "GET /events?topic=b HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -491,7 +438,7 @@ TEST_P(HostileTest, PipelinedPublishesAreAllAnswered) {
            "Content-Type: text/plain\r\nContent-Length: " +
            std::to_string(data.size()) + "\r\n\r\n" + data;
   };
-  auto c = std::make_unique<RawConn>(port_);
+  auto c = std::make_unique<RawConn>(port_, true);
   c->Send(post("one") + post("two") + post("three"));
   ASSERT_TRUE(RunUntil(
       [&] {
@@ -520,7 +467,7 @@ TEST_P(HostileTest, PipelinedPublishesAreAllAnswered) {
   size_t answered = 0;
   bool closed = false;
   std::thread client([&] {
-    RawConn k(port_);
+    RawConn k(port_, true);
     int fd = k.fd();
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
@@ -585,7 +532,7 @@ TEST_P(HostileTest, BytesSentAfterTheGetAreDiscarded) {
                     "stream then stalls; not evhttp's discard path";
   StartServer();
   Baseline();
-  auto c = std::make_unique<RawConn>(port_);
+  auto c = std::make_unique<RawConn>(port_, true);
   c->Send("GET /events?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(RunUntil([&] { return c->Poll() || c->Count("retry: ") == 1; }));
   ASSERT_FALSE(c->eof) << c->in;

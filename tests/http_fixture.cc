@@ -21,6 +21,51 @@
 #include <evhtp/evhtp.h>
 
 namespace evsse::testing {
+
+RawConn::RawConn(int port, bool nodelay) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  if (nodelay) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+RawConn::~RawConn() { close(fd_); }
+
+void RawConn::Send(const std::string& s) {
+  EXPECT_EQ(send(fd_, s.data(), s.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(s.size()));
+}
+
+size_t RawConn::SendSome(const char* data, size_t n) {
+  ssize_t r = send(fd_, data, n, MSG_NOSIGNAL);
+  return r > 0 ? static_cast<size_t>(r) : 0;
+}
+
+bool RawConn::Poll() {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) {
+      in.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) eof = true;
+    return eof;
+  }
+}
+
+size_t RawConn::Count(const std::string& s) const {
+  size_t n = 0;
+  for (size_t p = in.find(s); p != std::string::npos; p = in.find(s, p + 1))
+    ++n;
+  return n;
+}
+
 namespace {
 
 std::vector<TestClient*>& LiveClients() {

@@ -82,6 +82,32 @@ class TestClient {
   StreamParser parser_;
 };
 
+// RawConn: a loopback socket whose bytes are kept verbatim, for tests that
+// look at the exact response, dribble or pipeline requests, or read several
+// responses on one connection. Non-blocking; `nodelay` sends each Send as
+// its own segment.
+class RawConn {
+ public:
+  explicit RawConn(int port, bool nodelay = false);
+  ~RawConn();
+  RawConn(const RawConn&) = delete;
+  RawConn& operator=(const RawConn&) = delete;
+  int fd() const { return fd_; }
+  void Send(const std::string& s);
+  // SendSome sends what the socket takes now (non-blocking).
+  size_t SendSome(const char* data, size_t n);
+  // Poll reads what arrived; true once the peer closed.
+  bool Poll();
+  bool Has(const std::string& s) const { return Count(s) > 0; }
+  size_t Count(const std::string& s) const;
+
+  std::string in;
+  bool eof = false;
+
+ private:
+  int fd_;
+};
+
 // Adapter: which HTTP library serves the endpoints.
 enum class Adapter { kEvhttp, kEvhtp };
 std::string AdapterName(const ::testing::TestParamInfo<Adapter>& info);

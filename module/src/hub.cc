@@ -167,6 +167,7 @@ void HubImpl::ProcessInbox() {
     batch_.swap(inbox_);
   }
   if (batch_.empty()) return;
+  const int64_t now = options_.coalesce_window.count() > 0 ? NowUs() : 0;
   for (Pending& p : batch_) {
     if (!p.event) {
       PublishToBackend(p);
@@ -183,7 +184,7 @@ void HubImpl::ProcessInbox() {
     }
     t->history.Append(p.event);
     ++stats_.events_published;
-    MarkDirty(t);
+    MarkDirty(t, now);  // the batch arrived at once
   }
   // Answer the publishers first: the id is known, and a publisher that gets
   // its answer sooner sends its next event sooner, into the same fan-out.
@@ -265,17 +266,16 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
   if (event.position <= t->history.last()) return;  // already have it
   t->history.Append(MakeEvent(topic, epoch, event));
   ++stats_.events_published;
-  MarkDirty(t);
+  MarkDirty(t, options_.coalesce_window.count() > 0 ? NowUs() : 0);
   // Fan out once per batch of deliveries (one read from the store).
   event_active(flush_event_, EV_TIMEOUT, 0);
 }
 
-void HubImpl::MarkDirty(Topic* t) {
+void HubImpl::MarkDirty(Topic* t, int64_t now) {
   const int64_t window = options_.coalesce_window.count() * 1000;
   if (window > 0) {
     // Arrivals count too: a Hub that is not busy (another loop took the
     // publisher, or it has few subscribers) still sees a burst as one.
-    int64_t now = NowUs();
     if (now - t->arrived_us < window) t->burst = true;
     t->arrived_us = now;
   }

@@ -368,7 +368,8 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   void ProcessInbox();
   void PublishToBackend(Pending& p);
   void ResetTopic(Topic* t, uint64_t epoch);
-  void MarkDirty(Topic* t);
+  // MarkDirty: `now` is NowUs() of the arrival (0 without coalescing).
+  void MarkDirty(Topic* t, int64_t now);
   void Flush(bool force);
   void FanOut(Topic* t);
   void DropEmptyTopics();

@@ -306,15 +306,11 @@ TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   event_base_free(base);
 }
 
-TEST(RedisScriptsTest, LuaFilesMatchTheCompiledScripts) {
-  auto read = [](const std::string& name) {
-    std::ifstream in(std::string(EVSSE_REDIS_SCRIPT_DIR) + "/" + name);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  EXPECT_EQ("\n" + read("publish.lua"), kPublishScript);
-  EXPECT_EQ("\n" + read("fetch.lua"), kFetchScript);
+// scripts.h is generated from the .lua files: each starts with its header.
+TEST(RedisScriptsTest, CompiledScriptsAreTheLuaFiles) {
+  EXPECT_EQ(std::string_view(kPublishScript).substr(0, 16),
+            "\n-- evsse publis");
+  EXPECT_EQ(std::string_view(kFetchScript).substr(0, 15), "\n-- evsse fetch");
 }
 
 // ---- Publish ---------------------------------------------------------------
@@ -567,6 +563,65 @@ TEST_F(RedisLinkTest, MaxAgeTrimsOldEntries) {
   ASSERT_TRUE(Publish(link.get(), "t", "", "new").status.ok());
   // MINID ~ drops whole nodes (100 entries) that are all too old.
   EXPECT_LE(XLen("evsse:{t}:s"), 101);
+}
+
+TEST_F(RedisLinkTest, StreamTtlExpiresIdleTopicsAndEachPublishRenewsIt) {
+  auto pttl = [&](const std::string& key) {
+    ReplyPtr r = redis_.Command({"PTTL", key});
+    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+  };
+  FakeSink sink;
+  RedisOptions o = Options();
+  o.stream_ttl = std::chrono::milliseconds(1500);
+  auto link = NewLink(&sink, o);
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  ASSERT_TRUE(Publish(link.get(), "order-1", "", "a").status.ok());
+  for (const char* key : {"evsse:{order-1}:s", "evsse:{order-1}:e"}) {
+    EXPECT_GT(pttl(key), 0) << key;
+    EXPECT_LE(pttl(key), 1500) << key;
+  }
+  // A publish renews it: let some of it run out, publish, see it back up.
+  ASSERT_TRUE(RunUntil([&] { return pttl("evsse:{order-1}:s") < 1000; }));
+  ASSERT_TRUE(Publish(link.get(), "order-1", "", "b").status.ok());
+  EXPECT_GT(pttl("evsse:{order-1}:s"), 1000);
+  EXPECT_GT(pttl("evsse:{order-1}:e"), 1000);
+  // Nobody publishes: both keys go, and the topic reads as a new stream.
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        ReplyPtr r = redis_.Command(
+            {"EXISTS", "evsse:{order-1}:s", "evsse:{order-1}:e"});
+        return r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+      },
+      std::chrono::seconds(10)));
+  FetchOutcome f = Fetch(link.get(), "order-1", Position{}, kEnd, 10);
+  ASSERT_TRUE(f.status.ok()) << f.status.ToString();
+  EXPECT_EQ(f.result.epoch, 0u);
+}
+
+TEST_F(RedisLinkTest, StreamTtlDefaultsToTheHubHistoryAgeAndZeroIsNone) {
+  auto pttl = [&](const std::string& key) {
+    ReplyPtr r = redis_.Command({"PTTL", key});
+    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+  };
+  FakeSink sink;
+  LinkEnv env;
+  env.base = base_;
+  env.default_stream_ttl = std::chrono::milliseconds(3600000);
+  auto made = MakeLink(std::move(env), Options());
+  ASSERT_TRUE(made.ok());
+  std::unique_ptr<BackendLink> link = std::move(made).value();
+  link->Start(&sink);
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  ASSERT_TRUE(Publish(link.get(), "t", "", "a").status.ok());
+  EXPECT_GT(pttl("evsse:{t}:s"), 3500000);
+  EXPECT_LE(pttl("evsse:{t}:s"), 3600000);
+  // No TTL anywhere: the keys never expire (-1).
+  FakeSink sink2;
+  auto forever = NewLink(&sink2, Options());
+  ASSERT_TRUE(RunUntil([&] { return sink2.up(); }));
+  ASSERT_TRUE(Publish(forever.get(), "u", "", "a").status.ok());
+  EXPECT_EQ(pttl("evsse:{u}:s"), -1);
+  EXPECT_EQ(pttl("evsse:{u}:e"), -1);
 }
 
 TEST_F(RedisLinkTest, ScriptCacheLossFallsBackToEval) {

@@ -757,6 +757,39 @@ TEST_F(RedisNodesTest, TrimmedStreamGivesTheGapEventOnAnotherNode) {
   EXPECT_EQ(hub_b_->stats().gaps, 1u);
 }
 
+// One-shot topics expire from Redis (stream_ttl after their last publish):
+// Redis does not grow with them, and a client resuming on a topic that
+// expired is told of the gap, on any node.
+TEST_F(RedisNodesTest, ExpiredTopicKeysGiveTheGapEventOnAnotherNode) {
+  redis::RedisOptions ro = LinkOptions();
+  ro.stream_ttl = milliseconds(500);
+  StartNodes({}, {}, ro, ro);
+  NodesGuard guard{this};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    Result<std::string> id =
+        PublishOn(hub_.get(), "order-" + std::to_string(i), "n", "placed");
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    ids.push_back(*id);
+  }
+  auto keys = [&] {
+    ReplyPtr r = redis_.Command({"DBSIZE"});
+    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+  };
+  EXPECT_EQ(keys(), 40);  // a stream and an epoch per topic
+  ASSERT_TRUE(RunUntil([&] { return keys() == 0; }, milliseconds(10000)));
+  auto c = Subscribe(port_b_, "/events?topic=order-7", ids[7]);
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  EXPECT_EQ(c->events[0].type, "gap");
+  EXPECT_EQ(c->events[0].data, R"({"topics":["order-7"],"reason":"unknown"})");
+  // The topic lives again with its next publish, under a new epoch.
+  Result<std::string> again = PublishOn(hub_.get(), "order-7", "n", "shipped");
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  EXPECT_EQ(c->events[1].data, "shipped");
+  EXPECT_EQ(c->events[1].last_event_id, *again);
+}
+
 // Clients that reconnect together to a node that never saw the topic: the
 // node reads each page from Redis once (MULTI / metadata script / XRANGE /
 // EXEC), and every client gets the exact sequence.

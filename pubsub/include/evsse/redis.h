@@ -59,6 +59,12 @@ struct RedisOptions {
   // history_max_events) and, when max_age > 0, MINID ~ now - max_age.
   size_t max_events = 0;
   Millis max_age{0};
+  // A topic's keys (stream and epoch) expire this long after its last
+  // publish (PEXPIRE in the publish script), so per-order or per-user topics
+  // do not grow Redis forever. 0: the Hub's history_max_age (the keys never
+  // expire when that is 0 too). A client resuming after its topic expired
+  // gets the gap event.
+  Millis stream_ttl{0};
   Millis connect_timeout{2000};
   Millis command_timeout{5000};
   Millis reconnect_min{100};

@@ -16,6 +16,8 @@ Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options) {
   env.detach = [hub] { (void)hub->AttachBackend(nullptr); };
   // A max_events of 0 means the Hub's own history length.
   env.default_max_events = hub->options().history_max_events;
+  // A stream_ttl of 0 means the Hub's history age.
+  env.default_stream_ttl = hub->options().history_max_age;
   if (LogHook log = hub->options().log) {
     env.log = [log](std::string_view line) {
       log(LogLevel::kWarning, std::string(line));

@@ -26,8 +26,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
+  -- The epoch lives as long as its stream (see publish.lua's ARGV[6]).
   epoch = ARGV[4]
-  redis.call('SET', KEYS[2], epoch)
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    redis.call('SET', KEYS[2], epoch, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[2], epoch)
+  end
 end
 local max_deleted = '0-0'
 local first = '0-0'

@@ -40,6 +40,9 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
       options_.max_events != 0 ? options_.max_events : env_.default_max_events;
   max_events_ = std::to_string(std::max<size_t>(max_events, 1));
   max_age_ms_ = std::to_string(options_.max_age.count());
+  Millis ttl = options_.stream_ttl.count() != 0 ? options_.stream_ttl
+                                                : env_.default_stream_ttl;
+  ttl_ms_ = std::to_string(std::max<int64_t>(ttl.count(), 0));
 }
 
 LinkImpl::~LinkImpl() {
@@ -286,7 +289,8 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
       max_age_ms_,
       job->type,
       job->data,
-      epoch};
+      epoch,
+      ttl_ms_};
   job->sent = false;
   cmd_.Command(argv, [this, job](redisReply* r, const Status& failure) {
     if (r == nullptr) {
@@ -461,6 +465,9 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
   }
   if (options.max_age.count() < 0) {
     return InvalidArgumentError("redis: max_age is negative");
+  }
+  if (options.stream_ttl.count() < 0) {
+    return InvalidArgumentError("redis: stream_ttl is negative");
   }
   return std::unique_ptr<BackendLink>(new LinkImpl(
       std::move(env), std::move(options), std::move(address).value()));

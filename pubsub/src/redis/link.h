@@ -41,6 +41,8 @@ struct LinkEnv {
   std::function<void(std::string_view line)> log;
   // The stream length when RedisOptions::max_events is 0.
   size_t default_max_events = 1000;
+  // The keys' time to live when RedisOptions::stream_ttl is 0 (0: none).
+  Millis default_stream_ttl{0};
 };
 
 // MakeLink checks `options` and makes an unstarted link.

@@ -131,6 +131,7 @@ class LinkImpl final : public BackendLink {
   Address address_;
   std::string max_events_;  // ARGV of the publish script
   std::string max_age_ms_;
+  std::string ttl_ms_;
   BackendSink* sink_ = nullptr;
   State state_ = State::kIdle;
   uint64_t conn_gen_ = 0;  // bumped by every connect

@@ -10,11 +10,14 @@
 -- ARGV[4]  event data (any bytes)
 -- ARGV[5]  candidate epoch (base 36): becomes the epoch when this call
 --          creates the stream, or when the stream has none
+-- ARGV[6]  time to live of the topic's keys in milliseconds, renewed by
+--          every publish, so a topic nobody publishes to disappears; "0":
+--          the keys never expire
 --
 -- Result   {epoch, id}: the stream's epoch and the new entry's id "ms-seq".
 --          The entry's fields are t (type) and d (data); the channel gets
 --          epoch .. "\n" .. id .. "\n" .. type .. "\n" .. data.
--- Errors   a Redis error of XADD, XTRIM or SET (WRONGTYPE when a key holds
+-- Errors   a Redis error of XADD, XTRIM, SET or PEXPIRE (WRONGTYPE when a key holds
 --          another type, OOM under maxmemory) ends the script: nothing is
 --          broadcast.
 local epoch
@@ -40,6 +43,11 @@ if max_age > 0 then
     redis.call('XTRIM', KEYS[1], 'MINID', '~',
                string.format('%.0f', now_ms - max_age))
   end
+end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 redis.call('PUBLISH', KEYS[2],
            epoch .. '\n' .. id .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])

@@ -79,6 +79,7 @@ std::string ReadSource(const std::string& relative) {
 void ExpectSame(const HubOptions& a, const HubOptions& b) {
   EXPECT_EQ(a.history_max_events, b.history_max_events);
   EXPECT_EQ(a.history_max_age, b.history_max_age);
+  EXPECT_EQ(a.history_max_bytes, b.history_max_bytes);
   EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.max_subscribers_per_topic, b.max_subscribers_per_topic);
   EXPECT_EQ(a.max_topics, b.max_topics);
@@ -122,6 +123,7 @@ void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.key_prefix, b.key_prefix);
   EXPECT_EQ(a.max_events, b.max_events);
   EXPECT_EQ(a.max_age, b.max_age);
+  EXPECT_EQ(a.stream_ttl, b.stream_ttl);
   EXPECT_EQ(a.connect_timeout, b.connect_timeout);
   EXPECT_EQ(a.command_timeout, b.command_timeout);
   EXPECT_EQ(a.reconnect_min, b.reconnect_min);
@@ -638,6 +640,7 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(c.request_timeout, milliseconds(11000));
   EXPECT_EQ(c.hub.history_max_events, 7u);
   EXPECT_EQ(c.hub.history_max_age, milliseconds(180000));
+  EXPECT_EQ(c.hub.history_max_bytes, size_t{64} << 20);
   EXPECT_EQ(c.hub.max_connections, 77u);
   EXPECT_EQ(c.hub.max_subscribers_per_topic, 5u);
   EXPECT_EQ(c.hub.max_topics, 99u);
@@ -700,6 +703,7 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(r.key_prefix, "app:");
   EXPECT_EQ(r.max_events, 5000u);
   EXPECT_EQ(r.max_age, milliseconds(7200000));
+  EXPECT_EQ(r.stream_ttl, milliseconds(3 * 3600000));
   EXPECT_EQ(r.connect_timeout, milliseconds(1000));
   EXPECT_EQ(r.command_timeout, milliseconds(3000));
   EXPECT_EQ(r.reconnect_min, milliseconds(200));

@@ -86,6 +86,18 @@ void OnMetrics(evhttp_request* req, void* arg) {
   p.Metric("evsse_topics", "gauge", "Topics known to the hub.", s.topics);
   p.Metric("evsse_history_events", "gauge", "Events retained for resume.",
            s.history_events);
+  p.Metric("evsse_history_bytes", "gauge",
+           "Memory held by history, as counted against history_max_bytes.",
+           s.history_bytes);
+  p.Metric("evsse_topics_evicted_total", "counter",
+           "Topics evicted whole for history_max_bytes or max_topics.",
+           s.topics_evicted);
+  p.Metric("evsse_history_events_evicted_total", "counter",
+           "History events evicted for history_max_bytes or max_topics.",
+           s.history_events_evicted);
+  p.Metric("evsse_history_events_expired_total", "counter",
+           "History events dropped by history_max_age.",
+           s.history_events_expired);
   p.Metric("evsse_redis_up", "gauge",
            "1 when the Redis link is up; 0 when down or not configured.",
            RedisUp(app) ? 1 : 0);
@@ -143,6 +155,7 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
   const evsse::HubOptions& h = c.hub;
   j["hub"] = {{"history_max_events", h.history_max_events},
               {"history_max_age_ms", Millis(h.history_max_age)},
+              {"history_max_bytes", h.history_max_bytes},
               {"max_connections", h.max_connections},
               {"max_subscribers_per_topic", h.max_subscribers_per_topic},
               {"max_topics", h.max_topics},
@@ -191,6 +204,7 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
                   {"key_prefix", r.key_prefix},
                   {"max_events", r.max_events},
                   {"max_age_ms", Millis(r.max_age)},
+                  {"stream_ttl_ms", Millis(r.stream_ttl)},
                   {"connect_timeout_ms", Millis(r.connect_timeout)},
                   {"command_timeout_ms", Millis(r.command_timeout)},
                   {"reconnect_min_ms", Millis(r.reconnect_min)},
@@ -238,7 +252,11 @@ void OnStatus(evhttp_request* req, void* arg) {
                 {"heartbeats", s.heartbeats},
                 {"polls", s.polls},
                 {"topics", s.topics},
-                {"history_events", s.history_events}};
+                {"history_events", s.history_events},
+                {"history_bytes", s.history_bytes},
+                {"topics_evicted", s.topics_evicted},
+                {"history_events_evicted", s.history_events_evicted},
+                {"history_events_expired", s.history_events_expired}};
   Json published = Json::object();
   for (auto& [sev, n] : app.counters.published) published[sev] = n;
   j["alerts"] = {{"published", published},

@@ -228,6 +228,8 @@ const std::vector<Row>& Rows() {
                                                        kServer, 0, 10000000));
     v.push_back(Duration<&HubOptions::history_max_age>("history_max_age",
                                                        kServer, 0, 365 * kDay));
+    v.push_back(Size<&HubOptions::history_max_bytes>("history_max_bytes",
+                                                     kServer, 0, 1024 * kG));
     v.push_back(Duration<&HubOptions::coalesce_window>("coalesce_window",
                                                        kServer, 0, kSec));
     v.push_back(Count<&HubOptions::max_connections>("max_connections", kServer,
@@ -307,6 +309,7 @@ const std::vector<Row>& Rows() {
     v.push_back(String<&R::key_prefix>("key_prefix", kRedis, 0, 64, KeyPrefix));
     v.push_back(Count<&R::max_events>("max_events", kRedis, 0, 100000000));
     v.push_back(Duration<&R::max_age>("max_age", kRedis, 0, 365 * kDay));
+    v.push_back(Duration<&R::stream_ttl>("stream_ttl", kRedis, 0, 365 * kDay));
     v.push_back(
         Duration<&R::connect_timeout>("connect_timeout", kRedis, 1, kMin));
     v.push_back(

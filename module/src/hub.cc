@@ -173,18 +173,29 @@ void HubImpl::ProcessInbox() {
       PublishToBackend(p);
       continue;
     }
-    Topic* t = GetTopic(p.event->topic);
-    if (!t) {
-      ++stats_.publish_errors;
-      if (LogEnabled(LogLevel::kWarning))
-        Log(LogLevel::kWarning,
-            "publish to '" + p.event->topic + "' dropped: max_topics reached");
-      p.event = pubsub::EventRef();
+    // Room first: eviction may forget idle topics, and must not forget the
+    // one this event goes to once it is found.
+    const size_t bytes = pubsub::EventBytes(*p.event);
+    if (OverBudget(bytes) && !EvictFor(bytes)) {
+      Refuse(p, ResourceExhaustedError(
+                    "history memory full: history_max_bytes " +
+                    std::to_string(options_.history_max_bytes) +
+                    " is held by events live subscribers have not "
+                    "received yet"));
       continue;
     }
+    Topic* t = GetTopic(p.event->topic);
+    if (!t) {
+      Refuse(p, ResourceExhaustedError("too many topics in use (max_topics " +
+                                       std::to_string(options_.max_topics) +
+                                       "): every topic has subscribers"));
+      continue;
+    }
+    TrimExpired(t);
     t->history.Append(p.event);
     ++stats_.events_published;
     MarkDirty(t, now);  // the batch arrived at once
+    Retouch(t, true);
   }
   // Answer the publishers first: the id is known, and a publisher that gets
   // its answer sooner sends its next event sooner, into the same fan-out.
@@ -197,15 +208,22 @@ void HubImpl::ProcessInbox() {
       pubsub::AppendPosition(id, {p.event->epoch, p.event->position});
       (*p.done)(std::move(id));
     } else {
-      (*p.done)(ResourceExhaustedError("too many topics (max_topics " +
-                                       std::to_string(options_.max_topics) +
-                                       ")"));
+      (*p.done)(std::move(p.refusal));
     }
     delete p.done;
   }
   Flush(false);
   batch.clear();
   if (batch_.empty()) batch_.swap(batch);  // keep the capacity
+}
+
+void HubImpl::Refuse(Pending& p, Status why) {
+  ++stats_.publish_errors;
+  if (LogEnabled(LogLevel::kWarning))
+    Log(LogLevel::kWarning,
+        "publish to '" + p.event->topic + "' refused: " + why.message());
+  p.event = pubsub::EventRef();
+  p.refusal = std::move(why);
 }
 
 void HubImpl::PublishToBackend(Pending& p) {
@@ -231,10 +249,14 @@ void HubImpl::AttachBackend(Backend* backend) {
   backend_ = backend;
   link_up_ = false;
   if (fetch_share_) fetch_share_->Clear();
+  std::vector<Topic*> all;
   for (auto& [name, t] : topics_) {
     t->watched = false;
     t->synced = backend == nullptr;
+    all.push_back(t.get());
   }
+  if (closing_) return;
+  for (Topic* t : all) Release(t);  // unwatched: some are idle now
 }
 
 pubsub::EventRef HubImpl::MakeEvent(const std::string& topic, uint64_t epoch,
@@ -264,9 +286,15 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
     t->epoch = epoch;  // the first event created the stream
   }
   if (event.position <= t->history.last()) return;  // already have it
-  t->history.Append(MakeEvent(topic, epoch, event));
+  // The event is stored already: it is never refused here, its subscribers
+  // are owed it; what no subscriber needs makes room.
+  pubsub::EventRef ev = MakeEvent(topic, epoch, event);
+  if (OverBudget(pubsub::EventBytes(*ev))) EvictFor(pubsub::EventBytes(*ev));
+  TrimExpired(t);
+  t->history.Append(std::move(ev));
   ++stats_.events_published;
   MarkDirty(t, options_.coalesce_window.count() > 0 ? NowUs() : 0);
+  Retouch(t, true);
   // Fan out once per batch of deliveries (one read from the store).
   event_active(flush_event_, EV_TIMEOUT, 0);
 }
@@ -326,8 +354,11 @@ void HubImpl::Flush(bool force) {
     // Trim only after everyone live got the batch: a burst larger than the
     // history must not cost live subscribers events.
     t->history.TrimToCount(options_.history_max_events);
+    Release(t);  // may forget it: nothing below touches it
   }
   dirty_topics_.resize(kept);
+  // What the fan-out delivered may be evicted now.
+  if (OverBudget(0)) EvictFor(0);
   if (kept > 0 && !evtimer_pending(flush_timer_, nullptr)) {
     timeval tv{static_cast<time_t>(window / 1000000),
                static_cast<suseconds_t>(window % 1000000)};
@@ -344,9 +375,10 @@ void HubImpl::ResetTopic(Topic* t, uint64_t epoch) {
                               "subscribers");
   for (Session* s : t->subscribers) s->Close(CloseReason::kUnavailable);
   fetch_share_->DropTopic(t->name);
-  t->history = pubsub::TopicHistory();
+  t->history.Reset();
   t->epoch = epoch;
   t->synced_from = pubsub::Position();
+  Retouch(t, false);  // it has subscribers (or is watched): kept
 }
 
 void HubImpl::Synced(const std::string& topic, uint64_t epoch,
@@ -409,16 +441,17 @@ void HubImpl::FanOut(Topic* t) {
   }
 }
 
-Topic* HubImpl::FindTopic(const std::string& name) {
+Topic* HubImpl::FindTopic(std::string_view name) {
   auto it = topics_.find(name);
   return it == topics_.end() ? nullptr : it->second.get();
 }
 
 Topic* HubImpl::GetTopic(const std::string& name) {
   if (Topic* t = FindTopic(name)) return t;
-  if (topics_.size() >= options_.max_topics) DropEmptyTopics();
+  while (topics_.size() >= options_.max_topics && !idle_.empty())
+    EvictTopic(idle_.front());
   if (topics_.size() >= options_.max_topics) return nullptr;
-  auto t = std::make_unique<Topic>();
+  auto t = std::make_unique<Topic>(&meter_);
   t->name = name;
   if (backend_.load()) {
     t->synced = false;
@@ -427,29 +460,89 @@ Topic* HubImpl::GetTopic(const std::string& name) {
     t->history.RaiseFloor(forgotten_up_to_);
   }
   Topic* raw = t.get();
-  topics_.emplace(name, std::move(t));
+  topics_.emplace(raw->name, std::move(t));
   return raw;
 }
 
-void HubImpl::DropEmptyTopics() {
-  for (auto it = topics_.begin(); it != topics_.end();) {
-    Topic* t = it->second.get();
-    if (t->subscribers.empty() && t->history.empty() && t->unsent == 0 &&
-        !t->watched) {
-      // Remember how far dropped topics went: a cursor for a recreated
-      // topic below this may have missed events and gets a gap.
-      forgotten_up_to_ = std::max(forgotten_up_to_, t->history.last());
-      it = topics_.erase(it);
-    } else {
-      ++it;
-    }
+bool HubImpl::Retouch(Topic* t, bool used) {
+  const bool in_use = InUse(t);
+  if (!in_use && t->history.empty()) {
+    Forget(t);
+    return false;
   }
+  Topic::In want = t->history.empty() ? Topic::In::kNone
+                   : in_use           ? Topic::In::kBusy
+                                      : Topic::In::kIdle;
+  if (want == t->in && !(used && want != Topic::In::kNone)) return true;
+  if (t->in == Topic::In::kIdle) idle_.Remove(t);
+  if (t->in == Topic::In::kBusy) busy_.Remove(t);
+  t->in = want;
+  if (want == Topic::In::kNone) return true;
+  t->since = NowMs();
+  (want == Topic::In::kIdle ? idle_ : busy_).PushBack(t);
+  return true;
 }
 
+void HubImpl::Forget(Topic* t) {
+  if (t->in == Topic::In::kIdle) idle_.Remove(t);
+  if (t->in == Topic::In::kBusy) busy_.Remove(t);
+  // Remember how far forgotten topics went: a cursor for a recreated topic
+  // below this may have missed events and gets a gap.
+  forgotten_up_to_ = std::max(forgotten_up_to_, t->history.last());
+  topics_.erase(std::string_view(t->name));  // deletes t
+}
+
+void HubImpl::EvictTopic(Topic* t) {
+  stats_.history_events_evicted += t->history.DropAll();
+  ++stats_.topics_evicted;
+  Forget(t);
+}
+
+bool HubImpl::EvictFor(size_t bytes) {
+  while (OverBudget(bytes) && !idle_.empty()) EvictTopic(idle_.front());
+  return !OverBudget(bytes) || EvictDelivered(bytes);
+}
+
+// EvictDelivered drops, from the busy topics least recently used first, the
+// events every subscriber of the topic has written already (a session
+// still resolving or catching up holds its cursor, so what it is owed
+// stays). A topic it trimmed goes to the back, so the next call starts on
+// others. Each topic is visited once.
+bool HubImpl::EvictDelivered(size_t bytes) {
+  for (size_t n = busy_.size(); n > 0 && OverBudget(bytes); --n) {
+    Topic* t = busy_.front();
+    pubsub::Position owed = t->history.last();
+    for (Session* s : t->subscribers)
+      for (const Session::Sub& sub : s->subs)
+        if (sub.topic == t) owed = std::min(owed, sub.pos);
+    stats_.history_events_evicted += t->history.DropUpTo(owed);
+    Retouch(t, true);  // in use: kept, at the back or in no list
+  }
+  return !OverBudget(bytes);
+}
+
+void HubImpl::TrimExpired(Topic* t) {
+  if (options_.history_max_age.count() <= 0) return;
+  stats_.history_events_expired +=
+      t->history.TrimOlderThan(NowMs() - options_.history_max_age.count());
+}
+
+// OnSweep expires history by age without visiting every topic: a topic's
+// place in its list was taken at its last use (an event, a subscriber), so
+// every event of a topic whose use is older than history_max_age is
+// expired, and the walk stops at the first more recent one. Events that
+// expire in topics used since are dropped when the topic is next used or
+// read (TrimExpired), and the byte budget bounds them meanwhile.
 void HubImpl::OnSweep(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<HubImpl*>(arg);
-  int64_t min_ms = NowMs() - self->options_.history_max_age.count();
-  for (auto& [name, t] : self->topics_) t->history.TrimOlderThan(min_ms);
+  const int64_t min_ms = NowMs() - self->options_.history_max_age.count();
+  for (List<Topic, TopicTag>* list : {&self->idle_, &self->busy_}) {
+    while (Topic* t = list->front()) {
+      if (t->since >= min_ms) break;
+      self->stats_.history_events_expired += t->history.DropAll();
+      self->Retouch(t, false);  // forgotten, or out of the lists
+    }
+  }
 }
 
 void HubImpl::AddSession(Session* s) {
@@ -467,6 +560,7 @@ void HubImpl::Subscribe(Session* s, Topic* t) {
     t->synced = false;
     b->Watch(t->name);
   }
+  Retouch(t, true);
 }
 
 void HubImpl::Retire(Session* s) {
@@ -492,7 +586,8 @@ void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
       Topic* t = sub.topic;
       auto& w = t->waiting;
       w.erase(std::remove(w.begin(), w.end(), s), w.end());
-      if (t->subscribers.empty() && t->watched && !self->closing_) {
+      if (self->closing_) continue;
+      if (t->subscribers.empty() && t->watched) {
         // Nobody here follows it: stop the feed. The history kept is
         // complete only up to now; a later watch syncs afresh.
         t->watched = false;
@@ -500,6 +595,8 @@ void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
         t->synced_from = self->Tail(t);
         if (Backend* b = self->backend_.load()) b->Unwatch(t->name);
       }
+      // Its last use ends now; a topic with no history left is forgotten.
+      self->Retouch(t, true);
     }
     delete s;
   }
@@ -580,8 +677,8 @@ HubStats HubImpl::Stats() const {
   s.replay_page_requests = fetch_share_->requests();
   s.replay_pages_shared = fetch_share_->shared();
   s.topics = topics_.size();
-  s.history_events = 0;
-  for (auto& [name, t] : topics_) s.history_events += t->history.size();
+  s.history_events = meter_.events;
+  s.history_bytes = meter_.bytes;
   return s;
 }
 
@@ -597,6 +694,10 @@ Result<std::unique_ptr<Hub>> Hub::Create(event_base* base, HubOptions options) {
     return InvalidArgumentError("max_connections must be at least 1");
   if (options.max_topics == 0)
     return InvalidArgumentError("max_topics must be at least 1");
+  if (options.history_max_bytes != 0 &&
+      options.history_max_bytes < options.max_event_bytes)
+    return OutOfRangeError(
+        "history_max_bytes must be 0 (no budget) or at least max_event_bytes");
   if (options.max_topic_length == 0 || options.max_topic_length > 1024)
     return OutOfRangeError("max_topic_length must be 1..1024");
   if (options.max_event_bytes == 0 || options.max_event_bytes > (1u << 30))

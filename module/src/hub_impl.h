@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -31,9 +32,20 @@ namespace evsse::internal {
 class Session;
 class StreamEndpoint;
 
-struct Topic {
+struct TopicTag;
+
+// Topic: one topic this Hub knows. A topic is kept while it is in use
+// (subscribers, events to fan out, a backend feed) or holds history; one
+// that is neither is forgotten at once. Topics holding history sit in one of
+// two lists, oldest use first: idle (nobody uses it: evicted whole, least
+// recently used first, when memory or max_topics runs short) or busy (in
+// use: only events every subscriber already has may be evicted).
+struct Topic final : Link<TopicTag> {
+  enum class In : uint8_t { kNone, kIdle, kBusy };
+  explicit Topic(pubsub::HistoryMeter* meter) : history(meter) {}
   std::string name;
   pubsub::TopicHistory history;
+  In in = In::kNone;
   // Subscribers; each session remembers its slot here for O(1) removal.
   std::vector<Session*> subscribers;
   // When the topic last fanned out, or one of its live subscribers last
@@ -322,10 +334,20 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   void LinkChanged(bool up) override;
   bool link_up() const { return link_up_; }
 
-  // FindTopic returns the topic or nullptr; GetTopic creates it (nullptr
-  // when max_topics is reached and nothing can be dropped).
-  Topic* FindTopic(const std::string& name);
+  // FindTopic returns the topic or nullptr; GetTopic creates it, evicting
+  // the least recently used idle topic when max_topics is reached (nullptr
+  // when every topic is in use). A topic GetTopic returns must be used at
+  // once (an event appended, a subscriber added) or given to Release; a
+  // later GetTopic may evict an idle one.
+  Topic* FindTopic(std::string_view name);
   Topic* GetTopic(const std::string& name);
+  // Retouch files `t` where its state says (idle, busy or no list) after a
+  // change, at the back when `used`; a topic with no history and no use is
+  // forgotten (deleted): the caller must not touch `t` after a false.
+  bool Retouch(Topic* t, bool used);
+  void Release(Topic* t) { (void)Retouch(t, false); }
+  // TrimExpired drops the events of `t` older than history_max_age.
+  void TrimExpired(Topic* t);
   // Position of the newest event ever published on the bus.
   pubsub::Position bus_last() const { return bus_->last(); }
 
@@ -356,6 +378,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
     // Backend mode: the request, published from the loop thread.
     std::string topic;
     Message message;
+    Status refusal = Status::Ok();  // why the loop refused `event`
   };
 
   static void OnWake(evutil_socket_t fd, short, void* arg);
@@ -367,12 +390,28 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   static void OnFlushTimer(evutil_socket_t, short, void* arg);
   void ProcessInbox();
   void PublishToBackend(Pending& p);
+  // Refuse answers `p`'s publisher with `why` and drops its event.
+  void Refuse(Pending& p, Status why);
   void ResetTopic(Topic* t, uint64_t epoch);
   // MarkDirty: `now` is NowUs() of the arrival (0 without coalescing).
   void MarkDirty(Topic* t, int64_t now);
   void Flush(bool force);
   void FanOut(Topic* t);
-  void DropEmptyTopics();
+  static bool InUse(const Topic* t) {
+    return !t->subscribers.empty() || t->unsent > 0 || t->watched;
+  }
+  // EvictFor makes room for `bytes` more history within history_max_bytes:
+  // idle topics go first, least recently used first, then events of busy
+  // topics that every subscriber already has. False: the rest is owed to
+  // live subscribers.
+  bool EvictFor(size_t bytes);
+  bool EvictDelivered(size_t bytes);
+  void EvictTopic(Topic* t);
+  void Forget(Topic* t);
+  bool OverBudget(size_t more) const {
+    return options_.history_max_bytes != 0 &&
+           meter_.bytes + more > options_.history_max_bytes;
+  }
   void MaybeFinishShutdown();
 
   event_base* base_;
@@ -387,7 +426,11 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   event* wake_event_ = nullptr;
   std::vector<Pending> batch_;  // loop-owned, reused
 
-  std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
+  pubsub::HistoryMeter meter_;  // before topics_: their histories report
+  // Keyed by a view of the topic's own name.
+  std::unordered_map<std::string_view, std::unique_ptr<Topic>> topics_;
+  List<Topic, TopicTag> idle_;
+  List<Topic, TopicTag> busy_;
   std::vector<Topic*> dirty_topics_;
   pubsub::Position forgotten_up_to_;  // newest position of dropped topics
 

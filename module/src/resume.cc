@@ -97,6 +97,9 @@ void Session::ResolveTopic(size_t k) {
   HubImpl* hub = endpoint_->hub();
   Sub& s = subs[k];
   Topic* t = s.topic;
+  // Expired events may still sit in a topic not used since (the sweep
+  // only visits topics by last use): a cursor among them gets the gap.
+  hub->TrimExpired(t);
   s.epoch = t->epoch;
   resume_->resolved[k] = true;
   if (!resume_->cursor) {

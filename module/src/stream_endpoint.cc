@@ -213,16 +213,28 @@ void StreamEndpoint::Handle(Exchange* ex) {
   if (hub_->draining()) return Shed(ex, "server draining; reconnect later");
   if (hub_->stats().connections_active >= hub_->options().max_connections)
     return Shed(ex, "too many connections; reconnect later");
+  // GetTopic may evict an idle topic to make room for the next one, so the
+  // topics are looked up again once all exist; one evicted meanwhile (a
+  // request for more topics than max_topics leaves room for) sheds it.
+  const char* refused = nullptr;
+  for (const std::string& name : req->topics)
+    if (!hub_->GetTopic(name)) refused = "too many topics; reconnect later";
   std::vector<Topic*> topics;
   for (const std::string& name : req->topics) {
-    Topic* t = hub_->GetTopic(name);
-    if (!t) return Shed(ex, "too many topics; reconnect later");
+    Topic* t = hub_->FindTopic(name);
+    if (!t) {
+      refused = "too many topics; reconnect later";
+      continue;
+    }
     size_t cap = hub_->options().max_subscribers_per_topic;
     if (cap && t->subscribers.size() >= cap)
-      return Shed(ex, "too many subscribers on this topic; reconnect later");
+      refused = "too many subscribers on this topic; reconnect later";
     topics.push_back(t);
   }
-  if (ex->method() == Method::kHead) {
+  if (refused || ex->method() == Method::kHead) {
+    // Topics made for this request and left unused are forgotten again.
+    for (Topic* t : topics) hub_->Release(t);
+    if (refused) return Shed(ex, refused);
     if (req->poll)
       ex->AddHeader("Content-Type", "application/json; charset=utf-8");
     else

@@ -75,6 +75,12 @@ struct HubStats {
   uint64_t polls = 0;           // transport=poll requests answered
   uint64_t topics = 0;          // topics currently known
   uint64_t history_events = 0;  // events currently retained
+  uint64_t history_bytes = 0;   // what they hold (see history_max_bytes)
+  // Topics evicted whole, and history events dropped early, to stay within
+  // history_max_bytes or max_topics; events dropped by history_max_age.
+  uint64_t topics_evicted = 0;
+  uint64_t history_events_evicted = 0;
+  uint64_t history_events_expired = 0;
   // A shared store (evsse::redis), when one is attached.
   bool backend_attached = false;
   bool backend_up = false;

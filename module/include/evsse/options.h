@@ -70,13 +70,22 @@ struct HubOptions {
   // Per-topic history kept for resume (Last-Event-ID). 0 disables replay.
   size_t history_max_events = 1000;
   // Events older than this are dropped from history. 0 = no age limit.
-  Millis history_max_age{0};
+  Millis history_max_age{3600000};
+  // The memory all topics' history may hold, in bytes (each event counts
+  // its encoded bytes plus about 130 bytes of bookkeeping). When it is
+  // reached, the least recently used topics nobody subscribes to are
+  // evicted whole, then events every subscriber already has; a cursor into
+  // evicted history gets the gap event. A publish is refused only when the
+  // rest is owed to live subscribers. 0 = no budget (count and age only).
+  size_t history_max_bytes = size_t{256} << 20;
   // Subscribers across all stream endpoints of this Hub; then shedding.
   size_t max_connections = 10000;
   // Subscribers of one topic; 0 = unlimited.
   size_t max_subscribers_per_topic = 0;
-  // Topics known to the Hub (with subscribers or history). A publish to a
-  // new topic beyond it fails with kResourceExhausted.
+  // Topics known to the Hub (subscribed, or holding history). A new topic
+  // beyond it evicts the least recently used topic nobody subscribes to
+  // (its history goes; resuming there gets the gap event); only when every
+  // topic is subscribed is a new one refused (kResourceExhausted).
   size_t max_topics = 100000;
   // Largest event (type + data) accepted by Publish.
   size_t max_event_bytes = 1 << 20;

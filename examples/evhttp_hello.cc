@@ -2,6 +2,7 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
+//                [--max-topics N] [--history-max-age SECONDS]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node.
@@ -18,6 +19,7 @@
 #include <evsse/hub.h>
 #include <evsse/redis.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -60,6 +62,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 int main(int argc, char** argv) {
   int port = 8080;
   std::string bind = "127.0.0.1", token, redis;
+  evsse::HubOptions hub_options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--port" && i + 1 < argc)
@@ -70,10 +73,16 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--max-topics" && i + 1 < argc)
+      hub_options.max_topics = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--history-max-age" && i + 1 < argc)
+      hub_options.history_max_age =
+          std::chrono::seconds(std::strtoll(argv[++i], nullptr, 10));
     else {
       std::fprintf(stderr,
-                   "usage: %s [--port N] [--bind ADDR] "
-                   "[--token SECRET] [--redis HOST:PORT]\n",
+                   "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
+                   "[--redis HOST:PORT] [--max-topics N] "
+                   "[--history-max-age SECONDS]\n",
                    argv[0]);
       return 2;
     }
@@ -93,7 +102,6 @@ int main(int argc, char** argv) {
   }
 
   // evsse: a Hub on the same base, two endpoints.
-  evsse::HubOptions hub_options;
   hub_options.log = [](evsse::LogLevel, std::string_view m) {
     std::fprintf(stderr, "evsse: %.*s\n", int(m.size()), m.data());
   };

@@ -1,4 +1,4 @@
-// Uses the installed evsse headers and the evsse::evhttp target: mounts a
+// evsse::evhttp alone: mounts a
 // stream endpoint on a loopback evhttp server and publishes one event.
 #include <event2/event.h>
 #include <event2/http.h>
@@ -29,6 +29,6 @@ int main() {
   evhttp_free(http);
   hub.value().reset();
   event_base_free(base);
-  std::printf("consumer ok\n");
+  std::printf("consumer_evhttp ok\n");
   return 0;
 }

@@ -86,6 +86,40 @@ TEST_F(BackendTest, PublishOnOneNodeReachesTheOther) {
   EXPECT_NE(id.find('.'), std::string::npos);
 }
 
+// The first subscriber of a topic on a node gets its response only once the
+// node follows the topic: an event published before that is before its start
+// (it may or may not get it), and every event published after the response
+// started reaches it. Answering at once would start it after an event
+// published while the sync ran: an event it is owed and never gets.
+TEST_F(BackendTest, AFreshStreamStartsOnlyOnceItsTopicIsSynced) {
+  b_->hold_syncs = true;
+  auto c = GetB("/events?topic=orders");
+  ASSERT_TRUE(RunUntil([&] { return b_->watched() == 1; }));
+  RunFor(milliseconds(20));
+  EXPECT_FALSE(c->has_head());  // no answer while the tail is unknown
+  PublishOn(hub_.get(), "orders", "while syncing");
+  b_->ReleaseSyncs();
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value(); }));
+  EXPECT_EQ(c->status(), 200);
+  std::string after = PublishOn(hub_.get(), "orders", "after the start");
+  ASSERT_TRUE(RunUntil([&] { return !c->events.empty(); }));
+  RunFor(milliseconds(5));
+  ASSERT_EQ(c->events.size(), 1u);
+  EXPECT_EQ(c->events[0].data, "after the start");
+  EXPECT_EQ(c->events[0].last_event_id, after);
+}
+
+TEST_F(BackendTest, AStreamWaitingForItsStartIsAnsweredAtShutdown) {
+  b_->hold_syncs = true;
+  auto c = GetB("/events?topic=orders");
+  ASSERT_TRUE(RunUntil([&] { return b_->watched() == 1; }));
+  bool done = false;
+  hub_b_->Shutdown(milliseconds(0), [&] { done = true; });
+  ASSERT_TRUE(RunUntil([&] { return done && c->chunked_end(); }));
+  EXPECT_EQ(c->status(), 200);  // a browser reconnects after a 200
+  EXPECT_TRUE(c->retry.has_value());
+}
+
 TEST_F(BackendTest, ResumeOnAnotherNodeWithTheExactSequence) {
   auto c = Get("/events?topic=t");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && a_->watched(); }));

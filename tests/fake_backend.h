@@ -104,15 +104,24 @@ class FakeBackend final : public Backend {
     });
   }
 
+  // Watch subscribes at once (live events are delivered from now on) and
+  // syncs at the stream's tail as read when the sync runs: on the next
+  // tick, or at ReleaseSyncs while hold_syncs is set (Redis reads the tail
+  // a round trip after the SUBSCRIBE is confirmed).
   void Watch(const std::string& topic) override {
     watched_.insert(topic);
-    Post([this, topic](bool ok) {
+    auto sync = [this, topic](bool ok) {
       if (!ok || !watched_.count(topic)) return;
       const FakeStore::Stream& s = store_->streams[topic];
       pubsub::Position tail;
       if (!s.events.empty()) tail = s.events.back().position;
       sink_->Synced(topic, s.epoch, tail);
-    });
+    };
+    if (hold_syncs) {
+      held_.push_back(std::move(sync));
+    } else {
+      Post(std::move(sync));
+    }
   }
   void Unwatch(const std::string& topic) override { watched_.erase(topic); }
 
@@ -152,12 +161,15 @@ class FakeBackend final : public Backend {
 
   // hold_fetches keeps Fetch replies (read at the call) until
   // ReleaseFetches; one released while the link is down fails.
+  // hold_syncs keeps Watch's syncs the same way.
   bool hold_fetches = false;
+  bool hold_syncs = false;
   size_t held_fetches() const { return held_.size(); }
   void ReleaseFetches() {
     for (auto& f : held_) Post(std::move(f));
     held_.clear();
   }
+  void ReleaseSyncs() { ReleaseFetches(); }
 
   size_t watched() const { return watched_.size(); }
   BackendStats backend_stats() const override {

@@ -757,6 +757,90 @@ TEST_F(RedisNodesTest, TrimmedStreamGivesTheGapEventOnAnotherNode) {
   EXPECT_EQ(hub_b_->stats().gaps, 1u);
 }
 
+// The first subscriber of a topic on a node: its response starts only once
+// the node follows the topic (subscribed, stream tail read), so every event
+// published after the response started reaches it. A publisher thread
+// publishes without pause on node A to 40 topics while fresh subscribers of
+// each connect to node B; an event whose Publish call came after a
+// client saw its response's head must reach that client.
+TEST_F(RedisNodesTest, FreshSubscribersMissNothingPublishedAfterTheyStarted) {
+  StartNodes();
+  constexpr int kTopics = 40;
+  constexpr int kEvents = 4000;
+  struct Sent {
+    Clock::time_point called;
+    std::optional<Result<std::string>> id;
+  };
+  std::vector<Sent> sent(kEvents);
+  std::atomic<int> published{0};
+  std::atomic<bool> go{false};
+  NodesGuard guard{this};
+  std::thread publisher([&] {
+    while (!go) std::this_thread::yield();
+    for (int i = 0; i < kEvents; ++i) {
+      sent[i].called = Clock::now();
+      Status s = hub_->Publish(
+          "race-" + std::to_string(i % kTopics), {"n", std::to_string(i)},
+          [&sent, i](Result<std::string> r) { sent[i].id = std::move(r); });
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      published = i + 1;
+      std::this_thread::sleep_for(std::chrono::microseconds(250));
+    }
+  });
+  struct Sub {
+    std::unique_ptr<TestClient> client;
+    std::optional<Clock::time_point> head;
+  };
+  std::vector<Sub> subs(kTopics);
+  go = true;
+  // One fresh subscriber per topic, spread over the publishing.
+  for (int k = 0; k < kTopics; ++k) {
+    subs[k].client =
+        Subscribe(port_b_, "/events?topic=race-" + std::to_string(k));
+    RunUntil(
+        [&] {
+          for (Sub& s : subs)
+            if (s.client && !s.head && s.client->has_head())
+              s.head = Clock::now();
+          return false;
+        },
+        milliseconds(20));
+  }
+  ASSERT_TRUE(RunUntil([&] {
+    for (Sub& s : subs)
+      if (!s.head && s.client->has_head()) s.head = Clock::now();
+    return published == kEvents;
+  }));
+  publisher.join();
+  ASSERT_TRUE(RunUntil([&] {
+    for (const Sent& e : sent)
+      if (!e.id) return false;
+    return true;
+  }));
+  RunFor(milliseconds(300));  // the last deliveries
+  int owed_total = 0;
+  for (int k = 0; k < kTopics; ++k) {
+    ASSERT_TRUE(subs[k].head.has_value()) << k;
+    std::vector<std::string> owed;
+    for (int i = k; i < kEvents; i += kTopics) {
+      ASSERT_TRUE(sent[i].id->ok()) << sent[i].id->status().ToString();
+      if (sent[i].called > *subs[k].head) owed.push_back(std::to_string(i));
+    }
+    owed_total += static_cast<int>(owed.size());
+    std::vector<std::string> got = subs[k].client->datas();
+    // Nothing twice, in order, and every owed event at the end of it.
+    ASSERT_GE(got.size(), owed.size()) << "topic race-" << k;
+    std::vector<std::string> tail(got.end() - owed.size(), got.end());
+    EXPECT_EQ(tail, owed) << "topic race-" << k;
+    EXPECT_TRUE(std::is_sorted(got.begin(), got.end(),
+                               [](const std::string& a, const std::string& b) {
+                                 return std::stoi(a) < std::stoi(b);
+                               }))
+        << "topic race-" << k;
+  }
+  EXPECT_GT(owed_total, kEvents / 4);
+}
+
 // One-shot topics expire from Redis (stream_ttl after their last publish):
 // Redis does not grow with them, and a client resuming on a topic that
 // expired is told of the gap, on any node.

@@ -227,6 +227,7 @@ class Session final : public Link<HeartbeatTag>,
   bool closed_ = false;
   bool catching_up_ = true;
   bool poll_ = false;
+  bool started_ = false;  // the stream's response has begun (StartStream)
   // State few streams need, allocated on first use: an idle subscriber's
   // Session then fits a smaller malloc block (see bench/README.md).
   struct Cold {

@@ -30,7 +30,17 @@ int64_t WallMs() {
 
 void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
   if (cursor) ++endpoint_->hub()->stats().replays;
-  if (!poll_) StartStream();
+  // A fresh subscription starts at its topics' tails. With a backend, a
+  // topic this node does not follow yet has no tail until its feed is
+  // synced (subscribed, then the stream's tail read): answering before
+  // would let an event published in between reach nobody. So such a
+  // stream starts once every topic is synced; every event published after
+  // its response started is then after the tail it starts from.
+  bool wait_for_tail = false;
+  if (!cursor && endpoint_->hub()->backend()) {
+    for (const Sub& s : subs) wait_for_tail |= !s.topic->synced;
+  }
+  if (!poll_ && !wait_for_tail) StartStream();
   resume_ = std::make_unique<ResumeState>();
   resume_->cursor = std::move(cursor);
   resume_->resolved.assign(subs.size(), false);
@@ -38,6 +48,7 @@ void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
 }
 
 void Session::StartStream() {
+  started_ = true;
   const StreamOptions& o = endpoint_->options();
   std::string prelude;
   AppendRetry(prelude, endpoint_->JitteredRetry());
@@ -212,6 +223,7 @@ void Session::Ready() {
   }
   resume_.reset();
   if (poll_) return BeginPoll();
+  if (!started_) StartStream();
   if (has_gap()) {
     std::string gap;
     AppendEventBody(gap, endpoint_->options().gap_event, cold_->gap_json);

@@ -349,6 +349,12 @@ void Session::Close(CloseReason reason) {
     AnswerPoll();  // a waiting poll is answered, never dropped
     return;
   }
+  // A stream still waiting for its start position gets its response now,
+  // so that a browser reconnects (a retry hint, then the end) rather than
+  // seeing an aborted request.
+  if (!started_ && reason != CloseReason::kPeerClosed &&
+      reason != CloseReason::kHubGone)
+    StartStream();
   HubImpl* hub = endpoint_->hub();
   HubStats& st = hub->stats();
   switch (reason) {

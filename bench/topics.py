@@ -172,6 +172,8 @@ def main():
     ap.add_argument("--resumers", type=int, default=100)
     ap.add_argument("--max-topics", type=int, default=0,
                     help="evhttp_hello --max-topics (0: its default)")
+    ap.add_argument("--history-max-bytes", type=int, default=0,
+                    help="evhttp_hello --history-max-bytes (0: its default)")
     ap.add_argument("--redis", action="store_true")
     ap.add_argument("--ttl-s", type=int, default=0,
                     help="--redis: evhttp_hello --history-max-age, which "
@@ -196,6 +198,8 @@ def main():
             args += ["--max-topics", str(a.max_topics)]
         if a.ttl_s:
             args += ["--history-max-age", str(a.ttl_s)]
+        if a.history_max_bytes:
+            args += ["--history-max-bytes", str(a.history_max_bytes)]
         if a.redis:
             sock = os.path.join(tmp, "redis.sock")
             redis = subprocess.Popen(

@@ -3,6 +3,7 @@
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
 //                [--max-topics N] [--history-max-age SECONDS]
+//                [--history-max-bytes N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node.
@@ -75,6 +76,8 @@ int main(int argc, char** argv) {
       redis = argv[++i];
     else if (a == "--max-topics" && i + 1 < argc)
       hub_options.max_topics = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--history-max-bytes" && i + 1 < argc)
+      hub_options.history_max_bytes = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--history-max-age" && i + 1 < argc)
       hub_options.history_max_age =
           std::chrono::seconds(std::strtoll(argv[++i], nullptr, 10));
@@ -82,7 +85,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
                    "[--redis HOST:PORT] [--max-topics N] "
-                   "[--history-max-age SECONDS]\n",
+                   "[--history-max-age SECONDS] [--history-max-bytes N]\n",
                    argv[0]);
       return 2;
     }

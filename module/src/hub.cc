@@ -175,7 +175,8 @@ void HubImpl::ProcessInbox() {
     }
     // Room first: eviction may forget idle topics, and must not forget the
     // one this event goes to once it is found.
-    const size_t bytes = pubsub::EventBytes(*p.event);
+    size_t bytes = pubsub::EventBytes(*p.event);
+    if (!FindTopic(p.event->topic)) bytes += TopicBytes(p.event->topic);
     if (OverBudget(bytes) && !EvictFor(bytes)) {
       Refuse(p, ResourceExhaustedError(
                     "history memory full: history_max_bytes " +
@@ -453,6 +454,7 @@ Topic* HubImpl::GetTopic(const std::string& name) {
   if (topics_.size() >= options_.max_topics) return nullptr;
   auto t = std::make_unique<Topic>(&meter_);
   t->name = name;
+  meter_.bytes += TopicBytes(name);
   if (backend_.load()) {
     t->synced = false;
   } else {
@@ -489,6 +491,7 @@ void HubImpl::Forget(Topic* t) {
   // Remember how far forgotten topics went: a cursor for a recreated topic
   // below this may have missed events and gets a gap.
   forgotten_up_to_ = std::max(forgotten_up_to_, t->history.last());
+  meter_.bytes -= TopicBytes(t->name);
   topics_.erase(std::string_view(t->name));  // deletes t
 }
 

@@ -409,6 +409,11 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   bool EvictDelivered(size_t bytes);
   void EvictTopic(Topic* t);
   void Forget(Topic* t);
+  // TopicBytes is what a topic itself accounts for in the budget: the Topic,
+  // its table entry and its name.
+  static size_t TopicBytes(std::string_view name) {
+    return sizeof(Topic) + 64 + (name.size() > 15 ? name.size() + 1 : 0);
+  }
   bool OverBudget(size_t more) const {
     return options_.history_max_bytes != 0 &&
            meter_.bytes + more > options_.history_max_bytes;

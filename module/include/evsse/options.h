@@ -71,8 +71,9 @@ struct HubOptions {
   size_t history_max_events = 1000;
   // Events older than this are dropped from history. 0 = no age limit.
   Millis history_max_age{3600000};
-  // The memory all topics' history may hold, in bytes (each event counts
-  // its encoded bytes plus about 130 bytes of bookkeeping). When it is
+  // The memory all topics' history may hold, in bytes: each event counts
+  // its encoded bytes plus about 130 bytes of bookkeeping, each topic about
+  // 400 bytes. When it is
   // reached, the least recently used topics nobody subscribes to are
   // evicted whole, then events every subscriber already has; a cursor into
   // evicted history gets the gap event. A publish is refused only when the

@@ -20,9 +20,10 @@
 # (e.g. evhtp_hello), and SERVER_ARGS adds arguments to it (word-split), e.g.
 #   SERVER=evhtp_hello SERVER_ARGS='--threads 2' bash bench/run_fanout.sh B
 # LOADGEN_ARGS is appended to every evsse-loadgen command (word-split), e.g.
-# '--pipeline 1' for libevhtp, which answers only one of several pipelined
-# requests per read (see bench/README.md). ONLY=name1,name2 runs only the
-# scenarios with these names.
+# '--pipeline 1' (libevhtp alone answers only one of several pipelined
+# requests per read; evsse's evhtp adapter works around it on its own
+# routes, see module/README.md, "Hostile clients and limits").
+# ONLY=name1,name2 runs only the scenarios with these names.
 set -u -o pipefail
 
 SMOKE=0

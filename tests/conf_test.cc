@@ -787,9 +787,11 @@ TEST(ConfShipped, EvsseConfListsTheDefaults) {
   ExpectSame(*c.redis, redis::RedisOptions{});
 }
 
-// DirectiveLines returns the names of the lines "name ..." or "#name ...".
-std::set<std::string> DirectiveLines(const std::string& text) {
-  std::set<std::string> found;
+// DirectiveLines maps the name of each line "name args" or "#name args" to
+// its arguments (first occurrence, ";" dropped): the default that
+// conf/evsse.conf shows, "... {" for a block.
+std::map<std::string, std::string> DirectiveLines(const std::string& text) {
+  std::map<std::string, std::string> found;
   std::stringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -799,20 +801,69 @@ std::set<std::string> DirectiveLines(const std::string& text) {
     size_t end = i;
     while (end < line.size() && (std::islower(line[end]) || line[end] == '_'))
       ++end;
-    if (end > i && end < line.size() && (line[end] == ' ' || line[end] == ';'))
-      found.insert(line.substr(i, end - i));
+    if (end > i && end < line.size() &&
+        (line[end] == ' ' || line[end] == ';')) {
+      std::string args = line.substr(end);
+      args.erase(0, args.find_first_not_of(' '));
+      if (!args.empty() && args.back() == ';') args.pop_back();
+      found.emplace(line.substr(i, end - i), args);
+    }
   }
   return found;
 }
 
-TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReadme) {
-  std::set<std::string> conf = DirectiveLines(ReadSource("conf/evsse.conf"));
-  std::string readme = ReadSource("README.md");
+// ReferenceDefaults maps each directive of the tables of conf/README.md
+// ("| `name` | default | meaning |") to its default cell.
+std::map<std::string, std::string> ReferenceDefaults(const std::string& text) {
+  std::map<std::string, std::string> rows;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("| `", 0) != 0) continue;
+    size_t name_end = line.find("` | ", 3);
+    if (name_end == std::string::npos) continue;
+    size_t cell = name_end + 4;
+    std::string value;  // stays empty for "| `name` | | ..."
+    if (cell < line.size() && line[cell] != '|') {
+      size_t cell_end = line.find(" |", cell);
+      if (cell_end == std::string::npos) continue;
+      value = line.substr(cell, cell_end - cell);
+    }
+    rows.emplace(line.substr(3, name_end - 3), value);
+  }
+  return rows;
+}
+
+// Every directive of the table is in conf/evsse.conf and in the reference
+// conf/README.md, with the default evsse.conf shows (EvsseConfListsTheDefaults
+// checks that one against the code).
+TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
+  std::map<std::string, std::string> conf =
+      DirectiveLines(ReadSource("conf/evsse.conf"));
+  std::map<std::string, std::string> reference =
+      ReferenceDefaults(ReadSource("conf/README.md"));
+  // Lines of evsse.conf that show an example, not the default.
+  const std::set<std::string> examples = {"include", "subscriber_token",
+                                          "cors_origins"};
   for (const DirectiveInfo& d : DirectiveTable()) {
     std::string name(d.name);
-    EXPECT_TRUE(conf.count(name)) << name << " is missing from conf/evsse.conf";
-    EXPECT_NE(readme.find("`" + name + "`"), std::string::npos)
-        << name << " is missing from the README (as `" << name << "`)";
+    auto c = conf.find(name);
+    auto r = reference.find(name);
+    EXPECT_TRUE(c != conf.end()) << name << " is missing from conf/evsse.conf";
+    EXPECT_TRUE(r != reference.end())
+        << name << " has no row \"| `" << name << "` | default | ... |\" in "
+        << "conf/README.md";
+    if (c == conf.end() || r == reference.end()) continue;
+    const std::string& args = c->second;
+    if (!args.empty() && args.back() == '{') continue;  // a block
+    if (examples.count(name)) {
+      EXPECT_FALSE(r->second.empty())
+          << name << ": no default in conf/README.md";
+    } else if (args == "\"\"") {
+      EXPECT_EQ(r->second, "empty") << name << " in conf/README.md";
+    } else {
+      EXPECT_EQ(r->second, "`" + args + "`") << name << " in conf/README.md";
+    }
   }
 }
 

@@ -2,8 +2,8 @@
 // malformed requests, pipelining, HTTP/1.0, clients that never read and
 // clients that reset the connection at every stage. Each must get a bounded
 // answer or a close, leave no session and no socket behind, and the server
-// must keep serving a normal client afterwards. README.md ("Hostile clients
-// and limits") documents what each one gets.
+// must keep serving a normal client afterwards. module/README.md ("Hostile
+// clients and limits") documents what each one gets.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <event2/http.h>
@@ -114,9 +114,9 @@ class HostileTest : public OnEveryAdapter<HttpFixture> {
 // Slowloris, the request dribbled a byte at a time. evhttp serves it (its
 // idle timeout restarts with every byte) and the stream then outlives the
 // idle timeout (evsse turned it off). libevhtp 1.2.18 does not serve a
-// request whose path was split by the reads (its parser bug, see README):
-// it never reaches evsse, and the connection ends with libevhtp's own 404
-// or the server's idle timeout.
+// request whose path was split by the reads (its parser bug, see
+// module/README.md): it never reaches evsse, and the connection ends with
+// libevhtp's own 404 or the server's idle timeout.
 TEST_P(HostileTest, SlowlorisDribbledRequest) {
   StartServer();
   SetIdleTimeout(1);

@@ -145,7 +145,7 @@ int Run(const Config& c) {
   evhtp_t* htp = nullptr;
   sockaddr_in a{};
   socklen_t len = sizeof a;
-  // The bounds README.md recommends: an idle timeout and, on evhttp, a
+  // The bounds module/README.md recommends: an idle timeout and, on evhttp, a
   // header size limit (libevhtp has its own 8 KiB per line).
   if (!c.evhtp) {
     http = evhttp_new(base);

@@ -35,9 +35,12 @@ void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
   // synced (subscribed, then the stream's tail read): answering before
   // would let an event published in between reach nobody. So such a
   // stream starts once every topic is synced; every event published after
-  // its response started is then after the tail it starts from.
+  // its response started is then after the tail it starts from. While the
+  // link is down nothing can be published, and a client kept waiting that
+  // long would meet its proxy's timeout (a 504 an EventSource never
+  // retries): it is answered at once.
   bool wait_for_tail = false;
-  if (!cursor && endpoint_->hub()->backend()) {
+  if (!cursor && endpoint_->hub()->backend() && endpoint_->hub()->link_up()) {
     for (const Sub& s : subs) wait_for_tail |= !s.topic->synced;
   }
   if (!poll_ && !wait_for_tail) StartStream();

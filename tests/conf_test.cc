@@ -271,6 +271,11 @@ TEST(ConfValues, CountsBoolsAddresses) {
   EXPECT_TRUE(ValidateRedisAddress("unix:/run/redis.sock").ok());
   EXPECT_FALSE(ValidateRedisAddress("unix:relative.sock").ok());
   EXPECT_FALSE(ValidateRedisAddress("127.0.0.1:0").ok());
+  // One grammar with the Redis link: what the link refuses, --check refuses.
+  for (const char* bad : {"host/x:6379", "::1:6379", "unix:"})
+    EXPECT_FALSE(ValidateRedisAddress(bad).ok()) << bad;
+  EXPECT_FALSE(ValidateRedisAddress("unix:/" + std::string(200, 'x')).ok());
+  EXPECT_TRUE(ValidateRedisAddress("[::1]:6379").ok());
   EXPECT_EQ(Quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\x0a\"");
   EXPECT_EQ(Quote(std::string(70, 'x')), "\"" + std::string(64, 'x') + "...\"");
 }
@@ -367,8 +372,8 @@ TEST(ConfErrors, BadBoolEnumAddressAndString) {
             "main.conf:1: directive \"listen\": invalid address \"8080\" "
             "(expected HOST:PORT)");
   EXPECT_EQ(Error("server { redis { address unix:redis.sock; } }"),
-            "main.conf:1: directive \"address\": invalid address "
-            "\"unix:redis.sock\" (unix: needs an absolute path)");
+            "main.conf:1: directive \"address\": redis address "
+            "\"unix:redis.sock\": unix: needs an absolute path");
   EXPECT_EQ(Error("server { endpoint subscribe /e { gap_event \"\"; } }"),
             "main.conf:1: directive \"gap_event\": must not be empty \"\"");
   EXPECT_EQ(Error("server { endpoint subscribe /e { gap_event \"a\\nb\"; } }"),

@@ -265,6 +265,7 @@ TEST(RedisAddressTest, NamesTheProblem) {
       {"::1:6379", "brackets"},
       {"[::1]6379", "no port"},
       {"[::1", "no ']'"},
+      {"unix:relative.sock", "absolute path"},
   };
   for (const Case& c : cases) {
     Status s = ValidateAddress(c.address);

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "evsse/conf.h"
+#include "evsse/pubsub/address.h"
 
 namespace evsse::conf {
 namespace {
@@ -169,19 +170,7 @@ Result<HostPort> ParseHostPort(std::string_view text) {
 }
 
 Status ValidateRedisAddress(std::string_view text) {
-  if (text.substr(0, 5) == "unix:") {
-    std::string_view path = text.substr(5);
-    if (path.empty() || path[0] != '/')
-      return InvalidArgumentError("invalid address " + Quote(text) +
-                                  " (unix: needs an absolute path)");
-    return Status::Ok();
-  }
-  auto hp = ParseHostPort(text);
-  if (!hp.ok()) return hp.status();
-  if (hp->port == 0)
-    return InvalidArgumentError("invalid address " + Quote(text) +
-                                " (port must be 1..65535)");
-  return Status::Ok();
+  return pubsub::ParseAddress(text).status();
 }
 
 std::string FormatSize(uint64_t bytes) {

@@ -188,7 +188,9 @@ Result<bool> ParseBool(std::string_view text);
 // ParseHostPort: "127.0.0.1:8080", "localhost:80", "[::1]:8080"; port
 // 0..65535.
 Result<HostPort> ParseHostPort(std::string_view text);
-// ValidateRedisAddress: HOST:PORT (port 1..65535) or unix:/absolute/path.
+// ValidateRedisAddress: HOST:PORT (port 1..65535), [V6]:PORT or
+// unix:/absolute/path; the grammar of evsse::pubsub::ParseAddress, which the
+// Redis link uses too (a file that passes --check attaches).
 Status ValidateRedisAddress(std::string_view text);
 // FormatSize and FormatDuration write the largest exact unit: 65536 ->
 // "64k", 15000 ms -> "15s", 0 -> "0".

@@ -439,6 +439,10 @@ std::string LinkImpl::DownMessage() const {
          ")";
 }
 
+Status ValidateAddress(const std::string& address) {
+  return ParseAddress(address).status();
+}
+
 Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
                                               RedisOptions options) {
   if (env.base == nullptr) {

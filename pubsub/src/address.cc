@@ -1,16 +1,15 @@
-#include "address.h"
+#include "evsse/pubsub/address.h"
 
 #include <sys/un.h>
 
 #include <string>
 
-#include "evsse/redis.h"
-
-namespace evsse::redis {
+namespace evsse::pubsub {
 namespace {
 
-Status Bad(const std::string& text, const std::string& why) {
-  return InvalidArgumentError("redis address \"" + text + "\": " + why);
+Status Bad(std::string_view text, const std::string& why) {
+  return InvalidArgumentError("redis address \"" + std::string(text) +
+                              "\": " + why);
 }
 
 bool HostChar(char c, bool v6) {
@@ -23,16 +22,20 @@ bool HostChar(char c, bool v6) {
 
 }  // namespace
 
-Result<Address> ParseAddress(const std::string& text) {
+Result<Address> ParseAddress(std::string_view text) {
   Address a;
-  a.text = text;
+  a.text = std::string(text);
   if (text.empty()) {
     return Bad(text, "empty (expected host:port or unix:/path)");
   }
   if (text.compare(0, 5, "unix:") == 0) {
     a.is_unix = true;
-    a.path = text.substr(5);
+    a.path = std::string(text.substr(5));
     if (a.path.empty()) return Bad(text, "no socket path after \"unix:\"");
+    // A relative path would depend on the directory the server starts in.
+    if (a.path[0] != '/') {
+      return Bad(text, "unix: needs an absolute path");
+    }
     if (a.path.size() >= sizeof(sockaddr_un::sun_path)) {
       return Bad(text, "socket path longer than " +
                            std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
@@ -48,18 +51,18 @@ Result<Address> ParseAddress(const std::string& text) {
   if (v6) {
     size_t close = text.find(']');
     if (close == std::string::npos) return Bad(text, "no ']' after \"[\"");
-    a.host = text.substr(1, close - 1);
+    a.host = std::string(text.substr(1, close - 1));
     if (close + 1 >= text.size() || text[close + 1] != ':') {
       return Bad(text, "no port (expected [v6-address]:port)");
     }
-    port = text.substr(close + 2);
+    port = std::string(text.substr(close + 2));
   } else {
     size_t colon = text.rfind(':');
-    if (colon == std::string::npos) {
+    if (colon == std::string_view::npos) {
       return Bad(text, "no port (expected host:port or unix:/path)");
     }
-    a.host = text.substr(0, colon);
-    port = text.substr(colon + 1);
+    a.host = std::string(text.substr(0, colon));
+    port = std::string(text.substr(colon + 1));
     if (a.host.find(':') != std::string::npos) {
       return Bad(text, "an IPv6 address needs brackets: [v6-address]:port");
     }
@@ -86,8 +89,4 @@ Result<Address> ParseAddress(const std::string& text) {
   return a;
 }
 
-Status ValidateAddress(const std::string& address) {
-  return ParseAddress(address).status();
-}
-
-}  // namespace evsse::redis
+}  // namespace evsse::pubsub

@@ -42,6 +42,7 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
   fetch_share_ = std::make_unique<FetchShare>(base_, &HubImpl::MakeEvent,
                                               kFetchShareBytes, kFetchShareTtl);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) wake_error_ = errno;
   if (wake_fd_ >= 0) {
     wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
                             &HubImpl::OnWake, this);
@@ -709,8 +710,11 @@ Result<std::unique_ptr<Hub>> Hub::Create(event_base* base, HubOptions options) {
   hub->impl_ = std::make_unique<Impl>(base, std::move(options));
   if (!hub->impl_->scratch())
     return InternalError("cannot allocate an evbuffer");
-  if (hub->impl_->stats().connections_total != 0 || hub->impl_->base() != base)
-    return InternalError("hub initialisation failed");
+  // Without its wake-up descriptor no publish would ever reach the loop.
+  if (int e = hub->impl_->wake_error(); e != 0)
+    return UnavailableError(std::string("cannot make the Hub's wake-up "
+                                        "eventfd: ") +
+                            std::strerror(e));
   return hub;
 }
 

@@ -305,6 +305,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   HubStats& stats() { return stats_; }
   HubStats Stats() const;  // with the computed fields
   bool draining() const { return draining_; }
+  int wake_error() const { return wake_error_; }
   evbuffer* scratch() const { return scratch_; }
   std::string& id_scratch() { return id_scratch_; }
   // Tail is where a fresh subscription of `t` starts: after the newest
@@ -429,6 +430,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   std::mutex inbox_mu_;
   std::vector<Pending> inbox_;
   int wake_fd_ = -1;
+  int wake_error_ = 0;  // errno of a failed eventfd (Create then fails)
   event* wake_event_ = nullptr;
   std::vector<Pending> batch_;  // loop-owned, reused
 

@@ -555,5 +555,20 @@ TEST(DecodeEventBodyTest, ReversesAppendEventBody) {
   }
 }
 
+TEST(WireTest, IdFromATopicPosition) {
+  std::string out = "data: x\n";
+  AppendIdAndEnd(out, pubsub::TopicCursor{35, {1700000000000, 3}});
+  EXPECT_EQ(out, "data: x\nid: z.1700000000000-3\n\n");
+}
+
+TEST(WireTest, GapDataIsJsonForAnyTopicName) {
+  std::string out;
+  AppendGapData(out, {"a", "b/c"}, false);
+  EXPECT_EQ(out, R"({"topics":["a","b/c"],"reason":"expired"})");
+  out.clear();
+  AppendGapData(out, {"q\"\\\n"}, true);
+  EXPECT_EQ(out, R"({"topics":["q\"\\\u000a"],"reason":"unknown"})");
+}
+
 }  // namespace
 }  // namespace evsse

@@ -132,9 +132,7 @@ Status HubImpl::Publish(std::string_view topic, Message message,
   bus_->Publish(
       std::string(topic), std::move(body),
       [](pubsub::Event& ev) {
-        ev.wire += "id: ";
-        pubsub::AppendPosition(ev.wire, {ev.epoch, ev.position});
-        ev.wire += "\n\n";
+        AppendIdAndEnd(ev.wire, {ev.epoch, ev.position});
       },
       this, token);
   return Status::Ok();
@@ -272,9 +270,7 @@ pubsub::EventRef HubImpl::MakeEvent(const std::string& topic, uint64_t epoch,
   ev->wire.reserve(e.data.size() + e.type.size() + 64);
   AppendEventBody(ev->wire, e.type, e.data);
   ev->body_size = static_cast<uint32_t>(ev->wire.size());
-  ev->wire += "id: ";
-  pubsub::AppendPosition(ev->wire, {epoch, e.position});
-  ev->wire += "\n\n";
+  AppendIdAndEnd(ev->wire, {epoch, e.position});
   return ref;
 }
 

@@ -308,6 +308,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   int wake_error() const { return wake_error_; }
   evbuffer* scratch() const { return scratch_; }
   std::string& id_scratch() { return id_scratch_; }
+  std::string& frame_scratch() { return frame_scratch_; }
   // Tail is where a fresh subscription of `t` starts: after the newest
   // event this node has, or the stream tail it synced at. Floor is where
   // the topic's history becomes complete: a cursor below it has expired
@@ -462,6 +463,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
 
   evbuffer* scratch_ = nullptr;
   std::string id_scratch_;
+  std::string frame_scratch_;
   bool closing_ = false;  // the Hub is being destroyed
 };
 

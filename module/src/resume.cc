@@ -214,15 +214,9 @@ void Session::Ready() {
   HubImpl* hub = endpoint_->hub();
   if (!resume_->gapped.empty()) {
     ++hub->stats().gaps;
-    std::string g = "{\"topics\":[";
-    for (size_t i = 0; i < resume_->gapped.size(); ++i) {
-      if (i) g += ',';
-      g += '"' + resume_->gapped[i] + '"';  // names need no escaping
-    }
-    g += "],\"reason\":\"";
-    g += resume_->unknown ? "unknown" : "expired";
-    g += "\"}";
-    cold().gap_json = std::move(g);
+    std::string& gap = cold().gap_json;
+    gap.clear();
+    AppendGapData(gap, resume_->gapped, resume_->unknown);
   }
   resume_.reset();
   if (poll_) return BeginPoll();
@@ -230,9 +224,10 @@ void Session::Ready() {
   if (has_gap()) {
     std::string gap;
     AppendEventBody(gap, endpoint_->options().gap_event, cold_->gap_json);
-    gap += "id: ";
-    AppendCursor(gap);
-    gap += "\n\n";
+    std::string& id = hub->id_scratch();
+    id.clear();
+    AppendCursor(id);
+    AppendIdAndEnd(gap, id);
     evbuffer_add(hub->scratch(), gap.data(), gap.size());
     cold_->gap_json.clear();
   }

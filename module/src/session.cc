@@ -155,10 +155,12 @@ bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
                   return;
                 }
                 AddShared(out, e, e.body_size);
-                id.assign("id: ");
+                id.clear();
                 AppendCursor(id);
-                id += "\n\n";
-                evbuffer_add(out, id.data(), id.size());
+                std::string& line = hub->frame_scratch();
+                line.clear();
+                AppendIdAndEnd(line, id);
+                evbuffer_add(out, line.data(), line.size());
               });
 }
 
@@ -294,17 +296,16 @@ void Session::AnswerPoll() {
   if (!ok) {
     // Events after the cursor were dropped while this poll waited: report a
     // gap and move the cursor to now, as a stream would on reconnect.
-    nlohmann::ordered_json topics = nlohmann::ordered_json::array();
+    std::vector<std::string> topics;
     for (Sub& s : subs) {
       if (s.pos < s.topic->history.evicted_up_to()) {
         topics.push_back(s.topic->name);
         s.pos = hub->Tail(s.topic);
       }
     }
-    nlohmann::ordered_json gap;
-    gap["topics"] = topics;
-    gap["reason"] = "expired";
-    cold().gap_json = gap.dump();
+    std::string& gap = cold().gap_json;
+    gap.clear();
+    AppendGapData(gap, topics, false);
     ++hub->stats().gaps;
   }
   id.clear();

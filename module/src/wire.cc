@@ -218,6 +218,39 @@ void AppendIdAndEnd(std::string& out, std::string_view id) {
   out.append("\n\n");
 }
 
+void AppendIdAndEnd(std::string& out, const pubsub::TopicCursor& id) {
+  Reserve(out, pubsub::kMaxPositionChars + 6);
+  out.append("id: ");
+  pubsub::AppendPosition(out, id);
+  out.append("\n\n");
+}
+
+void AppendGapData(std::string& out, const std::vector<std::string>& topics,
+                   bool unknown) {
+  out += "{\"topics\":[";
+  for (size_t i = 0; i < topics.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    // Topic names need no escaping (request.cc allows A-Z a-z 0-9 - _ . :
+    // @ /); this keeps the JSON valid for any name all the same.
+    for (char c : topics[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        static const char kHex[] = "0123456789abcdef";
+        out += "\\u00";
+        out += kHex[(c >> 4) & 0xf];
+        out += kHex[c & 0xf];
+      } else {
+        out += c;
+      }
+    }
+    out += '"';
+  }
+  out += unknown ? "],\"reason\":\"unknown\"}" : "],\"reason\":\"expired\"}";
+}
+
 void AppendComment(std::string& out, std::string_view text) {
   Reserve(out, text.size() + 3 * CountLines(text));
   LineSplitter splitter(text);

@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "evsse/pubsub/cursor.h"
 #include "evsse/status.h"
 
 namespace evsse {
@@ -48,6 +50,14 @@ void AppendEventBody(std::string& out, std::string_view type,
 // AppendIdAndEnd appends "id: <id>\n\n" (or just "\n" when `id` is empty),
 // ending an event begun with AppendEventBody.
 void AppendIdAndEnd(std::string& out, std::string_view id);
+// The same with one topic's position as the id ("<epoch>.<position>").
+void AppendIdAndEnd(std::string& out, const pubsub::TopicCursor& id);
+// AppendGapData appends the data of the gap event, the JSON object
+// {"topics":[...],"reason":"expired"|"unknown"}: the topics whose history no
+// longer reaches the client's cursor ("expired"), or whose cursor this
+// history does not know ("unknown").
+void AppendGapData(std::string& out, const std::vector<std::string>& topics,
+                   bool unknown);
 
 // AppendComment appends a comment. Each line of `text` (split on CR, LF,
 // CRLF) becomes ": <line>\n"; an empty text gives ":\n" (a heartbeat).

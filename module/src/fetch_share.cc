@@ -21,12 +21,12 @@ FetchShare::FetchShare(event_base* base, Encode encode, size_t max_bytes,
     : encode_(std::move(encode)),
       max_bytes_(max_bytes),
       ttl_(ttl),
-      timer_(evtimer_new(base, &FetchShare::OnTimer, this)),
-      ready_event_(event_new(base, -1, 0, &FetchShare::OnReady, this)) {}
+      timer_(base, &FetchShare::OnTimer, this),
+      ready_event_(base, &FetchShare::OnReady, this) {}
 
 FetchShare::~FetchShare() {
-  event_free(timer_);
-  event_free(ready_event_);
+  timer_.Cancel();
+  ready_event_.Cancel();
   // Every waiter hears exactly once; a reply the Backend sends later finds
   // its flight finished and is dropped.
   std::vector<Done> left;
@@ -171,7 +171,7 @@ void FetchShare::Clear() {
   order_.clear();
   bytes_ = 0;
   pages_ = 0;
-  evtimer_del(timer_);
+  timer_.Cancel();
 }
 
 void FetchShare::Expire(int64_t now_ms) {
@@ -183,16 +183,13 @@ void FetchShare::Expire(int64_t now_ms) {
 }
 
 void FetchShare::ArmTimer() {
-  if (order_.empty() || evtimer_pending(timer_, nullptr)) return;
-  int64_t ms = std::max<int64_t>(order_.front().expires_ms - NowMs(), 1);
-  timeval tv{static_cast<time_t>(ms / 1000),
-             static_cast<suseconds_t>((ms % 1000) * 1000)};
-  evtimer_add(timer_, &tv);
+  if (order_.empty() || timer_.pending()) return;
+  timer_.AfterMs(std::max<int64_t>(order_.front().expires_ms - NowMs(), 1));
 }
 
 void FetchShare::Defer(Done done, Result<PageRef> r) {
   ready_.emplace_back(std::move(done), std::move(r));
-  event_active(ready_event_, EV_TIMEOUT, 0);
+  ready_event_.Activate();
 }
 
 void FetchShare::OnTimer(int, short, void* arg) {

@@ -31,6 +31,7 @@
 #include "evsse/options.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/pubsub/history.h"
+#include "timer.h"
 
 struct event;
 struct event_base;
@@ -139,8 +140,8 @@ class FetchShare {
   size_t bytes_ = 0;
   size_t pages_ = 0;
   std::deque<std::pair<Done, Result<PageRef>>> ready_;  // deferred answers
-  event* timer_;
-  event* ready_event_;
+  OwnedEvent timer_;
+  OwnedEvent ready_event_;
   uint64_t requests_ = 0;
   uint64_t fetches_ = 0;
   uint64_t joined_ = 0;

@@ -34,27 +34,24 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
     : base_(base), options_(std::move(options)) {
   bus_ = options_.bus ? options_.bus : std::make_shared<pubsub::Bus>();
   scratch_ = evbuffer_new();
-  reap_event_ = event_new(base_, -1, 0, &HubImpl::OnReap, this);
-  done_event_ = event_new(base_, -1, 0, &HubImpl::OnShutdownDone, this);
-  wave_timer_ = evtimer_new(base_, &HubImpl::OnWave, this);
-  flush_event_ = event_new(base_, -1, 0, &HubImpl::OnFlush, this);
-  flush_timer_ = evtimer_new(base_, &HubImpl::OnFlushTimer, this);
+  reap_event_ = OwnedEvent(base_, &HubImpl::OnReap, this);
+  done_event_ = OwnedEvent(base_, &HubImpl::OnShutdownDone, this);
+  wave_timer_ = OwnedEvent(base_, &HubImpl::OnWave, this);
+  flush_event_ = OwnedEvent(base_, &HubImpl::OnFlush, this);
+  flush_timer_ = OwnedEvent(base_, &HubImpl::OnFlushTimer, this);
   fetch_share_ = std::make_unique<FetchShare>(base_, &HubImpl::MakeEvent,
                                               kFetchShareBytes, kFetchShareTtl);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) wake_error_ = errno;
   if (wake_fd_ >= 0) {
-    wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST,
-                            &HubImpl::OnWake, this);
-    event_add(wake_event_, nullptr);
+    wake_event_ = OwnedEvent(base_, &HubImpl::OnWake, this,
+                             EV_READ | EV_PERSIST, wake_fd_);
+    wake_event_.Add();
   }
   if (options_.history_max_age.count() > 0) {
-    sweep_timer_ = event_new(base_, -1, EV_PERSIST, &HubImpl::OnSweep, this);
-    int64_t every =
-        std::clamp<int64_t>(options_.history_max_age.count() / 8, 20, 1000);
-    timeval tv{static_cast<time_t>(every / 1000),
-               static_cast<suseconds_t>((every % 1000) * 1000)};
-    event_add(sweep_timer_, &tv);
+    sweep_timer_ = OwnedEvent(base_, &HubImpl::OnSweep, this, EV_PERSIST);
+    sweep_timer_.AfterMs(
+        std::clamp<int64_t>(options_.history_max_age.count() / 8, 20, 1000));
   }
   // Attach last: from here on publishers on other threads may reach us.
   // Events the bus carried before this Hub joined are not in its history:
@@ -83,14 +80,8 @@ HubImpl::~HubImpl() {
   done.swap(shutdown_done_);
   for (auto& d : done) d();
   endpoints.clear();
-  if (wake_event_) event_free(wake_event_);
+  wake_event_ = OwnedEvent();  // before its descriptor goes
   if (wake_fd_ >= 0) close(wake_fd_);
-  if (sweep_timer_) event_free(sweep_timer_);
-  event_free(reap_event_);
-  event_free(done_event_);
-  event_free(wave_timer_);
-  event_free(flush_event_);
-  event_free(flush_timer_);
   evbuffer_free(scratch_);
 }
 
@@ -294,7 +285,7 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
   MarkDirty(t, options_.coalesce_window.count() > 0 ? NowUs() : 0);
   Retouch(t, true);
   // Fan out once per batch of deliveries (one read from the store).
-  event_active(flush_event_, EV_TIMEOUT, 0);
+  flush_event_.Activate();
 }
 
 void HubImpl::MarkDirty(Topic* t, int64_t now) {
@@ -357,11 +348,7 @@ void HubImpl::Flush(bool force) {
   dirty_topics_.resize(kept);
   // What the fan-out delivered may be evicted now.
   if (OverBudget(0)) EvictFor(0);
-  if (kept > 0 && !evtimer_pending(flush_timer_, nullptr)) {
-    timeval tv{static_cast<time_t>(window / 1000000),
-               static_cast<suseconds_t>(window % 1000000)};
-    evtimer_add(flush_timer_, &tv);
-  }
+  if (kept > 0 && !flush_timer_.pending()) flush_timer_.AfterUs(window);
 }
 
 // ResetTopic: the topic's stream was recreated (new epoch). Positions of the
@@ -566,7 +553,7 @@ void HubImpl::Subscribe(Session* s, Topic* t) {
 void HubImpl::Retire(Session* s) {
   sessions_.Remove(s);
   graveyard_.push_back(s);
-  event_active(reap_event_, EV_TIMEOUT, 0);
+  reap_event_.Activate();
 }
 
 void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
@@ -632,18 +619,14 @@ void HubImpl::OnWave(evutil_socket_t, short, void* arg) {
     if (!s) break;
     s->Close(CloseReason::kShutdown);
   }
-  if (!self->sessions_.empty()) {
-    int64_t ms = self->wave_interval_ms_;
-    timeval tv{static_cast<time_t>(ms / 1000),
-               static_cast<suseconds_t>((ms % 1000) * 1000)};
-    evtimer_add(self->wave_timer_, &tv);
-  }
+  if (!self->sessions_.empty())
+    self->wave_timer_.AfterMs(self->wave_interval_ms_);
 }
 
 void HubImpl::MaybeFinishShutdown() {
   if (draining_ && sessions_.empty() && graveyard_.empty() &&
       !shutdown_done_.empty())
-    event_active(done_event_, EV_TIMEOUT, 0);
+    done_event_.Activate();
 }
 
 void HubImpl::OnShutdownDone(evutil_socket_t, short, void* arg) {

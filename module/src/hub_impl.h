@@ -26,6 +26,7 @@
 #include "evsse/pubsub/history.h"
 #include "fetch_share.h"
 #include "lists.h"
+#include "timer.h"
 
 namespace evsse::internal {
 
@@ -223,7 +224,7 @@ class Session final : public Link<HeartbeatTag>,
 
   StreamEndpoint* endpoint_;
   Exchange* exchange_;
-  event* lifetime_timer_ = nullptr;
+  OwnedEvent lifetime_timer_;
   bool closed_ = false;
   bool catching_up_ = true;
   bool poll_ = false;
@@ -432,7 +433,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   std::vector<Pending> inbox_;
   int wake_fd_ = -1;
   int wake_error_ = 0;  // errno of a failed eventfd (Create then fails)
-  event* wake_event_ = nullptr;
+  OwnedEvent wake_event_;
   std::vector<Pending> batch_;  // loop-owned, reused
 
   pubsub::HistoryMeter meter_;  // before topics_: their histories report
@@ -445,21 +446,21 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
 
   List<Session, AllTag> sessions_;
   std::vector<Session*> graveyard_;
-  event* reap_event_ = nullptr;
-  event* sweep_timer_ = nullptr;
+  OwnedEvent reap_event_;
+  OwnedEvent sweep_timer_;
 
   bool draining_ = false;
   std::vector<std::function<void()>> shutdown_done_;
-  event* wave_timer_ = nullptr;
-  event* done_event_ = nullptr;
+  OwnedEvent wave_timer_;
+  OwnedEvent done_event_;
   size_t wave_size_ = 0;
   int64_t wave_interval_ms_ = 0;
 
   std::atomic<Backend*> backend_{nullptr};
   bool link_up_ = false;
   std::unique_ptr<FetchShare> fetch_share_;
-  event* flush_event_ = nullptr;  // batches backend deliveries
-  event* flush_timer_ = nullptr;  // fans out coalesced topics
+  OwnedEvent flush_event_;  // batches backend deliveries
+  OwnedEvent flush_timer_;  // fans out coalesced topics
 
   evbuffer* scratch_ = nullptr;
   std::string id_scratch_;

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "timer.h"
+
 namespace evsse::internal {
 
 inline int64_t NowUs() {
@@ -78,9 +80,8 @@ class DeadlineList {
   DeadlineList(event_base* base, int64_t interval_ms,
                std::function<void(T*)> expire)
       : interval_ms_(interval_ms), expire_(std::move(expire)) {
-    timer_ = evtimer_new(base, &DeadlineList::OnTimer, this);
+    timer_ = OwnedEvent(base, &DeadlineList::OnTimer, this);
   }
-  ~DeadlineList() { event_free(timer_); }
   DeadlineList(const DeadlineList&) = delete;
   DeadlineList& operator=(const DeadlineList&) = delete;
 
@@ -92,7 +93,7 @@ class DeadlineList {
     list_.Remove(t);
     static_cast<Link<Tag>*>(t)->since = now;
     list_.PushBack(t);
-    if (!evtimer_pending(timer_, nullptr)) Arm(now);
+    if (!timer_.pending()) Arm(now);
   }
   // Add queues t only if it is not queued yet (keeps the older time).
   void Add(T* t, int64_t now) {
@@ -109,22 +110,17 @@ class DeadlineList {
       self->list_.Remove(t);
       self->expire_(t);
     }
-    if (!self->list_.empty() && !evtimer_pending(self->timer_, nullptr))
-      self->Arm(now);
+    if (!self->list_.empty() && !self->timer_.pending()) self->Arm(now);
   }
   void Arm(int64_t now) {
     T* t = list_.front();
-    int64_t delay = static_cast<Link<Tag>*>(t)->since + interval_ms_ - now;
-    if (delay < 0) delay = 0;
-    timeval tv{static_cast<time_t>(delay / 1000),
-               static_cast<suseconds_t>((delay % 1000) * 1000)};
-    evtimer_add(timer_, &tv);
+    timer_.AfterMs(static_cast<Link<Tag>*>(t)->since + interval_ms_ - now);
   }
 
   const int64_t interval_ms_;
   std::function<void(T*)> expire_;
   List<T, Tag> list_;
-  event* timer_ = nullptr;
+  OwnedEvent timer_;
 };
 
 }  // namespace evsse::internal

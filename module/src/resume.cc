@@ -68,11 +68,8 @@ void Session::StartStream() {
   AfterWrite(0);
   if (o.max_lifetime.count() > 0) {
     lifetime_timer_ =
-        evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
-    int64_t ms = endpoint_->JitteredLifetime();
-    timeval tv{static_cast<time_t>(ms / 1000),
-               static_cast<suseconds_t>((ms % 1000) * 1000)};
-    evtimer_add(lifetime_timer_, &tv);
+        OwnedEvent(endpoint_->hub()->base(), &Session::OnLifetime, this);
+    lifetime_timer_.AfterMs(endpoint_->JitteredLifetime());
   }
 }
 
@@ -257,11 +254,8 @@ void Session::BeginPoll() {
     return;
   }
   lifetime_timer_ =
-      evtimer_new(endpoint_->hub()->base(), &Session::OnLifetime, this);
-  int64_t ms = o.poll_timeout.count();
-  timeval tv{static_cast<time_t>(ms / 1000),
-             static_cast<suseconds_t>((ms % 1000) * 1000)};
-  evtimer_add(lifetime_timer_, &tv);
+      OwnedEvent(endpoint_->hub()->base(), &Session::OnLifetime, this);
+  lifetime_timer_.AfterMs(o.poll_timeout.count());
 }
 
 }  // namespace evsse::internal

@@ -44,7 +44,6 @@ Session::Session(StreamEndpoint* endpoint, Exchange* exchange, bool poll)
 }
 
 Session::~Session() {
-  if (lifetime_timer_) event_free(lifetime_timer_);
   endpoint_->heartbeats().Remove(this);
   endpoint_->stalls().Remove(this);
 }
@@ -331,7 +330,7 @@ void Session::Finish() {
   --hub->stats().connections_active;
   endpoint_->heartbeats().Remove(this);
   endpoint_->stalls().Remove(this);
-  if (lifetime_timer_) event_del(lifetime_timer_);
+  if (lifetime_timer_) lifetime_timer_.Cancel();
   exchange_ = nullptr;
   hub->Retire(this);
 }

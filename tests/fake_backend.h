@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "evsse/backend.h"
+#include "evsse/ext/backend.h"
 #include "evsse/hub.h"
 
 namespace evsse::testing {

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "evsse/backend.h"
+#include "evsse/ext/backend.h"
 #include "evsse/hub.h"
 #include "evsse/redis.h"
 #include "redis/link.h"

@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "evsse/backend.h"
+#include "evsse/ext/backend.h"
 #include "evsse/options.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/pubsub/history.h"

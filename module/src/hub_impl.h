@@ -18,8 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "evsse/backend.h"
-#include "evsse/exchange.h"
+#include "evsse/ext/backend.h"
+#include "evsse/ext/exchange.h"
 #include "evsse/hub.h"
 #include "evsse/options.h"
 #include "evsse/pubsub/bus.h"

@@ -30,8 +30,8 @@
 #include <string>
 #include <string_view>
 
-#include "evsse/backend.h"
-#include "evsse/exchange.h"
+#include "evsse/ext/backend.h"
+#include "evsse/ext/exchange.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
 

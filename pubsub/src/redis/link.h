@@ -8,7 +8,7 @@
 #include <memory>
 #include <string_view>
 
-#include "evsse/backend.h"
+#include "evsse/ext/backend.h"
 #include "evsse/redis.h"
 #include "evsse/status.h"
 

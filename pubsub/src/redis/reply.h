@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "evsse/backend.h"
+#include "evsse/ext/backend.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/status.h"
 

@@ -1,12 +1,13 @@
-// The seam between a Hub and a shared store that several nodes publish
+// Extension seam (for store writers, not for applications): the seam
+// between a Hub and a shared store that several nodes publish
 // through (evsse::redis implements it). The Hub stays free of Redis; the
 // store stays free of HTTP and sessions.
 //
 // Everything here runs on the Hub's loop thread. Every callback passed to a
 // Backend fires exactly once, also when the Backend is destroyed (with
 // kCancelled) or the link is down (kUnavailable).
-#ifndef EVSSE_BACKEND_H_
-#define EVSSE_BACKEND_H_
+#ifndef EVSSE_EXT_BACKEND_H_
+#define EVSSE_EXT_BACKEND_H_
 
 #include <cstdint>
 #include <functional>
@@ -102,4 +103,4 @@ class Backend {
 
 }  // namespace evsse
 
-#endif  // EVSSE_BACKEND_H_
+#endif  // EVSSE_EXT_BACKEND_H_

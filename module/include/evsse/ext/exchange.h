@@ -1,4 +1,5 @@
-// The seam between evsse's core and an HTTP library: one request and its
+// Extension seam (for adapter writers, not for applications): the seam
+// between evsse's core and an HTTP library: one request and its
 // response. An adapter (evhttp.h, later evhtp.h) implements Exchange for its
 // library and hands each request to a Handler; the core decides every status,
 // header and byte. Adding an HTTP library means one new Exchange, nothing
@@ -6,8 +7,8 @@
 //
 // Everything here runs on the loop thread of the server the request came in
 // on.
-#ifndef EVSSE_EXCHANGE_H_
-#define EVSSE_EXCHANGE_H_
+#ifndef EVSSE_EXT_EXCHANGE_H_
+#define EVSSE_EXT_EXCHANGE_H_
 
 #include <cstddef>
 #include <string>
@@ -91,4 +92,4 @@ class Handler {
 
 }  // namespace evsse
 
-#endif  // EVSSE_EXCHANGE_H_
+#endif  // EVSSE_EXT_EXCHANGE_H_

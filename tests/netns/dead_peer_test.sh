@@ -19,7 +19,7 @@
 #     (30 s) could.
 #  3. lossy link: evsse-tail through a relay in the router (delay_relay.py:
 #     75 ms each way, so 150 ms round trip, and it cuts each connection
-#     after 2-5 s) with real 3 % packet loss in each direction on the
+#     after 1.5-3.5 s) with real 3 % packet loss in each direction on the
 #     client's hop (iptables statistic); every one of N events arrives
 #     exactly once and in order, resuming with Last-Event-ID after each cut.
 # --long: case 3 with 600 events, and case 1 at the defaults (heartbeat 15s,
@@ -93,10 +93,6 @@ for ns in "$SRV" "$RTR" "$CLI"; do ip -n "$ns" link set lo up; done
 ip -n "$SRV" route add default via 198.18.0.2
 ip -n "$CLI" route add default via 198.18.1.1
 in_ns "$RTR" sysctl -qw net.ipv4.ip_forward=1 || exit 1
-in_ns "$CLI" ping -c1 -W2 198.18.0.1 >/dev/null || {
-  echo "FAIL: the namespaces cannot reach each other" >&2
-  exit 1
-}
 
 now_ms() { date +%s%3N; }
 
@@ -155,7 +151,7 @@ wait_active() {  # wait_active N TIMEOUT_S
 publish() {  # publish TITLE
   in_ns "$SRV" curl -sf --max-time 5 -o /dev/null \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "{\"severity\":\"info\",\"title\":\"$1\",\"team\":\"ops\"}" \
+    -d "{\"severity\":\"info\",\"title\":\"$1\",\"body\":\"-\",\"team\":\"ops\"}" \
     http://198.18.0.1:8080/alerts
 }
 
@@ -226,7 +222,7 @@ loss_case() {
   in_ns "$RTR" iptables -A OUTPUT -o r1 -m statistic --mode random \
     --probability 0.03 -j DROP
   in_ns "$RTR" python3 -u "$HERE/delay_relay.py" 198.18.1.1:8080 \
-    198.18.0.1:8080 75 2 5 "$seed" >"$WORK/relay.log" 2>&1 &
+    198.18.0.1:8080 75 1.5 3.5 "$seed" >"$WORK/relay.log" 2>&1 &
   PIDS+=($!)
   local i
   for ((i = 0; i < 50; i++)); do

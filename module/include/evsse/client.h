@@ -97,7 +97,7 @@ struct ClientOptions {
   // this long (TCP_USER_TIMEOUT); then the client reconnects. Unlike
   // idle_timeout it needs no heartbeat from the server. TCP_NODELAY is set
   // either way. 0 = the kernel's defaults.
-  std::chrono::milliseconds dead_peer_timeout{30000};
+  std::chrono::milliseconds dead_peer_timeout{45000};
   // Limits of the stream parser (see StreamParser::Limits): events of
   // several MiB pass by default. Past either the connection fails with
   // kResourceExhausted naming the option, and is retried with backoff.

@@ -113,11 +113,15 @@ struct StreamOptions {
   // unacknowledged for this long (TCP_USER_TIMEOUT), or, on a quiet
   // connection, once keepalive probes (tuned to the same time) go
   // unanswered. With heartbeats the next heartbeat is such data, so a
-  // vanished subscriber is freed within about heartbeat + this (45 s at
-  // the defaults). TCP_NODELAY is set on every stream socket either way.
-  // 0 = the kernel's defaults (about 15 minutes of retransmissions; two
-  // hours before keepalive probes). TCP sockets only.
-  Millis dead_peer_timeout{30000};
+  // vanished subscriber is freed within about heartbeat + this (about a
+  // minute at the defaults). Since Linux 5.11 the same timeout also ends a
+  // peer that keeps a zero receive window this long; the default stays
+  // above write_stall_timeout so that a reader that stops reading is
+  // normally closed (and counted) as a write stall. TCP_NODELAY is set on
+  // every stream socket either way. 0 = the kernel's defaults (about 15
+  // minutes of retransmissions; two hours before keepalive probes). TCP
+  // sockets only.
+  Millis dead_peer_timeout{45000};
   // Streams are ended after max_lifetime + uniform(0, lifetime_jitter), so
   // reconnects spread out (clients resume with Last-Event-ID). 0 = off.
   Millis max_lifetime{0};

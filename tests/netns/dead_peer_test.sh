@@ -34,6 +34,7 @@ set -uo pipefail
 ALERTS=${1:?usage: dead_peer_test.sh EVSSE_ALERTS EVSSE_TAIL [--long|--bench]}
 TAIL=${2:?usage: dead_peer_test.sh EVSSE_ALERTS EVSSE_TAIL [--long|--bench]}
 MODE=${3:-short}
+CASE=("${@:4}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
@@ -155,8 +156,11 @@ publish() {  # publish TITLE
     http://198.18.0.1:8080/alerts
 }
 
-blackhole() { in_ns "$RTR" iptables -I FORWARD 1 -j DROP; }
-unblackhole() { in_ns "$RTR" iptables -D FORWARD -j DROP; }
+# -w: the xtables lock is one file for every namespace of the machine, and
+# other tests may hold it; without -w iptables fails at once.
+ipt() { in_ns "$RTR" iptables -w 10 "$@"; }
+blackhole() { ipt -I FORWARD 1 -j DROP; }
+unblackhole() { ipt -F FORWARD; }
 
 # dead_peer_case NAME HEARTBEAT DEAD_PEER BOUND_MS EVENTS_PER_S: prints the
 # time from the black hole to the server freeing the stream.
@@ -183,7 +187,10 @@ dead_peer_case() {
     PIDS+=("$pub_pid")
     sleep 1
   fi
-  blackhole
+  if ! blackhole; then
+    echo "FAIL [$name]: iptables could not insert the DROP rule" >&2
+    return 1
+  fi
   local t0 t1 limit
   t0=$(now_ms)
   limit=$((bound + 30000))
@@ -217,10 +224,9 @@ dead_peer_case() {
 loss_case() {
   local n=$1 seed=$$
   start_server 1s 5s || return 1
-  in_ns "$RTR" iptables -A INPUT -i r1 -m statistic --mode random \
-    --probability 0.03 -j DROP
-  in_ns "$RTR" iptables -A OUTPUT -o r1 -m statistic --mode random \
-    --probability 0.03 -j DROP
+  ipt -A INPUT -i r1 -m statistic --mode random --probability 0.03 -j DROP &&
+    ipt -A OUTPUT -o r1 -m statistic --mode random --probability 0.03 \
+      -j DROP || return 1
   in_ns "$RTR" python3 -u "$HERE/delay_relay.py" 198.18.1.1:8080 \
     198.18.0.1:8080 75 1.5 3.5 "$seed" >"$WORK/relay.log" 2>&1 &
   PIDS+=($!)
@@ -255,7 +261,7 @@ loss_case() {
   stop "$tail_pid"
   local cuts drops
   cuts=$(grep -c '^cut' "$WORK/relay.log")
-  drops=$(in_ns "$RTR" iptables -L -v -x -n | awk '/statistic/ { s += $1 } END { print s + 0 }')
+  drops=$(ipt -L -v -x -n | awk '/statistic/ { s += $1 } END { print s + 0 }')
   python3 - "$WORK/tail.out" "$n" <<'EOF'
 import json, sys
 path, n = sys.argv[1], int(sys.argv[2])
@@ -277,8 +283,8 @@ EOF
   local ok=$?
   echo "loss: $n events through 150 ms RTT + 3 % loss each way, $cuts cuts, $drops packets dropped, $(($(now_ms) - t0)) ms: $( ((ok == 0)) && echo 'each exactly once, in order' || echo FAILED)"
   stop "$SERVER_PID"
-  in_ns "$RTR" iptables -F INPUT
-  in_ns "$RTR" iptables -F OUTPUT
+  ipt -F INPUT
+  ipt -F OUTPUT
   if ((ok != 0)); then
     echo "--- tail stderr" >&2
     tail -20 "$WORK/tail.err" >&2
@@ -309,8 +315,11 @@ case "$MODE" in
       dead_peer_case "tightest, run $run" 1s 1s 3000 0 || FAILED=1
     done
     ;;
+  --case)  # --case HEARTBEAT DEAD_PEER_TIMEOUT BOUND_MS EVENTS_PER_S
+    dead_peer_case "custom" "${CASE[@]}" || FAILED=1
+    ;;
   *)
-    echo "unknown mode $MODE (use --long or --bench)" >&2
+    echo "unknown mode $MODE (use --long, --bench or --case)" >&2
     exit 2
     ;;
 esac

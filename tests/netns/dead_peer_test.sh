@@ -116,12 +116,16 @@ server {
     endpoint metrics /metrics { }
 }
 EOF
-  ALERTS_TOKEN=$TOKEN in_ns "$SRV" "$ALERTS" --config "$WORK/alerts.conf" \
-    >"$WORK/server.log" 2>&1 &
+  # Background processes start with `ip netns exec` itself, not through
+  # in_ns: $! is then the program's own PID (ip execs it), so stop() reaches
+  # it; a function would put a subshell in between.
+  ALERTS_TOKEN=$TOKEN ip netns exec "$SRV" "$ALERTS" \
+    --config "$WORK/alerts.conf" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   local i
   for ((i = 0; i < 100; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
     metric evsse_connections_active >/dev/null && return 0
     sleep 0.1
   done
@@ -161,6 +165,20 @@ publish() {  # publish TITLE
 # -w: the xtables lock is one file for every namespace of the machine, and
 # other tests may hold it; without -w iptables fails at once.
 ipt() { in_ns "$RTR" iptables -w 10 "$@"; }
+diagnose() {
+  {
+    echo "--- router FORWARD chain"
+    ipt -L FORWARD -v -n
+    echo "--- server sockets"
+    in_ns "$SRV" ss -tnoi
+    echo "--- client sockets"
+    in_ns "$CLI" ss -tno
+    echo "--- server log"
+    tail -5 "$WORK/server.log"
+    echo "--- curl"
+    tail -c 300 "$WORK/curl.out"
+  } >&2
+}
 blackhole() { ipt -I FORWARD 1 -j DROP; }
 unblackhole() { ipt -F FORWARD; }
 
@@ -169,12 +187,13 @@ unblackhole() { ipt -F FORWARD; }
 dead_peer_case() {
   local name=$1 hb=$2 dp=$3 bound=$4 rate=$5
   start_server "$hb" "$dp" || return 1
-  in_ns "$CLI" curl -sN --max-time 600 \
+  ip netns exec "$CLI" curl -sN --max-time 600 \
     'http://198.18.0.1:8080/alerts/stream?topic=ops' >"$WORK/curl.out" 2>&1 &
   local curl_pid=$!
   PIDS+=("$curl_pid")
   if ! wait_active 1 10; then
     echo "FAIL [$name]: the subscriber did not connect" >&2
+    diagnose
     stop "$curl_pid"
     stop "$SERVER_PID"
     return 1
@@ -211,6 +230,7 @@ dead_peer_case() {
   stop "$SERVER_PID"
   if [[ -z $t1 ]]; then
     echo "FAIL [$name]: the stream was not freed within $((limit / 1000)) s" >&2
+    diagnose
     return 1
   fi
   local took=$((t1 - t0))
@@ -229,7 +249,7 @@ loss_case() {
   ipt -A INPUT -i r1 -m statistic --mode random --probability 0.03 -j DROP &&
     ipt -A OUTPUT -o r1 -m statistic --mode random --probability 0.03 \
       -j DROP || return 1
-  in_ns "$RTR" python3 -u "$HERE/delay_relay.py" 198.18.1.1:8080 \
+  ip netns exec "$RTR" python3 -u "$HERE/delay_relay.py" 198.18.1.1:8080 \
     198.18.0.1:8080 75 1.5 3.5 "$seed" >"$WORK/relay.log" 2>&1 &
   PIDS+=($!)
   local i
@@ -237,7 +257,7 @@ loss_case() {
     grep -q ready "$WORK/relay.log" && break
     sleep 0.1
   done
-  in_ns "$CLI" "$TAIL" --json --idle-timeout 4000 \
+  ip netns exec "$CLI" "$TAIL" --json --idle-timeout 4000 \
     'http://198.18.1.1:8080/alerts/stream?topic=ops' >"$WORK/tail.out" \
     2>"$WORK/tail.err" &
   local tail_pid=$!

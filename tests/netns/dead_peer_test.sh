@@ -24,8 +24,9 @@
 #     after 1.5-3.5 s) with real 3 % packet loss in each direction on the
 #     client's hop (iptables statistic); every one of N events arrives
 #     exactly once and in order, resuming with Last-Event-ID after each cut.
-# --long: case 3 with 600 events, and case 1 at the defaults (heartbeat 15s,
-# dead_peer_timeout 45s: bound 66 s). --bench: only prints the dead-peer
+# --long (about 2.5 minutes): case 3 with 600 events, and case 1 at the
+# defaults (heartbeat 15s, dead_peer_timeout 45s: bound 66 s), also with one
+# event per second (bound 52 s). --bench: only prints the dead-peer
 # bound at the defaults and at the tightest setting (dead_peer_timeout 1s,
 # heartbeat 1s), three runs each (bench/README.md).
 #

@@ -2,8 +2,8 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
-//                [--max-topics N] [--history-max-age SECONDS]
-//                [--history-max-bytes N]
+//                [--cors-origin ORIGIN]... [--max-topics N]
+//                [--history-max-age SECONDS] [--history-max-bytes N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node.
@@ -12,7 +12,8 @@
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
 //
 // Without --token the publish endpoint is open, so the server binds to
-// 127.0.0.1 unless --bind says otherwise.
+// 127.0.0.1 unless --bind says otherwise. --cors-origin (repeatable) lets
+// pages of that origin (scheme://host[:port]) open the stream.
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   int port = 8080;
   std::string bind = "127.0.0.1", token, redis;
   evsse::HubOptions hub_options;
+  evsse::StreamOptions stream;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--port" && i + 1 < argc)
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--cors-origin" && i + 1 < argc)
+      stream.cors_origins.push_back(argv[++i]);
     else if (a == "--max-topics" && i + 1 < argc)
       hub_options.max_topics = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--history-max-bytes" && i + 1 < argc)
@@ -84,8 +89,9 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
-                   "[--redis HOST:PORT] [--max-topics N] "
-                   "[--history-max-age SECONDS] [--history-max-bytes N]\n",
+                   "[--redis HOST:PORT] [--cors-origin ORIGIN]... "
+                   "[--max-topics N] [--history-max-age SECONDS] "
+                   "[--history-max-bytes N]\n",
                    argv[0]);
       return 2;
     }
@@ -130,7 +136,7 @@ int main(int argc, char** argv) {
   evsse::PublishOptions publish;
   publish.bearer_token = token;
   publish.allow_unauthenticated = token.empty();
-  evsse::Status st = evsse::evhttp::Mount(s.http, "/events", s.hub);
+  evsse::Status st = evsse::evhttp::Mount(s.http, "/events", s.hub, stream);
   if (st.ok())
     st = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish);
   if (!st.ok()) {

@@ -220,8 +220,10 @@ inline Response CallServer(int port, const std::string& method,
   Response r;
   r.status = c.status();
   r.body = c.body();
-  for (const char* h : {"Content-Type", "WWW-Authenticate", "Allow",
-                        "Content-Security-Policy", "Cache-Control"})
+  for (const char* h :
+       {"Content-Type", "WWW-Authenticate", "Allow", "Content-Security-Policy",
+        "Cache-Control", "Access-Control-Allow-Origin",
+        "Access-Control-Allow-Methods", "Access-Control-Allow-Headers"})
     r.headers[h] = c.header(h);
   return r;
 }

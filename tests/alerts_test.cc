@@ -284,6 +284,32 @@ TEST_F(AlertsTest, NoTokenOrABadConfigStopsTheStart) {
                                    "not allowed in the server block"));
 }
 
+TEST_F(AlertsTest, CorsOriginsAreCheckedAndThePreflightIsAnswered) {
+  Server bad(Conf("", "    cors_origins https://app.example.com/;\n"));
+  EXPECT_EQ(bad.ExitStatus(), 1);
+  EXPECT_THAT(bad.Log(),
+              HasSubstr("alerts.conf:9: directive \"cors_origins\": invalid "
+                        "origin: trailing slash (expected "
+                        "scheme://host[:port]"));
+  EXPECT_THAT(bad.Log(), HasSubstr("\"https://app.example.com/\""));
+
+  Start(Conf("", "    cors_origins https://app.example.com;\n"));
+  Response r = Call("OPTIONS", "/alerts/stream",
+                    "Origin: https://app.example.com\r\n"
+                    "Access-Control-Request-Method: GET\r\n"
+                    "Access-Control-Request-Headers: last-event-id\r\n");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(r.headers["Access-Control-Allow-Origin"],
+            "https://app.example.com");
+  EXPECT_THAT(r.headers["Access-Control-Allow-Methods"], HasSubstr("GET"));
+  EXPECT_THAT(r.headers["Access-Control-Allow-Headers"],
+              HasSubstr("last-event-id"));
+  Response other = Call("OPTIONS", "/alerts/stream",
+                        "Origin: https://evil.example\r\n"
+                        "Access-Control-Request-Method: GET\r\n");
+  EXPECT_EQ(other.status, 403);
+}
+
 // --- Subscriber authorization
 // ----------------------------------------------------
 
@@ -412,8 +438,9 @@ TEST_F(AlertsTest, MetricsArePrometheusTextWithSaneValues) {
   for (const char* name :
        {"evsse_connections_active", "evsse_connections_total",
         "evsse_events_published_total", "evsse_events_delivered_total",
-        "evsse_slow_consumer_closes_total", "evsse_replays_total",
-        "evsse_gaps_total", "evsse_heartbeats_total", "evsse_redis_up"}) {
+        "evsse_slow_consumer_closes_total", "evsse_stall_closes_total",
+        "evsse_replays_total", "evsse_gaps_total", "evsse_heartbeats_total",
+        "evsse_redis_up"}) {
     EXPECT_TRUE(m.count(name)) << name;
     EXPECT_THAT(r.body, HasSubstr(std::string("# HELP ") + name + " "));
     EXPECT_THAT(r.body, HasSubstr(std::string("# TYPE ") + name + " "));

@@ -94,6 +94,7 @@ void ExpectSame(const StreamOptions& a, const StreamOptions& b) {
   EXPECT_EQ(a.retry, b.retry);
   EXPECT_EQ(a.retry_jitter, b.retry_jitter);
   EXPECT_EQ(a.write_stall_timeout, b.write_stall_timeout);
+  EXPECT_EQ(a.dead_peer_timeout, b.dead_peer_timeout);
   EXPECT_EQ(a.max_lifetime, b.max_lifetime);
   EXPECT_EQ(a.lifetime_jitter, b.lifetime_jitter);
   EXPECT_EQ(a.max_queued_bytes, b.max_queued_bytes);
@@ -379,12 +380,42 @@ TEST(ConfErrors, BadBoolEnumAddressAndString) {
   EXPECT_EQ(Error("server { endpoint subscribe /e { gap_event \"a\\nb\"; } }"),
             "main.conf:1: directive \"gap_event\": invalid value (no CR, LF "
             "or NUL) \"a\\x0ab\"");
+  const std::string kExpected =
+      " (expected scheme://host[:port] in lower case, no path and no trailing "
+      "slash, or \"*\")";
   EXPECT_EQ(
-      Error("server { endpoint subscribe /e { cors_origins a \"b c\"; } }"),
-      "main.conf:1: directive \"cors_origins\": invalid origin (no spaces or "
-      "commas) \"b c\"");
-  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins a a; } }"),
-            "main.conf:1: directive \"cors_origins\": duplicate value \"a\"");
+      Error("server { endpoint subscribe /e {\n cors_origins http://a "
+            "\"b c\"; } }"),
+      "main.conf:2: directive \"cors_origins\": invalid origin: no scheme" +
+          kExpected + " \"b c\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins "
+                  "https://app.example.com/; } }"),
+            "main.conf:1: directive \"cors_origins\": invalid origin: trailing "
+            "slash" +
+                kExpected + " \"https://app.example.com/\"");
+  EXPECT_EQ(
+      Error("server { endpoint subscribe /e { cors_origins "
+            "https://App.example.com; } }"),
+      "main.conf:1: directive \"cors_origins\": invalid origin: not lower "
+      "case" +
+          kExpected + " \"https://App.example.com\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins "
+                  "https://a.example/app; } }"),
+            "main.conf:1: directive \"cors_origins\": invalid origin: has a "
+            "path, query or fragment" +
+                kExpected + " \"https://a.example/app\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins "
+                  "http://a:0x; } }"),
+            "main.conf:1: directive \"cors_origins\": invalid origin: invalid "
+            "port" +
+                kExpected + " \"http://a:0x\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { cors_origins http://a "
+                  "http://a; } }"),
+            "main.conf:1: directive \"cors_origins\": duplicate value "
+            "\"http://a\"");
+  EXPECT_EQ(Error("server { endpoint subscribe /e { dead_peer_timeout 2h; } }"),
+            "main.conf:1: directive \"dead_peer_timeout\": value out of range "
+            "\"2h\" (0..1h)");
   EXPECT_EQ(Error("server { subscriber_token tok ops \"bad team\"; }"),
             "main.conf:1: directive \"subscriber_token\": invalid team (use "
             "A-Z a-z 0-9 - _ .) \"bad team\"");
@@ -675,6 +706,7 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(s.stream.retry, milliseconds(3000));
   EXPECT_EQ(s.stream.retry_jitter, milliseconds(250));
   EXPECT_EQ(s.stream.write_stall_timeout, milliseconds(45000));
+  EXPECT_EQ(s.stream.dead_peer_timeout, milliseconds(5000));
   EXPECT_EQ(s.stream.max_lifetime, milliseconds(3600000));
   EXPECT_EQ(s.stream.lifetime_jitter, milliseconds(300000));
   EXPECT_EQ(s.stream.max_queued_bytes, 2u << 20);

@@ -73,10 +73,13 @@ void OnMetrics(evhttp_request* req, void* arg) {
   p.Metric("evsse_gaps_total", "counter",
            "Gap events sent (cursor older than history or unknown).", s.gaps);
   p.Metric("evsse_slow_consumer_closes_total", "counter",
-           "Streams closed for falling behind (max_queued_bytes).",
+           "Streams closed for falling out of the history while held back "
+           "at max_queued_bytes.",
            s.slow_consumer_closes);
   p.Metric("evsse_stall_closes_total", "counter",
-           "Streams closed by write_stall_timeout.", s.stall_closes);
+           "Streams closed by write_stall_timeout (queued output did not "
+           "drain: the client stopped reading).",
+           s.stall_closes);
   p.Metric("evsse_lifetime_closes_total", "counter",
            "Streams ended by max_lifetime.", s.lifetime_closes);
   p.Metric("evsse_heartbeats_total", "counter", "Heartbeat comments sent.",
@@ -173,6 +176,7 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
       ej["retry_ms"] = Millis(s.retry);
       ej["retry_jitter_ms"] = Millis(s.retry_jitter);
       ej["write_stall_timeout_ms"] = Millis(s.write_stall_timeout);
+      ej["dead_peer_timeout_ms"] = Millis(s.dead_peer_timeout);
       ej["max_lifetime_ms"] = Millis(s.max_lifetime);
       ej["lifetime_jitter_ms"] = Millis(s.lifetime_jitter);
       ej["max_queued_bytes"] = s.max_queued_bytes;

@@ -14,6 +14,8 @@
 #include <random>
 #include <string_view>
 
+#include "tcp_options.h"
+
 namespace evsse {
 namespace {
 
@@ -361,8 +363,13 @@ struct Client::Impl {
       return -1;  // libevent then fails the request: OnRequestDone(nullptr)
     }
     evtimer_del(self->connect_timer);
-    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(self->evcon),
-                             nullptr, nullptr);
+    bufferevent* bev = evhttp_connection_get_bufferevent(self->evcon);
+    bufferevent_set_timeouts(bev, nullptr, nullptr);
+    // Best effort: a socket that refuses an option still streams, and the
+    // idle timeout (if set) remains as a bound.
+    internal::ConfigureStreamSocket(bufferevent_getfd(bev),
+                                    self->options.dead_peer_timeout)
+        .IgnoreError();
     self->stream_open = true;
     self->opened_at = std::chrono::steady_clock::now();
     self->state = ReadyState::kOpen;
@@ -600,7 +607,7 @@ Status Validate(const ClientOptions& o) {
   if (o.last_event_id.size() + 4 > o.max_line_bytes)
     return InvalidArgumentError("last_event_id longer than max_line_bytes");
   for (Millis d : {o.connect_timeout, o.idle_timeout, o.initial_retry,
-                   o.max_backoff, o.stable_after})
+                   o.max_backoff, o.stable_after, o.dead_peer_timeout})
     if (d.count() < 0 || d > kMaxRetry)
       return InvalidArgumentError("a duration is negative or over a day");
   if (o.max_line_bytes == 0 || o.max_data_bytes == 0)

@@ -188,11 +188,7 @@ std::string NoLineBreaks(std::string_view s) {
     return "invalid value (no CR, LF or NUL)";
   return "";
 }
-std::string Origin(std::string_view s) {
-  if (s.find_first_of(" \t\r\n,") != std::string_view::npos)
-    return "invalid origin (no spaces or commas)";
-  return "";
-}
+std::string Origin(std::string_view s) { return CheckCorsOrigin(s); }
 std::string KeyPrefix(std::string_view s) {
   if (s.find_first_of("{} \t\r\n") != std::string_view::npos)
     return "invalid key prefix (no braces or spaces)";
@@ -274,6 +270,8 @@ const std::vector<Row>& Rows() {
     v.push_back(Duration<&S::retry_jitter>("retry_jitter", E, 0, kHour, K));
     v.push_back(Duration<&S::write_stall_timeout>("write_stall_timeout", E, 0,
                                                   kHour, K));
+    v.push_back(
+        Duration<&S::dead_peer_timeout>("dead_peer_timeout", E, 0, kHour, K));
     v.push_back(Duration<&S::max_lifetime>("max_lifetime", E, 0, 30 * kDay, K));
     v.push_back(
         Duration<&S::lifetime_jitter>("lifetime_jitter", E, 0, 30 * kDay, K));

@@ -135,6 +135,9 @@ class EvhtpExchange final : public Exchange {
     std::string h = host;
     return (h.find(':') == std::string::npos ? h : "[" + h + "]") + ":" + port;
   }
+  int socket() const override {
+    return conn_->bev ? bufferevent_getfd(conn_->bev) : -1;
+  }
 
   void set_listener(ExchangeListener* l) override { listener_ = l; }
 

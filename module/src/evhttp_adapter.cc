@@ -99,6 +99,10 @@ class EvhttpExchange final : public Exchange {
     if (a.find(':') != std::string::npos) a = "[" + a + "]";
     return a + ":" + std::to_string(port);
   }
+  int socket() const override {
+    return conn_ ? bufferevent_getfd(evhttp_connection_get_bufferevent(conn_))
+                 : -1;
+  }
 
   void set_listener(ExchangeListener* listener) override {
     if (aborting_) return;  // Abort dropped the listener for good

@@ -710,10 +710,14 @@ Result<Handler*> Hub::AddStreamEndpoint(StreamOptions options) {
       return InvalidArgumentError(
           "CORS origin \"*\" cannot be combined with credentials; list the "
           "allowed origins");
-    if (o.empty() || o.find_first_of("\r\n\0 ,", 0, 5) != std::string::npos)
+    if (std::string problem = CheckCorsOrigin(o); !problem.empty())
       return InvalidArgumentError("bad CORS origin \"" +
-                                  internal::EscapeForMessage(o) + "\"");
+                                  internal::EscapeForMessage(o) +
+                                  "\": " + problem);
   }
+  if (options.dead_peer_timeout < Millis(0) ||
+      options.dead_peer_timeout > Millis(3600000))
+    return OutOfRangeError("dead_peer_timeout must be 0..1h");
   if (Status s = ValidateEventType(options.gap_event, 64); !s.ok())
     return InvalidArgumentError("gap_event: " + s.message());
   if (options.gap_event.empty())

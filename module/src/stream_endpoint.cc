@@ -9,6 +9,7 @@
 #include "evsse/wire.h"
 #include "hub_impl.h"
 #include "request.h"
+#include "tcp_options.h"
 
 namespace evsse::internal {
 namespace {
@@ -53,7 +54,82 @@ constexpr const char* kAllowedRequestHeaders[] = {
     "last-event-id", "cache-control", "authorization",
     "accept",        "content-type",  "x-requested-with"};
 
+bool IsLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+// OriginProblem is CheckCorsOrigin without the advice on the expected form.
+const char* OriginProblem(std::string_view o) {
+  size_t sep = o.find("://");
+  if (sep == std::string_view::npos || sep == 0) return "no scheme";
+  for (size_t i = 0; i < sep; ++i) {
+    char c = o[i];
+    if (c >= 'A' && c <= 'Z') return "not lower case";
+    if (!IsLowerAlnum(c) && c != '+' && c != '-' && c != '.')
+      return "invalid scheme";
+  }
+  std::string_view rest = o.substr(sep + 3);
+  size_t end = rest.find_first_of("/?#");
+  if (end != std::string_view::npos)
+    return end + 1 == rest.size() && rest[end] == '/'
+               ? "trailing slash"
+               : "has a path, query or fragment";
+  if (rest.find('@') != std::string_view::npos) return "has user info";
+  std::string_view host = rest, port;
+  if (!rest.empty() && rest[0] == '[') {  // an IPv6 literal
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return "unclosed '['";
+    for (char c : rest.substr(1, close - 1))
+      if (!IsLowerAlnum(c) && c != ':' && c != '.')
+        return c >= 'A' && c <= 'Z' ? "not lower case" : "invalid host";
+    host = rest.substr(0, close + 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return "invalid host";
+      port = rest.substr(close + 2);
+      if (port.empty()) return "empty port";
+    }
+  } else if (size_t colon = rest.find(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (port.empty()) return "empty port";
+  }
+  if (host.empty()) return "no host";
+  if (host[0] != '[') {
+    for (char c : host) {
+      if (c >= 'A' && c <= 'Z') return "not lower case";
+      if (!IsLowerAlnum(c) && c != '-' && c != '.') return "invalid host";
+    }
+  }
+  if (!port.empty()) {
+    if (port.size() > 5 || port[0] == '0') return "invalid port";
+    unsigned n = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return "invalid port";
+      n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (n > 65535) return "invalid port";
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+}  // namespace evsse::internal
+
+namespace evsse {
+
+std::string CheckCorsOrigin(std::string_view origin) {
+  if (origin == "*") return "";
+  const char* problem = internal::OriginProblem(origin);
+  if (!problem) return "";
+  return std::string("invalid origin: ") + problem +
+         " (expected scheme://host[:port] in lower case, no path and no "
+         "trailing slash, or \"*\")";
+}
+
+}  // namespace evsse
+
+namespace evsse::internal {
 
 StreamEndpoint::StreamEndpoint(HubImpl* hub, StreamOptions options)
     : hub_(hub),
@@ -243,6 +319,12 @@ void StreamEndpoint::Handle(Exchange* ex) {
     return;
   }
 
+  if (!req->poll) {
+    // Before the first byte: Nagle must not hold back the headers either.
+    Status so = ConfigureStreamSocket(ex->socket(), options_.dead_peer_timeout);
+    if (!so.ok() && hub_->LogEnabled(LogLevel::kWarning))
+      hub_->Log(LogLevel::kWarning, "stream socket options: " + so.message());
+  }
   // The session decides where each topic resumes (resume.cc).
   auto* s = new Session(this, ex, req->poll);
   hub_->AddSession(s);

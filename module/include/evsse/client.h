@@ -91,9 +91,17 @@ struct ClientOptions {
   // client stays closed. true: it is reported through on_error and retried
   // with backoff (honouring a Retry-After header in seconds).
   bool reconnect_on_http_error = false;
-  // Limits of the stream parser (see StreamParser::Limits). Past either the
-  // connection fails with kResourceExhausted and is retried with backoff.
-  size_t max_line_bytes = 1 << 20;
+  // A server that vanished without closing (no FIN, no RST) is given up
+  // once keepalive probes, sent after half of this without traffic, stay
+  // unanswered for this long, or once the request stays unacknowledged
+  // this long (TCP_USER_TIMEOUT); then the client reconnects. Unlike
+  // idle_timeout it needs no heartbeat from the server. TCP_NODELAY is set
+  // either way. 0 = the kernel's defaults.
+  std::chrono::milliseconds dead_peer_timeout{45000};
+  // Limits of the stream parser (see StreamParser::Limits): events of
+  // several MiB pass by default. Past either the connection fails with
+  // kResourceExhausted naming the option, and is retried with backoff.
+  size_t max_line_bytes = 16 << 20;
   size_t max_data_bytes = 16 << 20;
   // How much of an error response's body is kept for the on_error message.
   size_t max_error_body_bytes = 512;

@@ -118,6 +118,20 @@ struct StreamOptions {
   // A connection whose queued output has not drained for this long is
   // closed (the peer stopped reading). 0 = off.
   Millis write_stall_timeout{30000};
+  // A peer that vanished without closing (no FIN, no RST: a dead host, a
+  // dropped route) is released once data written to it has gone
+  // unacknowledged for this long (TCP_USER_TIMEOUT), or, on a quiet
+  // connection, once keepalive probes (tuned to the same time) go
+  // unanswered. With heartbeats the next heartbeat is such data, so a
+  // vanished subscriber is freed within about heartbeat + this (about a
+  // minute at the defaults). Since Linux 5.11 the same timeout also ends a
+  // peer that keeps a zero receive window this long; the default stays
+  // above write_stall_timeout so that a reader that stops reading is
+  // normally closed (and counted) as a write stall. TCP_NODELAY is set on
+  // every stream socket either way. 0 = the kernel's defaults (about 15
+  // minutes of retransmissions; two hours before keepalive probes). TCP
+  // sockets only.
+  Millis dead_peer_timeout{45000};
   // Streams are ended after max_lifetime + uniform(0, lifetime_jitter), so
   // reconnects spread out (clients resume with Last-Event-ID). 0 = off.
   Millis max_lifetime{0};
@@ -147,11 +161,21 @@ struct StreamOptions {
   std::string gap_event = "gap";
   // CORS: exact origins allowed ("https://app.example.com"), or "*" (only
   // without credentials). Empty: no CORS headers, cross-origin refused.
+  // Each is `scheme://host[:port]` in lower case, with no path and no
+  // trailing slash, as browsers send it (see CheckCorsOrigin).
   std::vector<std::string> cors_origins;
   bool cors_credentials = false;
   Millis cors_max_age{600000};
   AuthHook auth;
 };
+
+// CheckCorsOrigin returns an empty string when `origin` can be listed in
+// StreamOptions::cors_origins ("*", or `scheme://host[:port]`: lower case,
+// no path, query, user info or trailing slash, port 1..65535 without
+// leading zeros), else what is wrong with it. Browsers send the Origin
+// header in exactly that form and it is compared byte for byte, so any
+// other spelling would never match.
+std::string CheckCorsOrigin(std::string_view origin);
 
 // PublishOptions: one HTTP publish endpoint (POST, body = event data).
 struct PublishOptions {

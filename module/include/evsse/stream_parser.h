@@ -54,7 +54,7 @@ class StreamParser {
     // broken server must not exhaust the client's memory). A line is
     // measured in bytes as received, without its line end and before UTF-8
     // repair; the data buffer counts the LF appended after each data line.
-    size_t max_line_bytes = 1 << 20;
+    size_t max_line_bytes = 16 << 20;
     size_t max_data_bytes = 16 << 20;
   };
 

@@ -55,6 +55,10 @@ class Exchange {
   virtual std::string_view body() = 0;
   virtual bool http10() const = 0;
   virtual std::string peer() const = 0;
+  // socket returns the connection's file descriptor, or -1 when there is
+  // none (a test double). The core sets TCP options on it for streams
+  // (StreamOptions::dead_peer_timeout); the adapter must not close it.
+  virtual int socket() const { return -1; }
 
   virtual void set_listener(ExchangeListener* listener) = 0;
 

@@ -602,6 +602,11 @@ TEST(ConfErrors, RulesBetweenDirectives) {
   EXPECT_EQ(Error("server { max_topic_length 32; }"),
             "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
             "is above max_topic_length 32 (a team is a topic)");
+  // Rules the Hub checks are --check's too (one validator, options.h).
+  EXPECT_EQ(Error("server { history_max_bytes 4k; max_event_bytes 8k; }"),
+            "main.conf:1: directive \"server\": history_max_bytes 4096 is "
+            "below max_event_bytes 8192: it must be 0 (no budget) or hold at "
+            "least one event");
   EXPECT_EQ(Error("server { subscriber_auth on; }"),
             "main.conf:1: directive \"subscriber_auth\": subscriber_auth on "
             "needs at least one subscriber_token");

@@ -126,6 +126,11 @@ class Builder {
       Status s;
       if (n.name == "server") {
         s = Block(n.children, kServer, nullptr);
+        // What Hub::Create would refuse, --check refuses (rules between
+        // directives, such as history_max_bytes against max_event_bytes).
+        if (s.ok())
+          if (Status v = Validate(config.hub); !v.ok())
+            s = Fail(n, v.message());
       } else if (n.name == "endpoint") {
         s = OpenEndpoint(n);
       } else if (n.name == "redis") {
@@ -215,6 +220,9 @@ class Builder {
     ep.path = path;
     ep.where = At(n);
     if (Status s = Block(n.children, kEndpoint, &ep); !s.ok()) return s;
+    // What the Hub would refuse, --check refuses: the one validator.
+    if (ep.kind == EndpointKind::kSubscribe || ep.kind == EndpointKind::kPoll)
+      if (Status s = Validate(ep.stream); !s.ok()) return Fail(n, s.message());
     config.endpoints.push_back(std::move(ep));
     return Status::Ok();
   }

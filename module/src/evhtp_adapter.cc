@@ -365,8 +365,11 @@ evhtp_res OnHeader(evhtp_request_t* req, evhtp_header_t*, void*) {  // (7)
                                                             : EVHTP_RES_OK;
 }
 
+// AddRoute: `checked` is Validate of the endpoint's options (a worker
+// mount makes its endpoints later, on each worker's Hub: its options are
+// checked now all the same).
 Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
-                HubForLoop hub_for_loop, MakeEndpoint make,
+                HubForLoop hub_for_loop, MakeEndpoint make, Status checked,
                 bool publish = false) {
   if (!htp || !path || (!hub && !hub_for_loop))
     return InvalidArgumentError("null argument");
@@ -374,14 +377,8 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   if (evhtp_get_cb(htp, path))
     return FailedPreconditionError(std::string("path ") + path +
                                    " already has a callback");
-  // A worker mount checks its options at once, on a scratch Hub.
-  event_base* scratch = hub ? nullptr : event_base_new();
-  auto probe = hub ? Result<std::unique_ptr<Hub>>(std::unique_ptr<Hub>())
-                   : Hub::Create(scratch, {});
-  Result<Handler*> h = probe.ok() ? make(hub ? hub : probe->get())
-                                  : Result<Handler*>(probe.status());
-  probe = std::unique_ptr<Hub>();  // before its base
-  if (scratch) event_base_free(scratch);
+  if (!checked.ok()) return checked;
+  Result<Handler*> h = hub ? make(hub) : Result<Handler*>(nullptr);
   if (!h.ok()) return h.status();
   static std::mutex mu;  // routes are never freed: see evhtp.h
   static auto* routes = new std::deque<Route>;
@@ -405,21 +402,26 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
 
 Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
              const StreamOptions& options) {
-  return AddRoute(htp, path, hub, nullptr,
-                  [options](Hub* h) { return h->AddStreamEndpoint(options); });
+  return AddRoute(
+      htp, path, hub, nullptr,
+      [options](Hub* h) { return h->AddStreamEndpoint(options); },
+      Validate(options));
 }
 
 Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
                     const PublishOptions& options) {
   return AddRoute(
       htp, path, hub, nullptr,
-      [options](Hub* h) { return h->AddPublishEndpoint(options); }, true);
+      [options](Hub* h) { return h->AddPublishEndpoint(options); },
+      Validate(options), true);
 }
 
 Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
                     const StreamOptions& options) {
-  return AddRoute(htp, path, nullptr, std::move(hub_for_loop),
-                  [options](Hub* h) { return h->AddStreamEndpoint(options); });
+  return AddRoute(
+      htp, path, nullptr, std::move(hub_for_loop),
+      [options](Hub* h) { return h->AddStreamEndpoint(options); },
+      Validate(options));
 }
 
 Status MountPublishWorkers(::evhtp_t* htp, const char* path,
@@ -427,7 +429,8 @@ Status MountPublishWorkers(::evhtp_t* htp, const char* path,
                            const PublishOptions& options) {
   return AddRoute(
       htp, path, nullptr, std::move(hub_for_loop),
-      [options](Hub* h) { return h->AddPublishEndpoint(options); }, true);
+      [options](Hub* h) { return h->AddPublishEndpoint(options); },
+      Validate(options), true);
 }
 
 }  // namespace evsse::evhtp

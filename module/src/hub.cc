@@ -673,18 +673,7 @@ void HubImpl::Log(LogLevel level, const std::string& message) {
 
 Result<std::unique_ptr<Hub>> Hub::Create(event_base* base, HubOptions options) {
   if (!base) return InvalidArgumentError("event_base is null");
-  if (options.max_connections == 0)
-    return InvalidArgumentError("max_connections must be at least 1");
-  if (options.max_topics == 0)
-    return InvalidArgumentError("max_topics must be at least 1");
-  if (options.history_max_bytes != 0 &&
-      options.history_max_bytes < options.max_event_bytes)
-    return OutOfRangeError(
-        "history_max_bytes must be 0 (no budget) or at least max_event_bytes");
-  if (options.max_topic_length == 0 || options.max_topic_length > 1024)
-    return OutOfRangeError("max_topic_length must be 1..1024");
-  if (options.max_event_bytes == 0 || options.max_event_bytes > (1u << 30))
-    return OutOfRangeError("max_event_bytes must be 1..1GiB");
+  if (Status s = Validate(options); !s.ok()) return s;
   std::unique_ptr<Hub> hub(new Hub);
   hub->impl_ = std::make_unique<Impl>(base, std::move(options));
   if (!hub->impl_->scratch())
@@ -705,32 +694,7 @@ Status Hub::Publish(std::string_view topic, Message message,
 }
 
 Result<Handler*> Hub::AddStreamEndpoint(StreamOptions options) {
-  for (const std::string& o : options.cors_origins) {
-    if (o == "*" && options.cors_credentials)
-      return InvalidArgumentError(
-          "CORS origin \"*\" cannot be combined with credentials; list the "
-          "allowed origins");
-    if (std::string problem = CheckCorsOrigin(o); !problem.empty())
-      return InvalidArgumentError("bad CORS origin \"" +
-                                  internal::EscapeForMessage(o) +
-                                  "\": " + problem);
-  }
-  if (options.dead_peer_timeout < Millis(0) ||
-      options.dead_peer_timeout > Millis(3600000))
-    return OutOfRangeError("dead_peer_timeout must be 0..1h");
-  if (Status s = ValidateEventType(options.gap_event, 64); !s.ok())
-    return InvalidArgumentError("gap_event: " + s.message());
-  if (options.gap_event.empty())
-    return InvalidArgumentError("gap_event must not be empty");
-  if (options.max_topics_per_connection == 0 ||
-      options.max_topics_per_connection > 64)
-    return OutOfRangeError("max_topics_per_connection must be 1..64");
-  if (options.replay_batch_bytes == 0)
-    return OutOfRangeError("replay_batch_bytes must be at least 1");
-  if (options.max_queued_bytes < 1024)
-    return OutOfRangeError("max_queued_bytes must be at least 1024");
-  if (options.padding_bytes > 64 * 1024)
-    return OutOfRangeError("padding_bytes must be at most 65536");
+  if (Status s = Validate(options); !s.ok()) return s;
   auto ep = std::make_unique<internal::StreamEndpoint>(impl_.get(),
                                                        std::move(options));
   Handler* raw = ep.get();
@@ -739,13 +703,7 @@ Result<Handler*> Hub::AddStreamEndpoint(StreamOptions options) {
 }
 
 Result<Handler*> Hub::AddPublishEndpoint(PublishOptions options) {
-  if (options.bearer_token.empty() && !options.auth &&
-      !options.allow_unauthenticated)
-    return FailedPreconditionError(
-        "a publish endpoint needs a bearer_token, an auth hook, or "
-        "allow_unauthenticated = true");
-  if (options.max_body_bytes == 0)
-    return OutOfRangeError("max_body_bytes must be at least 1");
+  if (Status s = Validate(options); !s.ok()) return s;
   auto ep = std::make_unique<internal::PublishEndpoint>(impl_.get(),
                                                         std::move(options));
   Handler* raw = ep.get();

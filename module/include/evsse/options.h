@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/status.h"
+
 namespace evsse {
 
 namespace pubsub {
@@ -187,6 +189,15 @@ struct PublishOptions {
   AuthHook auth;
   bool allow_unauthenticated = false;
 };
+
+// Validate checks one options struct, every field and the rules between
+// them, with a message naming the field. It is the one check: Hub::Create,
+// Hub::AddStreamEndpoint and AddPublishEndpoint, the configuration language
+// (evsse-alerts --check) and libevhtp's worker mounts all call it, so
+// options that pass one pass them all.
+Status Validate(const HubOptions& options);
+Status Validate(const StreamOptions& options);
+Status Validate(const PublishOptions& options);
 
 }  // namespace evsse
 

@@ -207,7 +207,7 @@ if [[ $SMOKE == 1 ]]; then
     --publishers 2 --pipeline 1 --defer-reads
   # 4 pipelined publish connections against a loop kept busy by 1,000
   # subscribers: on evhtp_hello, this is what showed the pipelining bugs
-  # worked around in module/src/evhtp_adapter.cc (8).
+  # worked around in module/evhtp/evhtp_adapter.cc (8).
   scenario smoke_pipelined 30 --subscribers 1000 --topics 1 --events 2000 \
     --publishers 4 --pipeline 4
 else

@@ -1,7 +1,7 @@
 // The libevhtp adapter on a real libevhtp 1.2.18 server over loopback:
 // streaming, resume, disconnects, backpressure, HTTP/1.0, routing, publish,
 // teardown, worker threads, and one test per libevhtp bug the adapter works
-// around (see the list at the top of module/src/evhtp_adapter.cc).
+// around (see the list at the top of module/evhtp/evhtp_adapter.cc).
 #include <arpa/inet.h>
 #include <event2/listener.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// FetchShare (module/src/fetch_share.h) against a scripted Backend whose
+// FetchShare (module/core/fetch_share.h) against a scripted Backend whose
 // fetches are answered by the test: identical requests share one fetch,
 // every Done fires exactly once (also on failure, cancel and destruction),
 // answers never come inside the call, and the cache is bounded and dropped

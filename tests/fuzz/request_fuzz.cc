@@ -1,4 +1,4 @@
-// Fuzz target: subscribe request parsing (module/src/request.h): the query
+// Fuzz target: subscribe request parsing (module/core/request.h): the query
 // string, topic names and the Last-Event-ID header.
 //
 // Input: one flags byte, then the raw query; a NUL byte ends the query and

@@ -21,6 +21,7 @@
 #include "evsse/pubsub/bus.h"
 #include "evsse/pubsub/cursor.h"
 #include "http_fixture.h"
+#include "run_loop.h"
 
 // Last: onigposix.h (pulled in by evhtp.h) renames the POSIX regex names,
 // which breaks gtest's <regex.h> if it comes first.
@@ -90,16 +91,11 @@ class EvhtpTest : public ::testing::Test {
   bool RunUntil(const std::function<bool()>& pred,
                 milliseconds timeout = std::chrono::seconds(5),
                 RawConn* raw = nullptr) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      event_base_loop(base_, EVLOOP_NONBLOCK);
+    return RunLoopUntil(base_, pred, timeout, [&] {
       for (auto& w : clients_)
         if (auto c = w.lock()) c->Poll();
       if (raw) raw->Poll();
-      if (pred()) return true;
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+    });
   }
   void RunFor(milliseconds d) {
     RunUntil([] { return false; }, d);

@@ -43,6 +43,7 @@
 #include "failover_support.h"
 #include "node_process.h"
 #include "redis_fixture.h"
+#include "run_loop.h"
 
 namespace evsse::testing {
 namespace {
@@ -164,16 +165,9 @@ class FailoverTest : public ::testing::Test {
   }
 
   bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      if (pred()) return true;
-      event_base_loop(base_, EVLOOP_ONCE);
-    }
-    return pred();
+    return RunLoopUntil(base_, pred, timeout);
   }
-  void RunFor(milliseconds d) {
-    RunUntil([] { return false; }, d);
-  }
+  void RunFor(milliseconds d) { RunLoopFor(base_, d); }
 
   // WaitLive publishes probes on every topic until every client got the
   // latest probe of each of its topics: from then on all are live, and

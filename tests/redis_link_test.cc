@@ -25,6 +25,7 @@
 #include "redis/reply.h"
 #include "redis/scripts.h"
 #include "redis_fixture.h"
+#include "run_loop.h"
 
 namespace evsse::redis {
 namespace {
@@ -159,17 +160,9 @@ class RedisLinkTest : public ::testing::Test {
   // RunUntil runs the loop until `done` holds or `timeout` passes.
   bool RunUntil(const std::function<bool()>& done,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    auto deadline = Clock::now() + timeout;
-    while (!done()) {
-      if (Clock::now() > deadline) return false;
-      event_base_loop(base_, EVLOOP_ONCE);
-    }
-    return true;
+    return testing::RunLoopUntil(base_, done, timeout);
   }
-  void RunFor(std::chrono::milliseconds d) {
-    auto deadline = Clock::now() + d;
-    RunUntil([&] { return Clock::now() > deadline; }, d * 2);
-  }
+  void RunFor(std::chrono::milliseconds d) { testing::RunLoopFor(base_, d); }
 
   // Publish returns at once; `out` fills when the callback fires.
   void PublishAsync(Backend* link, const std::string& topic,

@@ -1,5 +1,7 @@
 #include "http_fixture.h"
 
+#include "run_loop.h"
+
 #include <arpa/inet.h>
 #include <event2/listener.h>
 #include <fcntl.h>
@@ -331,14 +333,9 @@ std::unique_ptr<TestClient> HttpFixture::Raw(const std::string& request) {
 
 bool HttpFixture::RunUntil(const std::function<bool()>& pred,
                            std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    event_base_loop(base_, EVLOOP_NONBLOCK);
+  return RunLoopUntil(base_, pred, timeout, [this] {
     for (TestClient* c : LiveClients()) c->Poll();
-    if (pred()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  });
 }
 
 void HttpFixture::RunFor(std::chrono::milliseconds d) {

@@ -12,7 +12,8 @@
 # that forgets idle flows), cut-idle (a cut, nothing published on the
 # cut-off node), cut-publishing (the same, publishing on it), retries (a
 # partition longer than the kernel's retransmission limit, tcp_retries2=3 in
-# every namespace), gap (the stream trimmed past the cut).
+# every namespace), gap (the stream trimmed past the cut), kill (Redis
+# closes A's subscriber connection), pause (redis-server SIGSTOPped).
 # EVSSE_NETNS_LONG=1: the long versions (60 s cuts, a 20 s firewall idle
 # timeout with 45 s of silence), see tests/RELIABILITY.md.
 # EVSSE_NETNS_A_PROBE_INTERVAL=0: node A without probes (a control run).
@@ -31,7 +32,8 @@
 #
 # Needs root (ip netns, iptables): otherwise it exits 77 (ctest: skipped),
 # or fails under CI=true. It removes every namespace, process and file it
-# made on any exit (trap), and kills only the pids it started.
+# made on any exit (trap), and kills only the pids it started (each started
+# as `ip netns exec NS CMD &`, which execs CMD: $! is CMD's own pid).
 set -uo pipefail
 
 SKIP=77
@@ -64,9 +66,28 @@ ns_redis=$tag-redis
 work=$(mktemp -d "${TMPDIR:-/tmp}/evsse-netns.XXXXXX")
 pids=()
 
+# running PID...: whether any of them still runs (a zombie does not).
+running() {
+  local pid state
+  for pid in "$@"; do
+    state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)
+    [[ -n $state && $state != Z ]] && return 0
+  done
+  return 1
+}
+
 cleanup() {
-  local pid
+  local pid _
+  # A paused Redis must run again to act on SIGTERM.
+  [[ -n ${redis_pid:-} ]] && kill -CONT "$redis_pid" 2>/dev/null
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  # At most 5 s for them to go, then SIGKILL: never leave one behind (a
+  # process keeps its namespace alive after `ip netns del`).
+  for _ in $(seq 50); do
+    running "${pids[@]}" || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
   # Deleting a namespace removes its interfaces and its iptables rules.
   for ns in "$ns_node" "$ns_rtr" "$ns_redis"; do
@@ -159,9 +180,10 @@ fw_idle=5 fw_quiet=8
 # ---- Processes --------------------------------------------------------------
 
 mkdir -p "$work/redis"
-in_ns "$ns_redis" redis-server --port 6379 --bind 198.18.1.2 127.0.0.1 \
+ip netns exec "$ns_redis" redis-server --port 6379 --bind 198.18.1.2 127.0.0.1 \
   --protected-mode no --save '' --appendonly no --dir "$work/redis" \
   --daemonize no >"$work/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 rcli() { in_ns "$ns_redis" redis-cli -h 127.0.0.1 -p 6379 "$@"; }
 for _ in $(seq 50); do
@@ -188,10 +210,10 @@ if [[ -n ${EVSSE_NETNS_A_PROBE_INTERVAL:-} ]]; then
 fi
 make_conf 127.0.0.1:6379 "$work/b.conf"
 export ALERTS_TOKEN=netns-test-token-0123456789
-in_ns "$ns_node" "$alerts" --config "$work/a.conf" --listen 127.0.0.1:8080 \
+ip netns exec "$ns_node" "$alerts" --config "$work/a.conf" --listen 127.0.0.1:8080 \
   >"$work/node-a.log" 2>&1 &
 pids+=($!)
-in_ns "$ns_redis" "$alerts" --config "$work/b.conf" --listen 127.0.0.1:8081 \
+ip netns exec "$ns_redis" "$alerts" --config "$work/b.conf" --listen 127.0.0.1:8081 \
   >"$work/node-b.log" 2>&1 &
 pids+=($!)
 
@@ -211,7 +233,7 @@ wait_up() {  # wait_up NS PORT VALUE SECONDS
 wait_up "$ns_node" 8080 1 15 || fail "node A never reported evsse_redis_up 1"
 wait_up "$ns_redis" 8081 1 15 || fail "node B never reported evsse_redis_up 1"
 
-in_ns "$ns_node" "$tail_bin" --json "http://127.0.0.1:8080/alerts/stream?topic=ops" \
+ip netns exec "$ns_node" "$tail_bin" --json "http://127.0.0.1:8080/alerts/stream?topic=ops" \
   >"$work/events.jsonl" 2>"$work/tail.log" &
 pids+=($!)
 for _ in $(seq 100); do
@@ -312,6 +334,14 @@ wait_delivered() {
   done
   return 1
 }
+
+# log_time PATTERN: when A last logged a line matching PATTERN (epoch s).
+log_time() {
+  local ts
+  ts=$(grep -- "$1" "$work/node-a.log" | tail -n 1 | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
+  [[ -n $ts ]] && date -d "$ts" +%s.%N
+}
+diff_s() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # watch_down START SECONDS: the seconds from START (a `now`) until A reports
 # evsse_redis_up 0, waiting at most SECONDS.
@@ -441,6 +471,50 @@ case $scenario in
     publish_b 3
     wait_delivered 15 || true
     check_delivery gap
+    ;;
+  kill)
+    # Redis closes A's subscriber connection (CLIENT KILL: a FIN reaches A
+    # at once) while B publishes: A notices on the spot, reconnects and
+    # back-fills.
+    publish_b 5
+    wait_delivered 10 || fail "alerts before the kill not delivered"
+    start=$(now)
+    rcli CLIENT KILL TYPE pubsub >/dev/null || fail "CLIENT KILL"
+    publish_b 10
+    wait_up "$ns_node" 8080 1 30 || fail "A did not come back"
+    down_at=$(log_time 'link down')
+    up_at=$(log_time 'backend link up')
+    [[ -n $down_at && -n $up_at ]] || fail "A logged no link down and up"
+    log "A logged the link down $(diff_s "$start" "$down_at")s after the kill," \
+      "up again (synced) $(diff_s "$start" "$up_at")s after it"
+    wait_delivered 15 || true
+    check_delivery nogap
+    ;;
+  pause)
+    # Redis hangs (SIGSTOP): its sockets stay open and silent. A, publishing
+    # nothing, notices by its probe.
+    publish_b 5
+    wait_delivered 10 || fail "alerts before the pause not delivered"
+    secs=8
+    ((long)) && secs=30
+    log "redis-server paused (SIGSTOP) for ${secs}s"
+    start=$(now)
+    kill -STOP "$redis_pid"
+    noticed=$(watch_down "$start" 20) || fail "A did not notice the hang within 20 s"
+    log "A reported evsse_redis_up 0 ${noticed}s after the pause"
+    # A refuses publishes at once while down.
+    read -r _ code took <<<"$(publish "$ns_node" 8080)"
+    log "publish on A while Redis hangs: HTTP $code in ${took}s"
+    [[ $code == 503 ]] || fail "publish on A while down: HTTP $code (want 503)"
+    sleep $((secs - 4))
+    kill -CONT "$redis_pid"
+    heal_at=$(now)
+    wait_up "$ns_node" 8080 1 30 || fail "A did not come back within 30 s of the resume"
+    log "A back (evsse_redis_up 1) $(elapsed "$heal_at")s after the resume"
+    wait_up "$ns_redis" 8081 1 30 || fail "B did not come back"
+    publish_b 5
+    wait_delivered 15 || true
+    check_delivery nogap
     ;;
   *)
     echo "unknown scenario $scenario" >&2

@@ -14,6 +14,10 @@
 //    active topic from its stream before going live again.
 //  - Publishes while Redis is unreachable fail at once with kUnavailable
 //    (never queued, never silently dropped).
+//  - A cut that sends no FIN or RST (a partition, a firewall that forgot the
+//    flow) is found by probing the subscription (RedisOptions::
+//    probe_interval, probe_timeout) even on a node that publishes nothing:
+//    the link then goes down and resyncs as after any drop.
 //
 // Keys (the topic in braces, so both keys of a topic share a Redis Cluster
 // slot): <prefix>{<topic>}:s the stream, <prefix>{<topic>}:c the channel,

@@ -150,21 +150,27 @@ fi
 
 # ---- Faults (router namespace only) ----------------------------------------
 
+# iptables -w: wait for the xtables lock (other iptables users on this
+# machine, e.g. other namespaces' tests, hold it for a moment); a rule that
+# was not added or removed fails the test instead of skewing it.
+ipt() { in_ns "$ns_rtr" iptables -w 10 "$@"; }
 cut() {
-  in_ns "$ns_rtr" iptables -I FORWARD 1 -j DROP
+  ipt -I FORWARD 1 -j DROP || fail "iptables: cannot add the cut"
 }
 heal() {
-  in_ns "$ns_rtr" iptables -D FORWARD -j DROP
+  ipt -D FORWARD -j DROP || fail "iptables: cannot remove the cut"
 }
 # firewall: forwards only flows it tracks; a flow idle past `idle` seconds
 # is forgotten and its next packet answered with a RST, as a cloud NAT does.
 # Loose pick-up is off, so a forgotten flow is not silently re-learnt.
 firewall() {
   local idle=$1
-  in_ns "$ns_rtr" iptables -A FORWARD -p tcp -m conntrack --ctstate ESTABLISHED -j ACCEPT
-  in_ns "$ns_rtr" iptables -A FORWARD -p tcp --syn -m conntrack --ctstate NEW -j ACCEPT
-  in_ns "$ns_rtr" iptables -A FORWARD -p icmp -j ACCEPT
-  in_ns "$ns_rtr" iptables -A FORWARD -p tcp -j REJECT --reject-with tcp-reset
+  if ! { ipt -A FORWARD -p tcp -m conntrack --ctstate ESTABLISHED -j ACCEPT &&
+    ipt -A FORWARD -p tcp --syn -m conntrack --ctstate NEW -j ACCEPT &&
+    ipt -A FORWARD -p icmp -j ACCEPT &&
+    ipt -A FORWARD -p tcp -j REJECT --reject-with tcp-reset; }; then
+    fail "iptables: cannot set up the firewall"
+  fi
   in_ns "$ns_rtr" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 ||
     fail "nf_conntrack_tcp_loose"
   in_ns "$ns_rtr" sysctl -qw \
@@ -424,7 +430,7 @@ case $scenario in
     [[ $(up_a) == 1 ]] || fail "A reported evsse_redis_up 0 after the quiet spell"
     publish_b 40
     wait_delivered 15 || true
-    rst=$(in_ns "$ns_rtr" iptables -L FORWARD -v -n -x | awk '/REJECT/ { print $1 }')
+    rst=$(ipt -L FORWARD -v -n -x | awk '/REJECT/ { print $1 }')
     reconnects=$(metric "$ns_node" 8080 evsse_redis_reconnects_total)
     log "the firewall answered $rst packets of forgotten flows with a RST;" \
       "A reconnected $reconnects times, missed $missed_before probes"

@@ -12,18 +12,18 @@
 # that forgets idle flows), cut-idle (a cut, nothing published on the
 # cut-off node), cut-publishing (the same, publishing on it), retries (a
 # partition longer than the kernel's retransmission limit, tcp_retries2=3 in
-# every namespace), gap (the stream trimmed past the cut), kill (Redis
+# the node and redis namespaces), gap (the stream trimmed past the cut), kill (Redis
 # closes A's subscriber connection), pause (redis-server SIGSTOPped).
-# EVSSE_NETNS_LONG=1: the long versions (60 s cuts, a 20 s firewall idle
-# timeout with 45 s of silence), see tests/RELIABILITY.md.
+# EVSSE_NETNS_LONG=1: the long versions (60 s cuts, a 30 s pause, a 20 s
+# firewall idle timeout with 45 s of silence), see tests/RELIABILITY.md.
 # EVSSE_NETNS_A_PROBE_INTERVAL=0: node A without probes (a control run).
 #
 # Topology, all of it private (198.18.0.0/15, the benchmark range, exists
 # only inside these namespaces; nothing is sent anywhere else):
 #
-#   node ns                 router ns                  redis ns
-#   evsse-alerts A  ─veth─  198.18.0.1  198.18.1.1  ─veth─  redis-server
-#   evsse-tail      198.18.0.2   (forwards, faults)   198.18.1.2  evsse-alerts B
+#   node ns, 198.18.0.2        router ns                redis ns, 198.18.1.2
+#   evsse-alerts A  ─veth─  198.18.0.1 | 198.18.1.1  ─veth─  redis-server
+#   evsse-tail              (forwards; faults)               evsse-alerts B
 #
 # A is the node under test; B publishes during the cut, as another node would.
 # Faults are iptables rules in the router namespace: DROP both ways for a cut

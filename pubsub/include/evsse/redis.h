@@ -73,9 +73,10 @@ struct RedisOptions {
   // receiving. So when the subscriber connection has heard nothing for
   // probe_interval, the link PUBLISHes a probe on a channel of its own
   // (<prefix>{probe}:<random id>) that its subscriber connection follows;
-  // a probe not back within probe_timeout (or one that reached no
-  // subscriber) takes the link down and through the usual reconnect,
-  // re-subscribe and back-fill. probe_interval 0: no probes.
+  // a probe not back within probe_timeout, with nothing else received
+  // meanwhile (a probe queued behind a burst is waited for), or one that
+  // reached no subscriber, takes the link down and through the usual
+  // reconnect, re-subscribe and back-fill. probe_interval 0: no probes.
   Millis probe_interval{1000};
   Millis probe_timeout{3000};
   // TCP_USER_TIMEOUT on both TCP connections (which also carry keepalive):

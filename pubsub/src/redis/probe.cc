@@ -70,13 +70,19 @@ void LinkImpl::ProbeTick() {
   if (state_ != State::kReady || !probe_subscribed_) return;
   Clock::time_point now = Clock::now();
   if (probe_pending_) {
-    Clock::duration waited = now - probe_sent_at_;
+    // The deadline runs from the last thing the subscription delivered, not
+    // from the send: under a burst the probe queues behind the messages
+    // ahead of it, and a subscription that keeps delivering is not deaf.
+    // Cut off, it delivers nothing, and the deadline is the send +
+    // probe_timeout.
+    Clock::duration waited = now - std::max(probe_sent_at_, last_heard_);
     if (waited < options_.probe_timeout) {
       return ArmProbe(options_.probe_timeout - waited);
     }
     ++stats_.probes_missed;
     return Fail("subscription probe not answered within " +
-                std::to_string(options_.probe_timeout.count()) + " ms");
+                std::to_string(options_.probe_timeout.count()) +
+                " ms (nothing received meanwhile)");
   }
   Clock::duration quiet = now - last_heard_;
   if (quiet < options_.probe_interval) {

@@ -244,6 +244,8 @@ TEST_F(AlertsRedisTest, RedisDownShowsInMetricsAndPublishesGet503) {
   EXPECT_THAT(r.error(), HasSubstr("not published: redis link down"));
   Json status = CallServer(a->port(), "GET", "/status").json();
   EXPECT_EQ(status["redis"]["connected"], false);
+  EXPECT_EQ(status["redis"]["up"], false);
+  EXPECT_FALSE(status["redis"]["last_error"].get<std::string>().empty());
   EXPECT_GE(Metric(*a, "evsse_alerts_rejected_total{code=\"503\"}"), 1);
   // The subscriber stays connected through the outage.
   PollClients(
@@ -253,6 +255,16 @@ TEST_F(AlertsRedisTest, RedisDownShowsInMetricsAndPublishesGet503) {
   ASSERT_TRUE(redis_.Start());
   ASSERT_TRUE(WaitUntil([&] { return RedisUp(*a) == 1; }, milliseconds(10000)));
   EXPECT_GE(Metric(*a, "evsse_redis_reconnects_total"), 1);
+  // The link's delivery state: probes answered, their round trip shown.
+  ASSERT_TRUE(
+      WaitUntil([&] { return Metric(*a, "evsse_redis_probes_total") >= 2; },
+                milliseconds(10000)));
+  EXPECT_GT(Metric(*a, "evsse_redis_delivery_lag_seconds"), 0);
+  Json live = CallServer(a->port(), "GET", "/status").json();
+  EXPECT_EQ(live["redis"]["up"], true);
+  EXPECT_GT(live["redis"]["delivery_lag_seconds"].get<double>(), 0);
+  EXPECT_GE(live["redis"]["last_probe_age_seconds"].get<double>(), 0);
+  EXPECT_EQ(live["config"]["redis"]["probe_interval_ms"], 1000);
 
   // Redis came back empty (nothing persisted): the team's stream starts a
   // new history. The node ends the subscription rather than going on as if

@@ -129,6 +129,9 @@ void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.command_timeout, b.command_timeout);
   EXPECT_EQ(a.reconnect_min, b.reconnect_min);
   EXPECT_EQ(a.reconnect_max, b.reconnect_max);
+  EXPECT_EQ(a.probe_interval, b.probe_interval);
+  EXPECT_EQ(a.probe_timeout, b.probe_timeout);
+  EXPECT_EQ(a.tcp_user_timeout, b.tcp_user_timeout);
 }
 
 void ExpectSame(const AlertOptions& a, const AlertOptions& b) {
@@ -750,6 +753,9 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(r.command_timeout, milliseconds(3000));
   EXPECT_EQ(r.reconnect_min, milliseconds(200));
   EXPECT_EQ(r.reconnect_max, milliseconds(10000));
+  EXPECT_EQ(r.probe_interval, milliseconds(500));
+  EXPECT_EQ(r.probe_timeout, milliseconds(2000));
+  EXPECT_EQ(r.tcp_user_timeout, milliseconds(8000));
 
   // everything.conf uses every directive of the table: a new row needs a line
   // here (and an EXPECT).

@@ -295,6 +295,19 @@ TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   o = {};
   o.database = -1;
   EXPECT_THAT(error(o), HasSubstr("negative"));
+  o = {};
+  o.probe_interval = std::chrono::milliseconds(-1);
+  EXPECT_THAT(error(o), HasSubstr("probe_interval"));
+  o = {};
+  o.probe_timeout = std::chrono::milliseconds(0);
+  EXPECT_THAT(error(o), HasSubstr("probe_timeout"));
+  o.probe_interval = std::chrono::milliseconds(0);  // probes off: fine
+  LinkEnv env;
+  env.base = base;
+  EXPECT_TRUE(MakeLink(env, o).ok());
+  o = {};
+  o.tcp_user_timeout = std::chrono::milliseconds(-1);
+  EXPECT_THAT(error(o), HasSubstr("tcp_user_timeout"));
   auto no_base = MakeLink(LinkEnv{}, RedisOptions{});
   EXPECT_FALSE(no_base.ok());
   event_base_free(base);
@@ -802,7 +815,11 @@ TEST_F(RedisLinkTest, StreamTrimmedDuringAnOutageSyncsAtItsTail) {
 // re-subscribed and re-synced.
 TEST_F(RedisLinkTest, LosingTheSubscriberConnectionResyncs) {
   FakeSink pub_sink, sub_sink;
-  auto publisher = NewLink(&pub_sink, Options());
+  // Without probes the publisher subscribes to nothing, so the kill below
+  // finds only the watcher's subscriber connection.
+  RedisOptions no_probes = Options();
+  no_probes.probe_interval = std::chrono::milliseconds(0);
+  auto publisher = NewLink(&pub_sink, no_probes);
   auto watcher = NewLink(&sub_sink, Options());
   watcher->Watch("t");
   ASSERT_TRUE(RunUntil([&] { return pub_sink.up() && sub_sink.up(); }));
@@ -817,6 +834,115 @@ TEST_F(RedisLinkTest, LosingTheSubscriberConnectionResyncs) {
   ASSERT_TRUE(RunUntil([&] { return sub_sink.delivered.size() == 1; }));
   EXPECT_EQ(sub_sink.delivered[0].event.position, p.position);
   EXPECT_EQ(pub_sink.changes, std::vector<bool>{true});
+}
+
+// ---- Liveness probes -------------------------------------------------------
+
+// A quiet link probes its subscription and reports the round trip.
+TEST_F(RedisLinkTest, AQuietLinkProbesItsSubscription) {
+  FakeSink sink;
+  RedisOptions o = Options();
+  o.probe_interval = std::chrono::milliseconds(50);
+  auto link = NewLink(&sink, o);
+  link->Watch("t");
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  EXPECT_TRUE(link->stats().delivering);
+  ASSERT_TRUE(RunUntil([&] { return link->stats().probes_sent >= 3; }));
+  ASSERT_TRUE(
+      RunUntil([&] { return link->stats().last_probe_age.count() >= 0; }));
+  LinkStats s = link->stats();
+  EXPECT_GT(s.delivery_lag.count(), 0);
+  EXPECT_EQ(s.probes_missed, 0u);
+  EXPECT_TRUE(s.delivering);
+  // Probes are not events: nothing reaches the sink.
+  EXPECT_TRUE(sink.delivered.empty());
+  EXPECT_EQ(sink.changes, std::vector<bool>{true});
+}
+
+// A hung Redis (SIGSTOP) is noticed by a node that publishes nothing: its
+// probe goes unanswered. Commands would take command_timeout (30 s here) to
+// notice. What another node published meanwhile is back-filled.
+TEST_F(RedisLinkTest, AHungRedisIsNoticedByAProbeAndBackfilled) {
+  FakeSink pub_sink, sub_sink;
+  RedisOptions patient = Options();
+  patient.command_timeout = std::chrono::milliseconds(30000);
+  patient.probe_interval = std::chrono::milliseconds(0);
+  auto publisher = NewLink(&pub_sink, patient);
+  RedisOptions o = Options();
+  o.command_timeout = std::chrono::milliseconds(30000);
+  o.probe_interval = std::chrono::milliseconds(200);
+  o.probe_timeout = std::chrono::milliseconds(500);
+  std::vector<std::string> log;
+  auto watcher = NewLink(&sub_sink, o, &log);
+  watcher->Watch("t");
+  ASSERT_TRUE(RunUntil([&] { return pub_sink.up() && sub_sink.up(); }));
+  PublishOutcome seen = Publish(publisher.get(), "t", "", "seen");
+  ASSERT_TRUE(RunUntil([&] { return sub_sink.delivered.size() == 1; }));
+
+  redis_.Pause();
+  ASSERT_TRUE(
+      RunUntil([&] { return sub_sink.down(); }, std::chrono::seconds(20)));
+  LinkStats s = watcher->stats();
+  EXPECT_FALSE(s.delivering);
+  EXPECT_FALSE(s.connected);
+  EXPECT_GE(s.probes_missed, 1u);
+  EXPECT_THAT(s.last_error, HasSubstr("probe not answered within 500 ms"));
+  // Publishes fail at once while the link is down.
+  PublishOutcome refused = Publish(watcher.get(), "t", "", "refused");
+  EXPECT_EQ(refused.status.code(), StatusCode::kUnavailable);
+  // Sent to the hung server: it runs once Redis resumes, while the watcher
+  // is away.
+  PublishOutcome missed;
+  PublishAsync(publisher.get(), "t", "", "missed", &missed);
+  RunFor(std::chrono::milliseconds(100));
+  redis_.Resume();
+  ASSERT_TRUE(RunUntil([&] { return missed.calls == 1; }));
+  ASSERT_TRUE(missed.status.ok()) << missed.status.ToString();
+  ASSERT_TRUE(
+      RunUntil([&] { return sub_sink.up(); }, std::chrono::seconds(20)));
+  ASSERT_TRUE(RunUntil([&] { return sub_sink.delivered.size() == 2; }));
+  EXPECT_EQ(sub_sink.delivered[0].event.position, seen.position);
+  EXPECT_EQ(sub_sink.delivered[1].event.position, missed.position);
+  EXPECT_EQ(sub_sink.delivered[1].event.data, "missed");
+  EXPECT_TRUE(watcher->stats().delivering);
+  bool logged = false;
+  for (const auto& line : log)
+    logged |= line.find("probe not answered") != std::string::npos;
+  EXPECT_TRUE(logged);
+  // Once resynced, live delivery goes on.
+  PublishOutcome after = Publish(publisher.get(), "t", "", "after");
+  ASSERT_TRUE(RunUntil([&] { return sub_sink.delivered.size() == 3; }));
+  EXPECT_EQ(sub_sink.delivered[2].event.position, after.position);
+}
+
+// A subscriber connection the server closed (CLIENT KILL sends a FIN) while
+// another node publishes: every event arrives once, in order.
+TEST_F(RedisLinkTest, AKilledSubscriberConnectionLosesNoEvent) {
+  FakeSink pub_sink, sub_sink;
+  RedisOptions no_probes = Options();
+  no_probes.probe_interval = std::chrono::milliseconds(0);
+  auto publisher = NewLink(&pub_sink, no_probes);
+  auto watcher = NewLink(&sub_sink, Options());
+  watcher->Watch("t");
+  ASSERT_TRUE(RunUntil([&] { return pub_sink.up() && sub_sink.up(); }));
+  std::vector<PublishOutcome> out(60);
+  for (int i = 0; i < 60; ++i) {
+    if (i == 20 || i == 40) {
+      ReplyPtr killed = redis_.Command({"CLIENT", "KILL", "TYPE", "pubsub"});
+      ASSERT_TRUE(killed && killed->type == REDIS_REPLY_INTEGER);
+    }
+    PublishAsync(publisher.get(), "t", "", std::to_string(i), &out[i]);
+    RunFor(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(RunUntil([&] { return out.back().calls == 1; }));
+  ASSERT_TRUE(RunUntil([&] { return sub_sink.delivered.size() >= 60; }));
+  ASSERT_TRUE(RunUntil([&] { return sub_sink.up(); }));
+  ASSERT_EQ(sub_sink.delivered.size(), 60u);
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(out[i].status.ok()) << i;
+    EXPECT_EQ(sub_sink.delivered[i].event.position, out[i].position) << i;
+  }
+  EXPECT_GE(watcher->stats().reconnects, 1u);
 }
 
 TEST_F(RedisLinkTest, DestroyedWhileConnectingOrWaitingToReconnect) {

@@ -3,6 +3,9 @@
 // either: tokens and passwords are reported as set or not.
 #include <event2/http.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include "app.h"
 
 namespace alerts {
@@ -24,6 +27,12 @@ class Prometheus {
     if (!labels.empty()) out_ += "{" + labels + "}";
     out_ += " " + std::to_string(value) + "\n";
   }
+  void Gauge(const char* name, const char* help, double value) {
+    Head(name, "gauge", help);
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.6f", value);
+    out_ += std::string(name) + " " + text + "\n";
+  }
   const std::string& text() const { return out_; }
 
  private:
@@ -37,9 +46,13 @@ bool Method(evhttp_request* req, const RequestInfo& info) {
   return false;
 }
 
+// RedisUp: the link delivers (connected, every followed topic synced, the
+// subscription answering its probes), not merely connected.
 bool RedisUp(const App& app) {
-  return app.redis_link && app.redis_link->stats().connected;
+  return app.redis_link && app.redis_link->stats().delivering;
 }
+
+double Seconds(std::chrono::microseconds d) { return d.count() / 1e6; }
 
 Json Millis(evsse::Millis d) { return d.count(); }
 
@@ -102,7 +115,8 @@ void OnMetrics(evhttp_request* req, void* arg) {
            "History events dropped by history_max_age.",
            s.history_events_expired);
   p.Metric("evsse_redis_up", "gauge",
-           "1 when the Redis link is up; 0 when down or not configured.",
+           "1 when the Redis link delivers; 0 when down, resyncing after a "
+           "missed probe or a reconnect, or not configured.",
            RedisUp(app) ? 1 : 0);
   if (app.redis_link) {
     evsse::redis::LinkStats r = app.redis_link->stats();
@@ -113,6 +127,14 @@ void OnMetrics(evhttp_request* req, void* arg) {
              r.backfilled_events);
     p.Metric("evsse_redis_publish_errors_total", "counter",
              "Publishes Redis refused or could not take.", r.publish_errors);
+    p.Gauge("evsse_redis_delivery_lag_seconds",
+            "Round trip of the last subscription probe (PUBLISH to arrival).",
+            Seconds(r.delivery_lag));
+    p.Metric("evsse_redis_probes_total", "counter", "Subscription probes sent.",
+             r.probes_sent);
+    p.Metric("evsse_redis_probes_missed_total", "counter",
+             "Subscription probes not answered in time (each a resync).",
+             r.probes_missed);
   }
   p.Head("evsse_alerts_published_total", "counter",
          "Alerts published, by severity.");
@@ -212,7 +234,10 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
                   {"connect_timeout_ms", Millis(r.connect_timeout)},
                   {"command_timeout_ms", Millis(r.command_timeout)},
                   {"reconnect_min_ms", Millis(r.reconnect_min)},
-                  {"reconnect_max_ms", Millis(r.reconnect_max)}};
+                  {"reconnect_max_ms", Millis(r.reconnect_max)},
+                  {"probe_interval_ms", Millis(r.probe_interval)},
+                  {"probe_timeout_ms", Millis(r.probe_timeout)},
+                  {"tcp_user_timeout_ms", Millis(r.tcp_user_timeout)}};
   } else {
     j["redis"] = nullptr;
   }
@@ -268,9 +293,20 @@ void OnStatus(evhttp_request* req, void* arg) {
                  {"recent", app.recent.size()}};
   if (app.redis_link) {
     evsse::redis::LinkStats r = app.redis_link->stats();
-    j["redis"] = {{"connected", r.connected},
-                  {"reconnects", r.reconnects},
-                  {"last_error", r.last_error}};
+    // up: delivering (what evsse_redis_up says); connected: both
+    // connections up, possibly still back-filling.
+    j["redis"] = {
+        {"up", r.delivering},
+        {"connected", r.connected},
+        {"delivery_lag_seconds", Seconds(r.delivery_lag)},
+        {"last_probe_age_seconds", r.last_probe_age.count() < 0
+                                       ? Json(nullptr)
+                                       : Json(r.last_probe_age.count() / 1e3)},
+        {"probes_sent", r.probes_sent},
+        {"probes_missed", r.probes_missed},
+        {"reconnects", r.reconnects},
+        {"backfilled_events", r.backfilled_events},
+        {"last_error", r.last_error}};
   } else {
     j["redis"] = nullptr;
   }

@@ -314,6 +314,11 @@ const std::vector<Row>& Rows() {
         Duration<&R::command_timeout>("command_timeout", kRedis, 1, kMin));
     v.push_back(Duration<&R::reconnect_min>("reconnect_min", kRedis, 1, kHour));
     v.push_back(Duration<&R::reconnect_max>("reconnect_max", kRedis, 1, kHour));
+    v.push_back(
+        Duration<&R::probe_interval>("probe_interval", kRedis, 0, kMin));
+    v.push_back(Duration<&R::probe_timeout>("probe_timeout", kRedis, 1, kMin));
+    v.push_back(
+        Duration<&R::tcp_user_timeout>("tcp_user_timeout", kRedis, 0, kHour));
     return v;
   }();
   return rows;

@@ -3,6 +3,11 @@
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,6 +22,29 @@ struct Conn::Op {
 
 namespace {
 
+// Harden sets keepalive and TCP_USER_TIMEOUT on a connecting TCP socket.
+// Keepalive (hiredis' own: first probe after 15 s idle, dead after about
+// 30 s) finds a dead peer on a connection with nothing to send; the user
+// timeout bounds how long unacknowledged bytes (a command, a keepalive
+// probe) are retried, instead of the kernel's ~15 minutes. Failures are
+// ignored: the link's own probes and command timeout still find the cut.
+void Harden(redisAsyncContext* ac, Millis tcp_user_timeout) {
+  redisContext* c = &ac->c;
+  int fd = c->fd;
+  int on = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+  int idle = REDIS_KEEPALIVE_INTERVAL;
+  int interval = std::max(REDIS_KEEPALIVE_INTERVAL / 3, 1);
+  int count = 3;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  if (tcp_user_timeout.count() > 0) {
+    unsigned int ms = static_cast<unsigned int>(tcp_user_timeout.count());
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+  }
+}
+
 timeval ToTimeval(std::chrono::steady_clock::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   if (us < 0) us = 0;
@@ -26,9 +54,11 @@ timeval ToTimeval(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-Conn::Conn(event_base* base, Millis command_timeout, FailFn on_fail)
+Conn::Conn(event_base* base, Millis command_timeout, Millis tcp_user_timeout,
+           FailFn on_fail)
     : base_(base),
       command_timeout_(command_timeout),
+      tcp_user_timeout_(tcp_user_timeout),
       on_fail_(std::move(on_fail)),
       timer_(evtimer_new(base, &Conn::OnTimer, this)) {}
 
@@ -51,6 +81,7 @@ Status Conn::Open(const Address& address) {
     redisAsyncFree(ac);
     return UnavailableError("connect to " + where_ + ": " + error);
   }
+  if (!address.is_unix) Harden(ac, tcp_user_timeout_);
   ac->data = this;
   redisLibeventAttach(ac, base_);
   redisAsyncSetConnectCallback(ac, &Conn::OnConnect);

@@ -1,5 +1,7 @@
 // Conn: one hiredis async connection on a libevent base, plus what hiredis
-// 0.14 lacks: a command timeout (its async API has no timeouts at all).
+// 0.14 lacks: a command timeout (its async API has no timeouts at all), and
+// on TCP keepalive and TCP_USER_TIMEOUT, so that the kernel gives up on a
+// peer that stopped acknowledging.
 // Loop thread only.
 //
 // Ownership: Conn owns its redisAsyncContext; a context that fails is freed
@@ -38,7 +40,10 @@ class Conn {
   // the owner must defer any Close.
   using FailFn = std::function<void(const std::string& error)>;
 
-  Conn(event_base* base, Millis command_timeout, FailFn on_fail);
+  // tcp_user_timeout: TCP_USER_TIMEOUT of TCP connections (0: the kernel's
+  // default).
+  Conn(event_base* base, Millis command_timeout, Millis tcp_user_timeout,
+       FailFn on_fail);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -76,6 +81,7 @@ class Conn {
 
   event_base* base_;
   Millis command_timeout_;
+  Millis tcp_user_timeout_;
   FailFn on_fail_;
   redisAsyncContext* ctx_ = nullptr;
   std::string where_;  // the address, for messages

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,9 +33,10 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
       flush_event_(event_new(env_.base, -1, 0, &OnFlushEvent, this)),
       reconnect_timer_(evtimer_new(env_.base, &OnReconnectTimer, this)),
       connect_timer_(evtimer_new(env_.base, &OnConnectTimer, this)),
-      cmd_(env_.base, options_.command_timeout,
+      probe_timer_(evtimer_new(env_.base, &OnProbeTimer, this)),
+      cmd_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
            [this](const std::string& e) { Fail(e); }),
-      sub_(env_.base, options_.command_timeout,
+      sub_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
            [this](const std::string& e) { Fail(e); }) {
   size_t max_events =
       options_.max_events != 0 ? options_.max_events : env_.default_max_events;
@@ -52,6 +54,7 @@ LinkImpl::~LinkImpl() {
   event_del(down_event_);
   evtimer_del(reconnect_timer_);
   evtimer_del(connect_timer_);
+  evtimer_del(probe_timer_);
   Status cancelled = CancelledError("redis link closed");
   cmd_.Close(cancelled);  // pending callbacks queue their completions
   sub_.Close(cancelled);
@@ -65,6 +68,7 @@ LinkImpl::~LinkImpl() {
   event_free(flush_event_);
   event_free(reconnect_timer_);
   event_free(connect_timer_);
+  event_free(probe_timer_);
 }
 
 void LinkImpl::Start(BackendSink* sink) {
@@ -76,6 +80,11 @@ void LinkImpl::Start(BackendSink* sink) {
 LinkStats LinkImpl::stats() const {
   LinkStats s = stats_;
   s.last_error = last_error_;
+  s.delivering = reported_up_;
+  if (probe_answered_) {
+    s.last_probe_age =
+        std::chrono::duration_cast<Millis>(Clock::now() - probe_answered_at_);
+  }
   return s;
 }
 
@@ -95,6 +104,7 @@ void LinkImpl::Connect() {
   state_ = State::kConnecting;
   ++conn_gen_;
   cmd_ready_ = sub_ready_ = false;
+  probe_channel_ = NewProbeChannel();
   Status s = cmd_.Open(address_);
   if (s.ok()) s = sub_.Open(address_);
   if (!s.ok()) return Fail(s.message());
@@ -162,6 +172,9 @@ void LinkImpl::ConnReady(bool commands) {
   attempt_ = 0;
   Log("redis: connected to " + address_.text);
   std::vector<std::string> channels;
+  // The probe channel first: the link reports up only once it is
+  // confirmed, so the first probe has a subscriber to reach.
+  if (probing()) channels.push_back(probe_channel_);
   for (auto& [name, t] : topics_) {
     if (!t.watched) continue;
     t.subscribed = true;
@@ -190,6 +203,7 @@ void LinkImpl::GoDown() {
   evtimer_del(connect_timer_);
   stats_.connected = false;
   cmd_ready_ = sub_ready_ = false;
+  StopProbing();
   Status failure = UnavailableError(DownMessage());
   cmd_.Close(failure);
   sub_.Close(failure);
@@ -472,6 +486,18 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
   }
   if (options.stream_ttl.count() < 0) {
     return InvalidArgumentError("redis: stream_ttl is negative");
+  }
+  if (options.probe_interval.count() < 0 ||
+      (options.probe_interval.count() > 0 &&
+       options.probe_timeout.count() <= 0)) {
+    return InvalidArgumentError(
+        "redis: probe_interval must not be negative, and probe_timeout must "
+        "be positive when probes are on");
+  }
+  if (options.tcp_user_timeout.count() < 0 ||
+      options.tcp_user_timeout.count() > std::numeric_limits<int>::max()) {
+    return InvalidArgumentError(
+        "redis: tcp_user_timeout must be between 0 and 2^31 ms");
   }
   return std::unique_ptr<BackendLink>(new LinkImpl(
       std::move(env), std::move(options), std::move(address).value()));

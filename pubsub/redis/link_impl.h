@@ -1,6 +1,6 @@
 // LinkImpl: the BackendLink of link.h. Its connection life, Publish and
 // Fetch are in link.cc; watching topics (subscriptions, syncs, back-fills)
-// is in sync.cc. Loop thread only.
+// is in sync.cc; probing the subscription is in probe.cc. Loop thread only.
 #ifndef EVSSE_REDIS_LINK_IMPL_H_
 #define EVSSE_REDIS_LINK_IMPL_H_
 
@@ -8,6 +8,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -56,6 +57,8 @@ class LinkImpl final : public BackendLink {
   static constexpr size_t kChannelsPerCommand = 256;
   // The most entries one Fetch returns, whatever its limit (`more` is set).
   static constexpr size_t kMaxFetch = 100000;
+
+  using Clock = std::chrono::steady_clock;
 
   enum class State { kIdle, kConnecting, kReady, kDown, kClosed };
 
@@ -121,6 +124,17 @@ class LinkImpl final : public BackendLink {
                   const StoredEvent& event);
   void MaybeReportUp();
 
+  // Probing the subscription (probe.cc).
+  bool probing() const { return options_.probe_interval.count() > 0; }
+  std::string NewProbeChannel();
+  void ProbeConfirmed();
+  void StopProbing();
+  void ProbeTick();
+  void ArmProbe(Clock::duration after);
+  void SendProbe();
+  void OnProbe(std::string_view payload);
+  static void OnProbeTimer(evutil_socket_t, short, void* arg);
+
   void Defer(std::function<void()> fn);
   void Log(const std::string& line);
   std::string NewEpoch();
@@ -151,6 +165,19 @@ class LinkImpl final : public BackendLink {
   event* flush_event_;
   event* reconnect_timer_;
   event* connect_timer_;
+  // Probes: the channel (new on every connect, so that a stale connection
+  // Redis still holds does not answer for the new one), whether its
+  // SUBSCRIBE is confirmed, the probe in flight, and when the subscriber
+  // connection last heard anything.
+  std::string probe_channel_;
+  bool probe_subscribed_ = false;
+  bool probe_pending_ = false;
+  bool probe_answered_ = false;
+  uint64_t probe_seq_ = 0;
+  Clock::time_point probe_sent_at_;
+  Clock::time_point probe_answered_at_;
+  Clock::time_point last_heard_;
+  event* probe_timer_;
   Conn cmd_;  // scripts and reads
   Conn sub_;  // SUBSCRIBE and UNSUBSCRIBE only
 };

@@ -101,6 +101,9 @@ void LinkImpl::OnSubReply(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<LinkImpl*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
   if (r == nullptr || self->state_ != State::kReady) return;
+  // Any reply proves the subscription alive: probes are only needed when
+  // the connection is quiet.
+  self->last_heard_ = Clock::now();
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
   const redisReply* kind = r->element[0];
   const redisReply* channel = r->element[1];
@@ -110,8 +113,16 @@ void LinkImpl::OnSubReply(redisAsyncContext*, void* reply, void* privdata) {
   std::string_view k(kind->str, kind->len);
   bool confirm = k == "subscribe" || k == "unsubscribe";
   if (confirm) self->sub_.Confirmed();
+  std::string_view name(channel->str, channel->len);
+  if (name == self->probe_channel_) {
+    if (k == "subscribe") return self->ProbeConfirmed();
+    if (k == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
+      self->OnProbe({r->element[2]->str, r->element[2]->len});
+    }
+    return;
+  }
   std::string topic;
-  if (!self->TopicOf({channel->str, channel->len}, &topic)) return;
+  if (!self->TopicOf(name, &topic)) return;
   if (confirm) return self->OnConfirm(topic, k == "subscribe");
   const redisReply* payload = r->element[2];
   if (k == "message" && payload->type == REDIS_REPLY_STRING) {
@@ -285,6 +296,7 @@ void LinkImpl::DeliverOne(const std::string& name, Topic& t, uint64_t epoch,
 
 void LinkImpl::MaybeReportUp() {
   if (state_ != State::kReady || reported_up_) return;
+  if (probing() && !probe_subscribed_) return;
   for (const auto& [name, t] : topics_) {
     if (t.watched && !t.live) return;
   }

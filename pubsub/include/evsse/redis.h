@@ -14,6 +14,10 @@
 //    active topic from its stream before going live again.
 //  - Publishes while Redis is unreachable fail at once with kUnavailable
 //    (never queued, never silently dropped).
+//  - A cut that sends no FIN or RST (a partition, a firewall that forgot the
+//    flow) is found by probing the subscription (RedisOptions::
+//    probe_interval, probe_timeout) even on a node that publishes nothing:
+//    the link then goes down and resyncs as after any drop.
 //
 // Keys (the topic in braces, so both keys of a topic share a Redis Cluster
 // slot): <prefix>{<topic>}:s the stream, <prefix>{<topic>}:c the channel,
@@ -69,6 +73,22 @@ struct RedisOptions {
   Millis command_timeout{5000};
   Millis reconnect_min{100};
   Millis reconnect_max{5000};
+  // Liveness of the subscription. A Redis connection cut without a FIN or
+  // RST (a firewall that forgot the flow, a partition) looks idle, not
+  // dead: a node that publishes nothing would never notice that it stopped
+  // receiving. So when the subscriber connection has heard nothing for
+  // probe_interval, the link PUBLISHes a probe on a channel of its own
+  // (<prefix>{probe}:<random id>) that its subscriber connection follows;
+  // a probe not back within probe_timeout, with nothing else received
+  // meanwhile (a probe queued behind a burst is waited for), or one that
+  // reached no subscriber, takes the link down and through the usual
+  // reconnect, re-subscribe and back-fill. probe_interval 0: no probes.
+  Millis probe_interval{1000};
+  Millis probe_timeout{3000};
+  // TCP_USER_TIMEOUT on both TCP connections (which also carry keepalive):
+  // unacknowledged bytes older than this make the kernel drop the
+  // connection. 0: the kernel's default (about 15 minutes of retries).
+  Millis tcp_user_timeout{10000};
 };
 
 // ParseAddress checks an address string without connecting.
@@ -89,6 +109,17 @@ struct LinkStats {
   uint64_t backfilled_events = 0;
   uint64_t publish_errors = 0;
   uint64_t replay_fetches = 0;  // XRANGE round trips for resuming clients
+  // delivering: connected, every followed topic synced, and (with probes)
+  // the subscription answers. False from a missed probe until the link has
+  // reconnected and back-filled: this is what evsse_redis_up reports.
+  bool delivering = false;
+  // The round trip of the last answered probe, from the PUBLISH to its
+  // arrival on the subscriber connection (0 before the first answer).
+  std::chrono::microseconds delivery_lag{0};
+  // How long ago the last probe was answered; -1 when none was yet.
+  Millis last_probe_age{-1};
+  uint64_t probes_sent = 0;
+  uint64_t probes_missed = 0;  // unanswered in time, or heard by no one
   std::string last_error;
 };
 

@@ -1,8 +1,8 @@
 // The alert server in Redis mode: real evsse-alerts processes on one private
-// redis-server (tests/support/redis_fixture.h), driven over loopback. A node that
-// publishes reaches subscribers on the other; a client resumes on any node,
-// also on a restarted one; /metrics follows the Redis link; publishing while
-// Redis is down answers 503 with a JSON error and recovers by itself.
+// redis-server (tests/support/redis_fixture.h), driven over loopback. A node
+// that publishes reaches subscribers on the other; a client resumes on any
+// node, also on a restarted one; /metrics follows the Redis link; publishing
+// while Redis is down answers 503 with a JSON error and recovers by itself.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

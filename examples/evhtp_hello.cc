@@ -2,7 +2,7 @@
 // server, on the in-process broker.
 //
 //   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
-//               [--redis HOST:PORT | --threads N]
+//               [--redis HOST:PORT [--redis-wait-replicas N] | --threads N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node. With --threads N
@@ -140,7 +140,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 8080, threads = 0;
+  int port = 8080, threads = 0, wait_replicas = 0;
   std::string bind = "127.0.0.1", token, redis;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -152,6 +152,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--redis-wait-replicas" && i + 1 < argc)
+      wait_replicas = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc)
       threads = std::atoi(argv[++i]);
     else
@@ -159,7 +161,8 @@ int main(int argc, char** argv) {
     if (threads < 0 || (threads > 0 && !redis.empty())) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
-                   "          [--redis HOST:PORT | --threads N]\n"
+                   "          [--redis HOST:PORT [--redis-wait-replicas N] "
+                   "| --threads N]\n"
                    "--threads N: N worker loops, 0 (default) for one loop; "
                    "--redis needs one loop\n",
                    argv[0]);
@@ -193,6 +196,7 @@ int main(int argc, char** argv) {
     if (!redis.empty()) {  // several nodes on one Redis behave as one
       evsse::redis::RedisOptions ro;
       ro.address = redis;
+      ro.wait_replicas = wait_replicas;
       auto attached = evsse::redis::Attach(hub, ro);
       if (!attached.ok()) {
         std::fprintf(stderr, "%s: --redis: %s\n", argv[0],

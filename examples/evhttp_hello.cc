@@ -2,7 +2,8 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
-//                [--cors-origin ORIGIN]... [--max-topics N]
+//                [--redis-wait-replicas N] [--cors-origin ORIGIN]...
+//                [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
@@ -65,6 +66,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 int main(int argc, char** argv) {
   int port = 8080;
   std::string bind = "127.0.0.1", token, redis;
+  int wait_replicas = 0;
   evsse::HubOptions hub_options;
   evsse::StreamOptions stream;
   for (int i = 1; i < argc; ++i) {
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--redis-wait-replicas" && i + 1 < argc)
+      wait_replicas = std::atoi(argv[++i]);
     else if (a == "--cors-origin" && i + 1 < argc)
       stream.cors_origins.push_back(argv[++i]);
     else if (a == "--max-topics" && i + 1 < argc)
@@ -89,7 +93,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
-                   "[--redis HOST:PORT] [--cors-origin ORIGIN]... "
+                   "[--redis HOST:PORT] [--redis-wait-replicas N] "
+                   "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
                    "[--history-max-bytes N]\n",
                    argv[0]);
@@ -125,6 +130,7 @@ int main(int argc, char** argv) {
   if (!redis.empty()) {
     evsse::redis::RedisOptions ro;
     ro.address = redis;
+    ro.wait_replicas = wait_replicas;
     auto attached = evsse::redis::Attach(s.hub, ro);
     if (!attached.ok()) {
       std::fprintf(stderr, "%s: --redis: %s\n", argv[0],

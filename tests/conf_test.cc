@@ -132,6 +132,8 @@ void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.probe_interval, b.probe_interval);
   EXPECT_EQ(a.probe_timeout, b.probe_timeout);
   EXPECT_EQ(a.tcp_user_timeout, b.tcp_user_timeout);
+  EXPECT_EQ(a.wait_replicas, b.wait_replicas);
+  EXPECT_EQ(a.wait_timeout, b.wait_timeout);
 }
 
 void ExpectSame(const AlertOptions& a, const AlertOptions& b) {
@@ -602,6 +604,10 @@ TEST(ConfErrors, RulesBetweenDirectives) {
   EXPECT_EQ(Error("server { redis { reconnect_min 10s; } }"),
             "main.conf:1: directive \"reconnect_min\": reconnect_min 10s is "
             "above reconnect_max 5s");
+  EXPECT_EQ(Error("server { redis { wait_replicas 1; wait_timeout 5s; } }"),
+            "main.conf:1: directive \"wait_timeout\": wait_timeout 5s must be "
+            "below command_timeout and probe_timeout (a WAIT holds the "
+            "command connection)");
   EXPECT_EQ(Error("server { max_topic_length 32; }"),
             "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
             "is above max_topic_length 32 (a team is a topic)");
@@ -756,6 +762,8 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(r.probe_interval, milliseconds(500));
   EXPECT_EQ(r.probe_timeout, milliseconds(2000));
   EXPECT_EQ(r.tcp_user_timeout, milliseconds(8000));
+  EXPECT_EQ(r.wait_replicas, 1);
+  EXPECT_EQ(r.wait_timeout, milliseconds(700));
 
   // everything.conf uses every directive of the table: a new row needs a line
   // here (and an EXPECT).

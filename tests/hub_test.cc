@@ -50,6 +50,12 @@ TEST_F(HubCreateTest, RefusesInvalidOptionsByName) {
 // A process out of descriptors cannot make the Hub's wake-up eventfd: the
 // Hub is refused (before, it was made and published into fd -1).
 TEST_F(HubCreateTest, FailsWhenItsWakeUpDescriptorCannotBeMade) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizers' runtime opens files of its own (UBSan's type checks read
+  // /proc/self/maps): with no descriptor left, it reports itself.
+  GTEST_SKIP() << "needs a process with no descriptor left: not under a "
+                  "sanitizer";
+#endif
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   int probe = open("/dev/null", O_RDONLY);  // the lowest free descriptor

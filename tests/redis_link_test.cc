@@ -673,6 +673,77 @@ TEST_F(RedisLinkTest, DeletedStreamGetsANewEpoch) {
 
 // ---- Outages ---------------------------------------------------------------
 
+// ---- Durable publishes (wait_replicas) ------------------------------------
+
+TEST_F(RedisLinkTest, WaitReplicasAcknowledgesOnlyWhatReplicasHave) {
+  RedisServer primary(RedisServer::Options{true, ""});
+  RedisServer replica(RedisServer::Options{true, ""});
+  ASSERT_TRUE(primary.Start());
+  ASSERT_TRUE(replica.Start());
+  // The first sync would otherwise wait 5 s for more replicas to join.
+  ASSERT_TRUE(
+      primary.Command({"CONFIG", "SET", "repl-diskless-sync-delay", "0"}));
+  ASSERT_TRUE(replica.Command(
+      {"REPLICAOF", "127.0.0.1", std::to_string(primary.port())}));
+  auto info_has = [](const RedisServer& r, const std::string& what) {
+    ReplyPtr i = r.Command({"INFO", "replication"});
+    return i && i->type == REDIS_REPLY_STRING &&
+           std::string(i->str, i->len).find(what) != std::string::npos;
+  };
+  ASSERT_TRUE(RunUntil([&] {
+    return info_has(primary, "connected_slaves:1") &&
+           info_has(replica, "master_link_status:up");
+  }));
+  FakeSink sink;
+  RedisOptions o = Options();
+  o.address = primary.address();
+  o.wait_replicas = 1;
+  o.wait_timeout = std::chrono::milliseconds(500);
+  auto link = NewLink(&sink, o);
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  auto xlen = [](const RedisServer& r) {
+    ReplyPtr n = r.Command({"XLEN", "evsse:{t}:s"});
+    return n && n->type == REDIS_REPLY_INTEGER ? n->integer : -1;
+  };
+
+  // The replica has it: acknowledged with the stream id.
+  PublishOutcome ok = Publish(link.get(), "t", "", "replicated");
+  ASSERT_TRUE(ok.status.ok()) << ok.status.ToString();
+  EXPECT_NE(ok.position, Position{});
+  EXPECT_EQ(xlen(replica), 1);
+
+  // A replica that does not answer: stored on the primary, but never a
+  // plain success (504 for an HTTP publisher).
+  replica.Pause();
+  PublishOutcome unsure = Publish(link.get(), "t", "", "unconfirmed");
+  replica.Resume();
+  EXPECT_EQ(unsure.status.code(), StatusCode::kUnknown);
+  EXPECT_THAT(unsure.status.message(), HasSubstr("0 of 1 replicas"));
+  EXPECT_EQ(xlen(primary), 2);
+  EXPECT_EQ(link->stats().unreplicated_publishes, 1u);
+
+  // Once it answers again, publishes are acknowledged again.
+  ASSERT_TRUE(RunUntil([&] { return xlen(replica) == 2; }));
+  EXPECT_TRUE(Publish(link.get(), "t", "", "again").status.ok());
+}
+
+TEST_F(RedisLinkTest, WaitReplicasWithoutEnoughReplicasIsNeverASuccess) {
+  FakeSink sink;
+  RedisOptions o = Options();  // a Redis with no replica at all
+  o.wait_replicas = 1;
+  o.wait_timeout = std::chrono::milliseconds(200);
+  auto link = NewLink(&sink, o);
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  PublishOutcome p = Publish(link.get(), "t", "", "x");
+  EXPECT_EQ(p.status.code(), StatusCode::kUnknown);
+  EXPECT_EQ(XLen("evsse:{t}:s"), 1);  // stored on the primary all the same
+  // A wait_timeout the command connection cannot afford is refused.
+  o.wait_timeout = o.command_timeout;
+  LinkEnv env;
+  env.base = base_;
+  EXPECT_FALSE(MakeLink(env, o).ok());
+}
+
 TEST_F(RedisLinkTest, PublishFailsAtOnceWhileRedisIsDown) {
   FakeSink sink;
   auto link = NewLink(&sink, Options());

@@ -1,6 +1,7 @@
 // evsse-alerts: an alert-notification server on evsse (public headers only).
 //
 //   evsse-alerts --config FILE [--listen HOST:PORT] [--redis HOST:PORT]
+//                [--redis-wait-replicas N]
 //                [--check]
 //
 //   POST /alerts {"severity","title","body","team"[,"dedup_key"]}
@@ -72,7 +73,7 @@ void OnSignal(evutil_socket_t sig, short, void* arg) {
 int Usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --config FILE [--listen HOST:PORT] "
-               "[--redis HOST:PORT] [--check]\n",
+               "[--redis HOST:PORT] [--redis-wait-replicas N] [--check]\n",
                argv0);
   return 2;
 }
@@ -249,6 +250,17 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
     if (!c->redis) c->redis.emplace();
     c->redis->address = app.redis_flag;
   }
+  if (!app.wait_replicas_flag.empty()) {
+    auto n = evsse::conf::ParseCount(app.wait_replicas_flag);
+    if (!n.ok() || *n > 64)
+      return evsse::InvalidArgumentError(
+          "--redis-wait-replicas: expected 0..64, got \"" +
+          app.wait_replicas_flag + "\"");
+    if (!c->redis)
+      return evsse::InvalidArgumentError(
+          "--redis-wait-replicas needs a redis block or --redis");
+    c->redis->wait_replicas = static_cast<int>(*n);
+  }
   const char* env = std::getenv("ALERTS_TOKEN");
   *token = !c->alerts.publish_token.empty() ? c->alerts.publish_token
                                             : (env ? env : "");
@@ -287,6 +299,8 @@ int main(int argc, char** argv) {
       app.listen_flag = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       app.redis_flag = argv[++i];
+    else if (a == "--redis-wait-replicas" && i + 1 < argc)
+      app.wait_replicas_flag = argv[++i];
     else if (a == "--check")
       check = true;
     else

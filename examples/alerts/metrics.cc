@@ -237,7 +237,9 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
                   {"reconnect_max_ms", Millis(r.reconnect_max)},
                   {"probe_interval_ms", Millis(r.probe_interval)},
                   {"probe_timeout_ms", Millis(r.probe_timeout)},
-                  {"tcp_user_timeout_ms", Millis(r.tcp_user_timeout)}};
+                  {"tcp_user_timeout_ms", Millis(r.tcp_user_timeout)},
+                  {"wait_replicas", r.wait_replicas},
+                  {"wait_timeout_ms", Millis(r.wait_timeout)}};
   } else {
     j["redis"] = nullptr;
   }

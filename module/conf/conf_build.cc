@@ -255,6 +255,17 @@ class Builder {
                       FormatDuration(config.redis->reconnect_min) +
                       " is above reconnect_max " +
                       FormatDuration(config.redis->reconnect_max));
+    if (ctx == kRedis && config.redis->wait_replicas > 0) {
+      const redis::RedisOptions& r = *config.redis;
+      Millis limit = r.command_timeout;
+      if (r.probe_interval.count() > 0)
+        limit = std::min(limit, r.probe_timeout);
+      if (r.wait_timeout >= limit)
+        return Fail(*where("wait_timeout", "wait_replicas"),
+                    "wait_timeout " + FormatDuration(r.wait_timeout) +
+                        " must be below command_timeout and probe_timeout "
+                        "(a WAIT holds the command connection)");
+    }
     if (ctx == kServer) {
       const AlertOptions& a = config.alerts;
       if (a.max_team_length > config.hub.max_topic_length)

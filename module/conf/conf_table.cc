@@ -319,6 +319,8 @@ const std::vector<Row>& Rows() {
     v.push_back(Duration<&R::probe_timeout>("probe_timeout", kRedis, 1, kMin));
     v.push_back(
         Duration<&R::tcp_user_timeout>("tcp_user_timeout", kRedis, 0, kHour));
+    v.push_back(Count<&R::wait_replicas>("wait_replicas", kRedis, 0, 64));
+    v.push_back(Duration<&R::wait_timeout>("wait_timeout", kRedis, 1, kMin));
     return v;
   }();
   return rows;

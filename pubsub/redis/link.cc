@@ -45,6 +45,8 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
   Millis ttl = options_.stream_ttl.count() != 0 ? options_.stream_ttl
                                                 : env_.default_stream_ttl;
   ttl_ms_ = std::to_string(std::max<int64_t>(ttl.count(), 0));
+  wait_replicas_ = std::to_string(options_.wait_replicas);
+  wait_timeout_ms_ = std::to_string(options_.wait_timeout.count());
 }
 
 LinkImpl::~LinkImpl() {
@@ -306,38 +308,77 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
       epoch,
       ttl_ms_};
   job->sent = false;
-  cmd_.Command(argv, [this, job](redisReply* r, const Status& failure) {
-    if (r == nullptr) {
-      ++stats_.publish_errors;
-      // Once the script is on the wire, a lost answer says nothing about
-      // whether Redis ran it: it may still run after we gave up (a command
-      // timeout while Redis is stalled, the bytes already in its socket).
-      // kUnavailable would tell the publisher "not published" and invite a
-      // retry that stores the event twice.
-      Status s = failure;
-      if (job->sent && failure.code() == StatusCode::kUnavailable)
-        s = UnknownError(
-            "publish outcome unknown, the event may have been "
-            "stored: " +
-            failure.message());
-      Defer([job, s] { job->done(s, 0, {}); });
-      return;
-    }
-    if (IsNoScript(r) && !job->eval) {
-      // The server lost its script cache (restart, SCRIPT FLUSH): EVAL
-      // sends the text once and caches it again.
-      job->eval = true;
-      return SendPublish(job);
-    }
-    Result<PublishReply> reply = ParsePublishReply(r);
-    if (!reply.ok()) {
-      ++stats_.publish_errors;
-      return job->done(reply.status(), 0, {});
-    }
-    job->done(Status::Ok(), reply->epoch, reply->id);
-  });
+  const int attempt = ++job->attempt;
+  const bool wait = options_.wait_replicas > 0;
+  cmd_.Command(
+      argv, [this, job, wait, attempt](redisReply* r, const Status& failure) {
+        if (r == nullptr) {
+          ++stats_.publish_errors;
+          // Once the script is on the wire, a lost answer says nothing about
+          // whether Redis ran it: it may still run after we gave up (a command
+          // timeout while Redis is stalled, the bytes already in its socket).
+          // kUnavailable would tell the publisher "not published" and invite a
+          // retry that stores the event twice.
+          Status s = failure;
+          if (job->sent && failure.code() == StatusCode::kUnavailable)
+            s = UnknownError(
+                "publish outcome unknown, the event may have been "
+                "stored: " +
+                failure.message());
+          Defer([job, s] { job->done(s, 0, {}); });
+          return;
+        }
+        if (IsNoScript(r) && !job->eval) {
+          // The server lost its script cache (restart, SCRIPT FLUSH): EVAL
+          // sends the text once and caches it again.
+          job->eval = true;
+          return SendPublish(job);
+        }
+        Result<PublishReply> reply = ParsePublishReply(r);
+        if (!reply.ok()) {
+          ++stats_.publish_errors;
+          return job->done(reply.status(), 0, {});
+        }
+        if (!wait) return job->done(Status::Ok(), reply->epoch, reply->id);
+        // Stored on the primary; the WAIT right behind it says whether enough
+        // replicas have it too.
+        job->stored_attempt = attempt;
+        job->epoch = reply->epoch;
+        job->id = reply->id;
+      });
   // A failure before this point ran inside Command: nothing was sent.
   job->sent = true;
+  if (!wait) return;
+  // WAIT on the same connection covers every write sent before it, this
+  // script's included; it blocks only this connection, for wait_timeout at
+  // most.
+  cmd_.Command(
+      {"WAIT", wait_replicas_, wait_timeout_ms_},
+      [this, job, attempt](redisReply* r, const Status& failure) {
+        if (job->stored_attempt != attempt) return;  // not stored
+        job->stored_attempt = -1;
+        long long got =
+            r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (got >= options_.wait_replicas)
+          return job->done(Status::Ok(), job->epoch, job->id);
+        ++stats_.publish_errors;
+        ++stats_.unreplicated_publishes;
+        Status s = UnknownError(
+            r == nullptr
+                ? "publish stored on the primary, but the link "
+                  "failed before replication was confirmed: " +
+                      failure.message()
+                : "publish stored on the primary, but only " +
+                      std::to_string(std::max(got, 0LL)) + " of " +
+                      std::to_string(options_.wait_replicas) +
+                      " replicas confirmed it within " + wait_timeout_ms_ +
+                      " ms: a failover may lose it");
+        if (r == nullptr) {
+          Defer([job, s] { job->done(s, 0, {}); });
+        } else {
+          job->done(s, 0, {});
+        }
+      });
 }
 
 void LinkImpl::Fetch(const std::string& topic, Position after, Position until,
@@ -493,6 +534,16 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
     return InvalidArgumentError(
         "redis: probe_interval must not be negative, and probe_timeout must "
         "be positive when probes are on");
+  }
+  if (options.wait_replicas < 0 ||
+      (options.wait_replicas > 0 &&
+       (options.wait_timeout.count() <= 0 ||
+        options.wait_timeout >= options.command_timeout ||
+        (options.probe_interval.count() > 0 &&
+         options.wait_timeout >= options.probe_timeout)))) {
+    return InvalidArgumentError(
+        "redis: wait_replicas must not be negative, and with it wait_timeout "
+        "must be positive and below command_timeout and probe_timeout");
   }
   if (options.tcp_user_timeout.count() < 0 ||
       options.tcp_user_timeout.count() > std::numeric_limits<int>::max()) {

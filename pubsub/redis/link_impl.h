@@ -84,6 +84,12 @@ class LinkImpl final : public BackendLink {
     PublishDone done;
     bool eval = false;
     bool sent = false;  // handed to hiredis: a lost answer is kUnknown
+    // wait_replicas: the stored id, waiting for the WAIT after the script
+    // of attempt `stored_attempt` (an EVAL retry is a new attempt).
+    int attempt = 0;
+    int stored_attempt = -1;
+    uint64_t epoch = 0;
+    Position id;
   };
   // FetchFn: the decoded reply; `lost` when the connection went away
   // (the status says why).
@@ -146,6 +152,8 @@ class LinkImpl final : public BackendLink {
   std::string max_events_;  // ARGV of the publish script
   std::string max_age_ms_;
   std::string ttl_ms_;
+  std::string wait_replicas_;  // WAIT's arguments
+  std::string wait_timeout_ms_;
   BackendSink* sink_ = nullptr;
   State state_ = State::kIdle;
   uint64_t conn_gen_ = 0;  // bumped by every connect

@@ -89,6 +89,15 @@ struct RedisOptions {
   // unacknowledged bytes older than this make the kernel drop the
   // connection. 0: the kernel's default (about 15 minutes of retries).
   Millis tcp_user_timeout{10000};
+  // Durable publishes. Redis replicates asynchronously: a primary that dies
+  // right after a publish can take it with it. With wait_replicas N > 0, a
+  // publish is acknowledged only once WAIT confirms that N replicas have
+  // it; when fewer confirm within wait_timeout, the publisher gets kUnknown
+  // (HTTP 504: stored on the primary, but it may be lost in a failover),
+  // never a plain success. wait_timeout must be below command_timeout (and
+  // probe_timeout: a WAIT holds the command connection). 0: no WAIT.
+  int wait_replicas = 0;
+  Millis wait_timeout{1000};
 };
 
 // ParseAddress checks an address string without connecting.
@@ -120,6 +129,9 @@ struct LinkStats {
   Millis last_probe_age{-1};
   uint64_t probes_sent = 0;
   uint64_t probes_missed = 0;  // unanswered in time, or heard by no one
+  // wait_replicas: publishes stored on the primary that fewer replicas than
+  // asked confirmed in time (answered kUnknown).
+  uint64_t unreplicated_publishes = 0;
   std::string last_error;
 };
 

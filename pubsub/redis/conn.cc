@@ -45,14 +45,14 @@ void Harden(redisAsyncContext* ac, Millis tcp_user_timeout) {
   }
 }
 
+}  // namespace
+
 timeval ToTimeval(std::chrono::steady_clock::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   if (us < 0) us = 0;
   return timeval{static_cast<time_t>(us / 1000000),
                  static_cast<suseconds_t>(us % 1000000)};
 }
-
-}  // namespace
 
 Conn::Conn(event_base* base, Millis command_timeout, Millis tcp_user_timeout,
            FailFn on_fail)

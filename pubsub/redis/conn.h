@@ -14,6 +14,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <sys/time.h>
+
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -29,6 +31,10 @@ struct event;
 struct event_base;
 
 namespace evsse::redis {
+
+// ToTimeval: a libevent timeout from a duration (negative: 0), the one
+// conversion of the Redis link's timers.
+timeval ToTimeval(std::chrono::steady_clock::duration d);
 
 class Conn {
  public:

@@ -14,15 +14,6 @@
 #include "scripts.h"
 
 namespace evsse::redis {
-namespace {
-
-timeval ToTimeval(Millis d) {
-  int64_t ms = std::max<int64_t>(d.count(), 0);
-  return timeval{static_cast<time_t>(ms / 1000),
-                 static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
-}  // namespace
 
 LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
     : env_(std::move(env)),

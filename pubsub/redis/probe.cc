@@ -23,16 +23,6 @@
 #include "link_impl.h"
 
 namespace evsse::redis {
-namespace {
-
-timeval ToTimeval(std::chrono::steady_clock::duration d) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-  us = std::max<int64_t>(us, 0);
-  return timeval{static_cast<time_t>(us / 1000000),
-                 static_cast<suseconds_t>(us % 1000000)};
-}
-
-}  // namespace
 
 std::string LinkImpl::NewProbeChannel() {
   char id[17];

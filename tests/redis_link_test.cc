@@ -694,11 +694,19 @@ TEST_F(RedisLinkTest, WaitReplicasAcknowledgesOnlyWhatReplicasHave) {
     return info_has(primary, "connected_slaves:1") &&
            info_has(replica, "master_link_status:up");
   }));
+  // Replication acknowledges: a write is confirmed by WAIT (the replica may
+  // still be loading right after the link came up).
+  ASSERT_TRUE(RunUntil([&] {
+    primary.Command({"SET", "warm", "1"});
+    ReplyPtr w = primary.Command({"WAIT", "1", "200"});
+    return w && w->type == REDIS_REPLY_INTEGER && w->integer == 1;
+  }));
   FakeSink sink;
   RedisOptions o = Options();
   o.address = primary.address();
   o.wait_replicas = 1;
-  o.wait_timeout = std::chrono::milliseconds(500);
+  // Generous for a loaded machine; below command_timeout and probe_timeout.
+  o.wait_timeout = std::chrono::milliseconds(2000);
   auto link = NewLink(&sink, o);
   ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
   auto xlen = [](const RedisServer& r) {

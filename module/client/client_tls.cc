@@ -115,15 +115,23 @@ int OnVerify(int preverify_ok, X509_STORE_CTX* store) {
   return 0;
 }
 
+// OpenSslQueue empties this thread's OpenSSL error queue and returns the
+// first (root) reason, e.g. "No such file or directory".
 std::string OpenSslQueue() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
+    if (!out.empty()) continue;
+    const char* r = ERR_reason_error_string(e);
     char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
+    if (!r && ERR_SYSTEM_ERROR(e)) {
+      r = std::strerror(ERR_GET_REASON(e));  // an errno (a missing file)
+    } else if (!r) {
+      ERR_error_string_n(e, buf, sizeof buf);
+      r = buf;
+    }
+    out = r;
   }
-  return out;
+  return out.empty() ? "unknown error" : out;
 }
 
 }  // namespace

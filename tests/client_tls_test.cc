@@ -52,6 +52,7 @@ std::string Cert(const std::string& name) { return CertDir() + "/" + name; }
 struct Request {
   std::string sni;  // "" when the client sent none
   std::string host, last_event_id;
+  bool resumed = false;  // the TLS session was resumed
 };
 
 std::string HeaderValue(const std::string& head, const std::string& name) {
@@ -119,6 +120,7 @@ class SseServer {
     SseServer* server = nullptr;
     bufferevent* bev = nullptr;
     std::string in, sni;
+    bool resumed = false;
     bool answered = false;
   };
 
@@ -146,6 +148,7 @@ class SseServer {
       const char* sni = SSL_get_servername(bufferevent_openssl_get_ssl(bev),
                                            TLSEXT_NAMETYPE_host_name);
       c->sni = sni ? sni : "";
+      c->resumed = SSL_session_reused(bufferevent_openssl_get_ssl(bev)) == 1;
       return;
     }
     if (!c->answered) ++c->server->tls_failures;
@@ -178,7 +181,7 @@ class SseServer {
     c->answered = true;
     std::string head = c->in.substr(0, end + 2);
     Request r{c->sni, HeaderValue(head, "Host"),
-              HeaderValue(head, "Last-Event-ID")};
+              HeaderValue(head, "Last-Event-ID"), c->resumed};
     self->requests.push_back(r);
     std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -315,6 +318,10 @@ TEST_F(ClientTlsTest, StreamsAndResumesWithCaFileSendingSni) {
   EXPECT_EQ(s.requests[0].last_event_id, "");
   EXPECT_EQ(s.requests[1].last_event_id, "3");
   EXPECT_EQ(s.requests[2].last_event_id, "6");
+  // Reconnects resume the TLS session of the previous connection.
+  EXPECT_FALSE(s.requests[0].resumed);
+  EXPECT_TRUE(s.requests[1].resumed);
+  EXPECT_TRUE(s.requests[2].resumed);
   for (const Request& q : s.requests) {
     EXPECT_EQ(q.sni, "localhost");
     EXPECT_EQ(q.host, "localhost:" + std::to_string(s.port()));

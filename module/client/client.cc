@@ -154,7 +154,7 @@ struct Client::Impl {
       // An https endpoint only ever gets a TLS connection: no plain retry.
       verify = internal::TlsVerifyRecord();
       verify.host = host;
-      bufferevent* bev = tls->NewBufferevent(base, &verify);
+      bufferevent* bev = tls->NewBufferevent(base, &verify, TlsServer());
       if (!bev)
         return EndAttempt(
             UnavailableError("cannot set up TLS for " + authority),
@@ -400,6 +400,9 @@ struct Client::Impl {
     evtimer_del(self->connect_timer);
     bufferevent* bev = evhttp_connection_get_bufferevent(self->evcon);
     bufferevent_set_timeouts(bev, nullptr, nullptr);
+    // By now a TLS 1.3 server's session tickets have arrived (they precede
+    // the response).
+    if (self->use_tls) self->tls->Remember(bev, self->TlsServer());
     // Best effort: a socket that refuses an option still streams, and the
     // idle timeout (if set) remains as a bound.
     internal::ConfigureStreamSocket(bufferevent_getfd(bev),
@@ -558,7 +561,8 @@ struct Client::Impl {
     use_tls = e.tls;
   }
   std::unique_ptr<internal::ClientTls> tls;  // when the URLs are https
-  internal::TlsVerifyRecord verify;          // the current attempt's
+  std::string TlsServer() const { return host + ":" + std::to_string(port); }
+  internal::TlsVerifyRecord verify;  // the current attempt's
   StreamParser parser;
   std::mt19937_64 rng;
 

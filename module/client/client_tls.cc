@@ -104,7 +104,7 @@ int OnVerify(int preverify_ok, X509_STORE_CTX* store) {
       case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
       case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         reason += " (issuer " + NameText(X509_get_issuer_name(cert)) +
-                  "; trust it with ca_file)";
+                  " is not a trusted CA)";
         break;
       default:
         reason += " (subject " + NameText(X509_get_subject_name(cert)) + ")";
@@ -137,8 +137,12 @@ std::string OpenSslQueue() {
 }  // namespace
 
 struct ClientTls::Ctx {
-  ~Ctx() { SSL_CTX_free(ctx); }
+  ~Ctx() {
+    for (auto& [server, session] : sessions) SSL_SESSION_free(session);
+    SSL_CTX_free(ctx);
+  }
   SSL_CTX* ctx = nullptr;
+  std::map<std::string, SSL_SESSION*> sessions;  // by host:port
 };
 
 ClientTls::~ClientTls() = default;
@@ -186,9 +190,13 @@ Result<std::unique_ptr<ClientTls>> ClientTls::Create(const ClientOptions& o) {
 }
 
 bufferevent* ClientTls::NewBufferevent(event_base* base,
-                                       TlsVerifyRecord* record) const {
+                                       TlsVerifyRecord* record,
+                                       const std::string& server) {
   SSL* ssl = SSL_new(ctx_->ctx);
   if (!ssl) return nullptr;
+  auto it = ctx_->sessions.find(server);
+  // A session the server refuses costs nothing: it is a full handshake.
+  if (it != ctx_->sessions.end()) SSL_set_session(ssl, it->second);
   const std::string& host = record->host;
   bool ok = true;
   if (IsIpLiteral(host)) {
@@ -217,6 +225,21 @@ bufferevent* ClientTls::NewBufferevent(event_base* base,
   // A close without close_notify is an end of stream, not a TLS error.
   bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
   return bev;
+}
+
+void ClientTls::Remember(bufferevent* bev, const std::string& server) {
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  SSL_SESSION* live = ssl ? SSL_get1_session(ssl) : nullptr;
+  if (!live) return;
+  // A copy: OpenSSL marks the connection's own session not resumable when
+  // the connection ends without close_notify, as a dropped stream does.
+  SSL_SESSION* session =
+      SSL_SESSION_is_resumable(live) ? SSL_SESSION_dup(live) : nullptr;
+  SSL_SESSION_free(live);
+  if (!session) return;
+  SSL_SESSION*& slot = ctx_->sessions[server];
+  if (slot) SSL_SESSION_free(slot);
+  slot = session;
 }
 
 void ClientTls::Detach(bufferevent* bev) {

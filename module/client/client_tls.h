@@ -5,6 +5,7 @@
 #ifndef EVSSE_CLIENT_CLIENT_TLS_H_
 #define EVSSE_CLIENT_CLIENT_TLS_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -38,9 +39,16 @@ class ClientTls {
   // NewBufferevent returns an OpenSSL bufferevent without a socket (evhttp
   // connects it), owning its SSL (BEV_OPT_CLOSE_ON_FREE), set up for
   // `record->host`: SNI unless it is an IP literal, and the DNS name or IP
-  // address the certificate must carry. Verification failures go to
-  // *record until Detach; record must outlive that. Null on failure.
-  bufferevent* NewBufferevent(event_base* base, TlsVerifyRecord* record) const;
+  // address the certificate must carry. It offers to resume the session
+  // last remembered under `server` (host:port). Verification failures go
+  // to *record until Detach; record must outlive that. Null on failure.
+  bufferevent* NewBufferevent(event_base* base, TlsVerifyRecord* record,
+                              const std::string& server);
+
+  // Remember keeps the session of `bev`, whose stream is open, for the
+  // next connection to `server`: a reconnect then skips the full handshake
+  // when the server still accepts it.
+  void Remember(bufferevent* bev, const std::string& server);
 
   // Detach stops `bev` (from NewBufferevent) writing into its record.
   static void Detach(bufferevent* bev);
@@ -52,7 +60,7 @@ class ClientTls {
  private:
   ClientTls() = default;
   struct Ctx;
-  std::unique_ptr<Ctx> ctx_;
+  std::unique_ptr<Ctx> ctx_;  // the SSL_CTX and the remembered sessions
   bool insecure_ = false;
 };
 

@@ -108,6 +108,7 @@ class SseServer {
 
   int events_per_connection = 3;
   bool hold_open = false;
+  bool silent = false;  // reads and never answers
   std::string big_data;
 
   std::vector<Request> requests;  // every request received, in order
@@ -168,7 +169,7 @@ class SseServer {
       self->raw_prefix += bytes.substr(0, 64 - self->raw_prefix.size());
     c->in += bytes;
     size_t end = c->in.find("\r\n\r\n");
-    if (c->answered) return;
+    if (c->answered || self->silent) return;
     if (c->in.size() >= 4 && c->in.compare(0, 4, "GET ") != 0) {
       // What an HTTP server answers to a TLS ClientHello.
       c->answered = true;
@@ -433,6 +434,44 @@ TEST_F(ClientTlsTest, HttpsNeverFallsBackToPlainText) {
   EXPECT_TRUE(s.requests.empty());
   ASSERT_FALSE(s.raw_prefix.empty());
   EXPECT_EQ(s.raw_prefix[0], '\x16');  // a TLS handshake record
+}
+
+// A server that accepts the connection but never answers the handshake is
+// bounded by connect_timeout, and retried.
+TEST_F(ClientTlsTest, StalledHandshakeTimesOut) {
+  SseServer& s = Serve("");
+  s.silent = true;
+  Record& r = NewRecord();
+  ClientOptions o = Opts("localhost", s);
+  o.connect_timeout = milliseconds(200);
+  Start(o, &r);
+  ASSERT_TRUE(RunUntil([&] { return r.errors.size() >= 2; }));
+  for (const Status& e : r.errors)
+    EXPECT_EQ(e.ToString(), "unavailable: no response from localhost:" +
+                                std::to_string(s.port()) + " within 200 ms");
+  EXPECT_EQ(r.closes, 0);
+  EXPECT_GE(s.accepted, 2);
+}
+
+// fallback_urls over TLS: each URL's host is verified and sent as SNI on
+// its own, and the stream resumes on the next node with Last-Event-ID.
+TEST_F(ClientTlsTest, FailsOverAcrossTlsUrls) {
+  SseServer& a = Serve("server");
+  SseServer& b = Serve("server2");
+  Record& r = NewRecord();
+  ClientOptions o = Opts("localhost", a);
+  o.fallback_urls = {"https://127.0.0.1:" + std::to_string(b.port()) +
+                     "/events"};
+  Start(o, &r);
+  ASSERT_TRUE(RunUntil([&] { return r.events.size() >= 6; }));
+  EXPECT_EQ(r.ids(), (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
+  ASSERT_GE(a.requests.size(), 1u);
+  ASSERT_GE(b.requests.size(), 1u);
+  EXPECT_EQ(a.requests[0].sni, "localhost");
+  EXPECT_EQ(b.requests[0].sni, "");
+  EXPECT_EQ(b.requests[0].last_event_id, "3");
+  EXPECT_EQ(b.requests[0].host, "127.0.0.1:" + std::to_string(b.port()));
+  EXPECT_FALSE(b.requests[0].resumed);  // another server: a full handshake
 }
 
 TEST_F(ClientTlsTest, TcpOptionsAreSetOnTheTlsSocket) {

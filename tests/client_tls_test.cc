@@ -474,6 +474,36 @@ TEST_F(ClientTlsTest, FailsOverAcrossTlsUrls) {
   EXPECT_FALSE(b.requests[0].resumed);  // another server: a full handshake
 }
 
+// Closing mid-handshake, and destroying the client inside on_error of a
+// refused certificate, end everything once (valgrind-clean).
+TEST_F(ClientTlsTest, CloseMidHandshakeAndDestroyOnRefusal) {
+  SseServer& stalled = Serve("");
+  stalled.silent = true;
+  Record& r = NewRecord();
+  Client* c = Start(Opts("localhost", stalled), &r);
+  ASSERT_TRUE(RunUntil([&] { return stalled.accepted == 1; }));
+  c->Close();
+  EXPECT_EQ(r.closes, 1);
+  EXPECT_EQ(r.close_status.code(), StatusCode::kCancelled);
+
+  SseServer& expired = Serve("expired");
+  auto created = Client::Create(base_, Opts("localhost", expired));
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<Client> doomed = std::move(created.value());
+  int errors = 0, closes = 0;
+  doomed->OnError([&](const Status& s) {
+    ++errors;
+    EXPECT_NE(s.message().find("expired"), std::string::npos);
+    doomed.reset();
+  });
+  doomed->OnClose([&](const Status&) { ++closes; });
+  ASSERT_TRUE(doomed->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return !doomed; }));
+  RunLoopFor(base_, milliseconds(50));
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(closes, 1);  // fired by the destructor, inside on_error
+}
+
 TEST_F(ClientTlsTest, TcpOptionsAreSetOnTheTlsSocket) {
   SseServer& s = Serve("server");
   s.hold_open = true;

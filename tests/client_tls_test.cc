@@ -52,7 +52,8 @@ std::string Cert(const std::string& name) { return CertDir() + "/" + name; }
 struct Request {
   std::string sni;  // "" when the client sent none
   std::string host, last_event_id;
-  bool resumed = false;  // the TLS session was resumed
+  bool resumed = false;   // the TLS session was resumed
+  std::string client_cn;  // the client certificate's CN, if any
 };
 
 std::string HeaderValue(const std::string& head, const std::string& name) {
@@ -106,6 +107,14 @@ class SseServer {
 
   int port() const { return port_; }
 
+  // RequireClientCert makes the server ask for a client certificate that
+  // chains to `ca` and refuse a client without one.
+  void RequireClientCert(const std::string& ca) {
+    EXPECT_EQ(SSL_CTX_load_verify_locations(ctx_, ca.c_str(), nullptr), 1);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       nullptr);
+  }
+
   int events_per_connection = 3;
   bool hold_open = false;
   bool silent = false;  // reads and never answers
@@ -120,7 +129,7 @@ class SseServer {
   struct Conn {
     SseServer* server = nullptr;
     bufferevent* bev = nullptr;
-    std::string in, sni;
+    std::string in, sni, client_cn;
     bool resumed = false;
     bool answered = false;
   };
@@ -149,7 +158,15 @@ class SseServer {
       const char* sni = SSL_get_servername(bufferevent_openssl_get_ssl(bev),
                                            TLSEXT_NAMETYPE_host_name);
       c->sni = sni ? sni : "";
-      c->resumed = SSL_session_reused(bufferevent_openssl_get_ssl(bev)) == 1;
+      SSL* ssl = bufferevent_openssl_get_ssl(bev);
+      c->resumed = SSL_session_reused(ssl) == 1;
+      if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+        char cn[256] = "";
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName,
+                                  cn, sizeof cn);
+        c->client_cn = cn;
+        X509_free(peer);
+      }
       return;
     }
     if (!c->answered) ++c->server->tls_failures;
@@ -182,7 +199,7 @@ class SseServer {
     c->answered = true;
     std::string head = c->in.substr(0, end + 2);
     Request r{c->sni, HeaderValue(head, "Host"),
-              HeaderValue(head, "Last-Event-ID"), c->resumed};
+              HeaderValue(head, "Last-Event-ID"), c->resumed, c->client_cn};
     self->requests.push_back(r);
     std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -565,6 +582,33 @@ TEST_F(ClientTlsTest, MultiMegabyteEventsAndTheDataLimit) {
   EXPECT_TRUE(limited.events.empty());
 }
 
+// Mutual TLS: a server that requires a client certificate gets the one in
+// client_cert_file / client_key_file; without it the attempt fails with
+// the server's alert (and is retried).
+TEST_F(ClientTlsTest, ClientCertificateForMutualTls) {
+  SseServer& s = Serve("server");
+  s.RequireClientCert(Cert("ca.pem"));
+  Record& with = NewRecord();
+  ClientOptions o = Opts("localhost", s);
+  o.client_cert_file = Cert("client.pem");
+  o.client_key_file = Cert("client.key");
+  Start(o, &with);
+  ASSERT_TRUE(RunUntil([&] { return with.events.size() >= 3; }));
+  EXPECT_EQ(s.requests[0].client_cn, "evsse test client");
+
+  SseServer& t = Serve("server");
+  t.RequireClientCert(Cert("ca.pem"));
+  Record& without = NewRecord();
+  Start(Opts("localhost", t), &without);
+  ASSERT_TRUE(RunUntil([&] { return without.errors.size() >= 2; }));
+  EXPECT_EQ(without.errors[0].code(), StatusCode::kUnavailable);
+  EXPECT_NE(without.errors[0].message().find("certificate required"),
+            std::string::npos)
+      << without.errors[0].message();
+  EXPECT_TRUE(t.requests.empty());
+  EXPECT_EQ(without.opens, 0);
+}
+
 TEST_F(ClientTlsTest, CreateRefusesBadTlsOptions) {
   ClientOptions o;
   o.url = "https://localhost:1/events";
@@ -582,6 +626,25 @@ TEST_F(ClientTlsTest, CreateRefusesBadTlsOptions) {
   EXPECT_NE(r.status().message().find("cannot load"), std::string::npos);
 
   o.ca_file = Cert("ca.pem");
+  o.client_cert_file = Cert("client.pem");
+  r = Client::Create(base_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("go together"), std::string::npos);
+  o.client_key_file = Cert("server.key");
+  r = Client::Create(base_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("key values mismatch"), std::string::npos)
+      << r.status().message();
+  o.client_cert_file = Cert("nope.pem");
+  r = Client::Create(base_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("client_cert_file \"" + Cert("nope.pem") +
+                                      "\": cannot load: No such file"),
+            std::string::npos)
+      << r.status().message();
+  o.client_cert_file.clear();
+  o.client_key_file.clear();
+
   o.fallback_urls = {"http://localhost:2/events"};
   r = Client::Create(base_, o);
   ASSERT_FALSE(r.ok());

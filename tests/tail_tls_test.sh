@@ -3,7 +3,8 @@
 # serving a canned event stream with the certificates of make_test_certs.sh:
 # --cacert receives the event; a wrong-name, an expired and an unknown-CA
 # certificate are refused (exit status 1, the reason on standard error,
-# no reconnect); --insecure receives the event from a wrong-name server.
+# no reconnect); --insecure receives the event from a wrong-name server;
+# --cert/--key satisfy a server that requires a client certificate.
 #
 #   tail_tls_test.sh path/to/evsse-tail path/to/make_test_certs.sh
 set -u
@@ -41,15 +42,17 @@ wait_for() {
   done
 }
 
-# serve NAME: s_server on 127.0.0.1, a free port, with certificate NAME;
-# sets $server (pid) and $port.
+# serve NAME [ARGS...]: s_server on 127.0.0.1, a free port, with
+# certificate NAME and ARGS; sets $server (pid) and $port.
 serve() {
   [ -n "$server" ] && kill "$server" 2>/dev/null
+  name=$1
+  shift
   (cd "$dir/www" && exec openssl s_server -accept 127.0.0.1:0 \
-    -cert "$dir/certs/$1.pem" -key "$dir/certs/$1.key" -HTTP) \
+    -cert "$dir/certs/$name.pem" -key "$dir/certs/$name.key" -HTTP "$@") \
     >"$dir/server.out" 2>&1 &
   server=$!
-  wait_for "$dir/server.out" '^ACCEPT' || { echo "FAIL s_server $1"; exit 1; }
+  wait_for "$dir/server.out" '^ACCEPT' || { echo "FAIL s_server $name"; exit 1; }
   port=$(sed -n 's/^ACCEPT 127\.0\.0\.1://p' "$dir/server.out")
 }
 
@@ -104,6 +107,12 @@ receives "insecure" --insecure "https://localhost:$port/events"
 serve expired
 refused "expired" "certificate verify failed: certificate has expired" \
   --cacert "$dir/certs/ca.pem" "https://localhost:$port/events"
+
+# Mutual TLS: the server requires a certificate from the test CA.
+serve server -Verify 1 -CAfile "$dir/certs/ca.pem"
+receives "client-certificate" --cacert "$dir/certs/ca.pem" \
+  --cert "$dir/certs/client.pem" --key "$dir/certs/client.key" \
+  "https://localhost:$port/events"
 
 want_rc=2 refused "cacert-missing" \
   'ca_file ".*/nope.pem": cannot load: No such file or directory' \

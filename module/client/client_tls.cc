@@ -184,8 +184,27 @@ Result<std::unique_ptr<ClientTls>> ClientTls::Create(const ClientOptions& o) {
     return InternalError("cannot load the system's CA store: " +
                          OpenSslQueue());
   }
+  if (o.client_cert_file.empty() != o.client_key_file.empty())
+    return InvalidArgumentError(
+        "client_cert_file and client_key_file go together");
+  if (!o.client_cert_file.empty()) {
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, o.client_cert_file.c_str()) !=
+        1)
+      return InvalidArgumentError("client_cert_file \"" + o.client_cert_file +
+                                  "\": cannot load: " + OpenSslQueue());
+    if (SSL_CTX_use_PrivateKey_file(ctx, o.client_key_file.c_str(),
+                                    SSL_FILETYPE_PEM) != 1)
+      return InvalidArgumentError("client_key_file \"" + o.client_key_file +
+                                  "\": cannot load: " + OpenSslQueue());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+      return InvalidArgumentError("client_key_file \"" + o.client_key_file +
+                                  "\" does not match client_cert_file \"" +
+                                  o.client_cert_file + "\"");
+  }
   SSL_CTX_set_verify(ctx, o.insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                      o.insecure ? nullptr : &OnVerify);
+  ERR_clear_error();  // leave nothing for the loop thread's next caller
   return tls;
 }
 

@@ -122,6 +122,12 @@ struct ClientOptions {
   // that cannot be loaded is kInvalidArgument naming it).
   std::string ca_file;  // PEM file of trusted CA certificates
   std::string ca_dir;   // directory of hashed CA certificates (c_rehash)
+  // A client certificate for servers that ask for one (mutual TLS): PEM
+  // files, the certificate (followed by its chain) and its private key;
+  // both or neither. Read by Create (a bad file or a key that does not
+  // match is kInvalidArgument naming it).
+  std::string client_cert_file;
+  std::string client_key_file;
   // insecure: no certificate verification at all. The stream is encrypted
   // but any server can pose as the host; for tests only.
   bool insecure = false;

@@ -21,6 +21,7 @@
 
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <string>
@@ -34,17 +35,27 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Certs: the test certificates, written once per test binary.
+// CertDir: the test certificates, written once per test process into a
+// temporary directory that is removed at exit.
 std::string CertDir() {
-  static const std::string dir = [] {
-    char tmpl[] = "/tmp/evsse-tls-client.XXXXXX";
-    std::string d = mkdtemp(tmpl);
-    std::string cmd =
-        "bash " EVSSE_SOURCE_DIR "/tests/support/make_test_certs.sh " + d;
-    if (std::system(cmd.c_str()) != 0) return std::string();
-    return d;
-  }();
-  return dir;
+  struct Dir {
+    Dir() {
+      char tmpl[] = "/tmp/evsse-tls-client.XXXXXX";
+      if (!mkdtemp(tmpl)) return;
+      path = tmpl;
+      std::string cmd =
+          "bash " EVSSE_SOURCE_DIR "/tests/support/make_test_certs.sh " + path;
+      ok = std::system(cmd.c_str()) == 0;
+    }
+    ~Dir() {
+      std::error_code ignored;
+      if (!path.empty()) std::filesystem::remove_all(path, ignored);
+    }
+    std::string path;
+    bool ok = false;
+  };
+  static const Dir dir;
+  return dir.ok ? dir.path : std::string();
 }
 std::string Cert(const std::string& name) { return CertDir() + "/" + name; }
 
@@ -397,6 +408,23 @@ TEST_F(ClientTlsTest, RefusedCertificateIsRetriedWhenAskedFor) {
   for (const Status& e : r.errors)
     EXPECT_NE(e.message().find("expired"), std::string::npos);
   EXPECT_TRUE(s.requests.empty());
+}
+
+// ca_dir: a directory of hashed CA certificates (openssl rehash).
+TEST_F(ClientTlsTest, CaDirTrustsItsHashedCertificates) {
+  const std::string dir = CertDir() + "/cadir";
+  const std::string cmd = "mkdir -p " + dir + " && cp " + Cert("ca.pem") + " " +
+                          dir + " && openssl rehash " + dir;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  SseServer& s = Serve("server");
+  Record& r = NewRecord();
+  ClientOptions o = Opts("localhost", s);
+  o.ca_file.clear();
+  o.ca_dir = dir;
+  Start(o, &r);
+  ASSERT_TRUE(RunUntil([&] { return r.events.size() >= 3; }));
+  EXPECT_TRUE(r.errors.empty() ||
+              r.errors[0].message() == "stream ended by server");
 }
 
 TEST_F(ClientTlsTest, InsecureConnectsToAnyCertificate) {

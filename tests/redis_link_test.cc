@@ -676,8 +676,10 @@ TEST_F(RedisLinkTest, DeletedStreamGetsANewEpoch) {
 // ---- Durable publishes (wait_replicas) ------------------------------------
 
 TEST_F(RedisLinkTest, WaitReplicasAcknowledgesOnlyWhatReplicasHave) {
-  RedisServer primary(RedisServer::Options{true, ""});
-  RedisServer replica(RedisServer::Options{true, ""});
+  RedisServer::Options tcp;
+  tcp.tcp = true;
+  RedisServer primary(tcp);
+  RedisServer replica(tcp);
   ASSERT_TRUE(primary.Start());
   ASSERT_TRUE(replica.Start());
   // The first sync would otherwise wait 5 s for more replicas to join.

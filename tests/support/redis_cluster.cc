@@ -1,20 +1,19 @@
 #include "redis_cluster.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "spawn_process.h"
 
 namespace evsse::testing {
 namespace {
@@ -27,23 +26,9 @@ bool RunRedisCli(const std::vector<std::string>& args, const std::string& log,
                  std::string* error) {
   std::vector<std::string> all{"redis-cli"};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  int rc =
-      posix_spawnp(&pid, "redis-cli", &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    *error = std::string("posix_spawnp(redis-cli): ") + strerror(rc);
-    return false;
-  }
+  std::remove(log.c_str());
+  pid_t pid = Spawn(all, log, error);
+  if (pid < 0) return false;
   int status = 0;
   waitpid(pid, &status, 0);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;

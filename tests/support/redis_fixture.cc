@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "spawn_process.h"
 
 namespace evsse::testing {
 namespace {
@@ -126,25 +125,9 @@ std::string RedisServer::address() const {
   }
   args.insert(args.end(), options_.extra_args.begin(),
               options_.extra_args.end());
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  std::string out = dir_ + "/stdout.log";
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, "redis-server", &actions, nullptr, argv.data(),
-                        environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return ::testing::AssertionFailure()
-           << "posix_spawnp(redis-server): " << strerror(rc);
-  }
+  std::string error;
+  pid_t pid = Spawn(args, dir_ + "/stdout.log", &error);
+  if (pid < 0) return ::testing::AssertionFailure() << error;
   pid_ = pid;
   paused_ = false;
 

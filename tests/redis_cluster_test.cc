@@ -28,19 +28,8 @@ using testing::RedisCluster;
 using testing::ReplyPtr;
 using testing::RunLoopUntil;
 
-// Parse turns RESP text into a reply (hiredis' reader, as PushConn uses).
-ReplyPtr Parse(const std::string& resp) {
-  redisReader* reader = redisReaderCreate();
-  redisReaderFeed(reader, resp.data(), resp.size());
-  void* reply = nullptr;
-  EXPECT_EQ(redisReaderGetReply(reader, &reply), REDIS_OK);
-  redisReaderFree(reader);
-  return ReplyPtr(static_cast<redisReply*>(reply));
-}
-
-std::string Bulk(const std::string& s) {
-  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
-}
+ReplyPtr Parse(const std::string& resp) { return testing::ParseResp(resp); }
+std::string Bulk(const std::string& s) { return testing::RespBulk(s); }
 std::string Node(const std::string& host, int port) {
   return "*3\r\n" + Bulk(host) + ":" + std::to_string(port) + "\r\n" +
          Bulk("0123456789abcdef");

@@ -14,14 +14,9 @@
 #include <string>
 #include <vector>
 
-namespace evsse::testing {
+#include "resp.h"
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const {
-    if (r != nullptr) freeReplyObject(r);
-  }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+namespace evsse::testing {
 
 class RedisServer {
  public:

@@ -53,16 +53,17 @@ for cert in ec rsa; do
   for mode in resumed full; do
     extra=()
     [ "$mode" = full ] && extra=(-no_ticket -no_cache)
+    out="$tmp/server.$cert.$mode.out"  # never an earlier server's ACCEPT
     (cd "$tmp/www" && exec openssl s_server -accept 127.0.0.1:0 \
       -cert "$certs/$cert.pem" -key "$certs/$cert.key" -HTTP "${extra[@]}") \
-      >"$tmp/server.out" 2>&1 &
+      >"$out" 2>&1 &
     server=$!
     pids+=("$server")
     for _ in $(seq 100); do
-      grep -q '^ACCEPT' "$tmp/server.out" && break
+      grep -q '^ACCEPT' "$out" && break
       sleep 0.05
     done
-    port=$(sed -n 's/^ACCEPT 127\.0\.0\.1://p' "$tmp/server.out")
+    port=$(sed -n 's/^ACCEPT 127\.0\.0\.1://p' "$out")
     [ -n "$port" ] || { echo "s_server did not start" >&2; exit 1; }
     s0=$(cpu_ticks "$server")
     "$tail_bin" --cacert "$certs/ca.pem" "https://localhost:$port/events" \

@@ -43,17 +43,22 @@ wait_for() {
 }
 
 # serve NAME [ARGS...]: s_server on 127.0.0.1, a free port, with
-# certificate NAME and ARGS; sets $server (pid) and $port.
+# certificate NAME and ARGS; sets $server (pid) and $port. Each server
+# writes its own file, so an earlier server's ACCEPT line is never read.
+servers=0
 serve() {
   [ -n "$server" ] && kill "$server" 2>/dev/null
   name=$1
   shift
+  servers=$((servers + 1))
+  out="$dir/server.$servers.out"
   (cd "$dir/www" && exec openssl s_server -accept 127.0.0.1:0 \
     -cert "$dir/certs/$name.pem" -key "$dir/certs/$name.key" -HTTP "$@") \
-    >"$dir/server.out" 2>&1 &
+    >"$out" 2>&1 &
   server=$!
-  wait_for "$dir/server.out" '^ACCEPT' || { echo "FAIL s_server $name"; exit 1; }
-  port=$(sed -n 's/^ACCEPT 127\.0\.0\.1://p' "$dir/server.out")
+  wait_for "$out" '^ACCEPT' || { echo "FAIL s_server $name"; exit 1; }
+  port=$(sed -n 's/^ACCEPT 127\.0\.0\.1://p' "$out")
+  [ -n "$port" ] || { echo "FAIL s_server $name: no port"; exit 1; }
 }
 
 # receives NAME ARGS...: evsse-tail ARGS prints the event; then stopped.
@@ -74,12 +79,13 @@ receives() {
 
 # refused NAME PATTERN ARGS...: evsse-tail ARGS exits 1 at once with
 # PATTERN on standard error, without reconnecting and without an event
-# (exits 2, a usage error, when $want_rc says so).
+# (exits 2, a usage error, when $want_rc says so). A client that keeps
+# retrying instead is stopped after 20 s (exit status 124: a failure).
 refused() {
   name=$1
   pattern=$2
   shift 2
-  "$BIN" "$@" >"$dir/out" 2>"$dir/err"
+  timeout 20 "$BIN" "$@" >"$dir/out" 2>"$dir/err"
   rc=$?
   if [ $rc -eq "${want_rc:-1}" ] && grep -q "$pattern" "$dir/err" &&
     ! grep -q 'reconnecting' "$dir/err" && [ ! -s "$dir/out" ]; then

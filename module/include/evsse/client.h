@@ -72,7 +72,8 @@ struct ClientOptions {
   // The id to resume from on the first connection (sent as Last-Event-ID);
   // later connections send the last id the stream gave. No CR, LF or NUL.
   std::string last_event_id;
-  // Connecting plus receiving the response headers must take at most this
+  // Connecting (and the TLS handshake, for https) plus receiving the
+  // response headers must take at most this
   // long, or the attempt fails (and is retried with backoff). 0 = no limit
   // of ours (libevent still gives up after an hour).
   std::chrono::milliseconds connect_timeout{10000};

@@ -73,9 +73,9 @@ struct ClientOptions {
   // later connections send the last id the stream gave. No CR, LF or NUL.
   std::string last_event_id;
   // Connecting (and the TLS handshake, for https) plus receiving the
-  // response headers must take at most this
-  // long, or the attempt fails (and is retried with backoff). 0 = no limit
-  // of ours (libevent still gives up after an hour).
+  // response headers must take at most this long, or the attempt fails (and
+  // is retried with backoff). 0 = no limit of ours (libevent still gives up
+  // after an hour).
   std::chrono::milliseconds connect_timeout{10000};
   // An open stream that delivers no byte for this long is taken as dead and
   // reconnected. Set it above the server's heartbeat (e.g. 3 x 15 s).

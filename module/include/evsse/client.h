@@ -119,10 +119,11 @@ struct ClientOptions {
   // certificate has expired (...)"), which, like an HTTP error, is fatal
   // unless reconnect_on_http_error; other TLS failures are kUnavailable
   // and retried. An https URL is never tried in plain text nor, unless
-  // `insecure`, without verification. Files are read by Create (a file
-  // that cannot be loaded is kInvalidArgument naming it).
+  // `insecure`, without verification. Reconnects offer to resume the TLS
+  // session of the last stream from the same host and port. Files are read
+  // by Create (a file that cannot be loaded is kInvalidArgument naming it).
   std::string ca_file;  // PEM file of trusted CA certificates
-  std::string ca_dir;   // directory of hashed CA certificates (c_rehash)
+  std::string ca_dir;   // directory of hashed CA certificates (openssl rehash)
   // A client certificate for servers that ask for one (mutual TLS): PEM
   // files, the certificate (followed by its chain) and its private key;
   // both or neither. Read by Create (a bad file or a key that does not

@@ -158,6 +158,10 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int TailUrl(evsse::ClientOptions options, bool json) {
   std::signal(SIGPIPE, SIG_IGN);
+  if (options.insecure)
+    std::fputs(
+        "evsse-tail: --insecure: the server's certificate is not verified\n",
+        stderr);
   event_base* base = event_base_new();
   auto created = evsse::Client::Create(base, options);
   if (!created.ok()) {

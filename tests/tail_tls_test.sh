@@ -109,6 +109,12 @@ refused "wrong-name" \
   "certificate verify failed: hostname mismatch: the certificate is for DNS:wrong.example, not localhost" \
   --cacert "$dir/certs/ca.pem" "https://localhost:$port/events"
 receives "insecure" --insecure "https://localhost:$port/events"
+if grep -q "^evsse-tail: --insecure: the server's certificate is not verified$" \
+  "$dir/err"; then
+  echo "ok   insecure-warns"
+else
+  fail "insecure-warns"
+fi
 
 serve expired
 refused "expired" "certificate verify failed: certificate has expired" \

@@ -133,7 +133,8 @@ class Redis {
 }
 
 // Node: examples/evhttp_hello on a fixed port (restarts reuse it), on the
-// private Redis, so a restarted node replays what was published meanwhile.
+// private Redis when `redisSocket` is set (a restarted node then replays what
+// was published meanwhile), else on its in-process broker.
 class Node {
   constructor(name, dir, port, redisSocket) {
     Object.assign(this, {name, dir, port, redisSocket});
@@ -141,9 +142,9 @@ class Node {
   async start() {
     const logPath = path.join(this.dir, `${this.name}.log`);
     const before = fs.existsSync(logPath) ? fs.readFileSync(logPath, 'utf8').length : 0;
-    this.child = new Child(this.name, [
-      env.node, '--port', String(this.port), '--redis', `unix:${this.redisSocket}`,
-    ], logPath);
+    const argv = [env.node, '--port', String(this.port)];
+    if (this.redisSocket) argv.push('--redis', `unix:${this.redisSocket}`);
+    this.child = new Child(this.name, argv, logPath);
     await waitFor(() => {
       if (!this.child.running()) throw new Fatal(`${this.name} exited:\n${this.child.log()}`);
       return this.child.log().slice(before).includes('listening on');

@@ -43,7 +43,7 @@ if [ -n "$CERT_SCRIPT" ]; then
   trap 'rm -rf "$EVSSE_TEST_CERTS"' EXIT
   # nginx's worker runs as an unprivileged user when started by root.
   chmod 755 "$EVSSE_TEST_CERTS"
-  sh "$CERT_SCRIPT" "$EVSSE_TEST_CERTS" >/dev/null || {
+  bash "$CERT_SCRIPT" "$EVSSE_TEST_CERTS" >/dev/null || {
     echo "FAIL: $CERT_SCRIPT $EVSSE_TEST_CERTS"
     exit 1
   }

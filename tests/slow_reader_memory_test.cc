@@ -4,7 +4,7 @@
 // packing, each write held a block of 1 KiB or more, about 6.5x
 // max_queued_bytes at these 150-byte events). Measured with glibc's
 // mallinfo2, so not under sanitizers (their allocators do not report
-// there). The evhttp adapter only: libevhtp's writes are not packed yet.
+// there). On both adapters.
 #include <event2/event.h>
 #include <gtest/gtest.h>
 #include <malloc.h>
@@ -30,7 +30,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-class SlowReaderMemoryTest : public HttpFixture {
+class SlowReaderMemoryTest : public OnEveryAdapter<HttpFixture> {
  protected:
   // PublishAll publishes `count` events of `payload` to `topic`, running
   // the loop after each (one fan-out, one write per subscriber), and
@@ -46,7 +46,7 @@ class SlowReaderMemoryTest : public HttpFixture {
   }
 };
 
-TEST_F(SlowReaderMemoryTest, AStoppedReaderHoldsAboutMaxQueuedBytesOfHeap) {
+TEST_P(SlowReaderMemoryTest, AStoppedReaderHoldsAboutMaxQueuedBytesOfHeap) {
   if (EVSSE_TEST_SANITIZED) GTEST_SKIP() << "mallinfo2 is not the heap here";
   constexpr long kQueue = 1 << 20;
   HubOptions ho;
@@ -79,6 +79,9 @@ TEST_F(SlowReaderMemoryTest, AStoppedReaderHoldsAboutMaxQueuedBytesOfHeap) {
   EXPECT_GT(held, kQueue * 9 / 10);
   EXPECT_LT(held, kQueue * 3 / 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(Adapters, SlowReaderMemoryTest, EveryAdapter(),
+                         AdapterName);
 
 }  // namespace
 }  // namespace evsse::testing

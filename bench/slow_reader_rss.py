@@ -8,8 +8,11 @@ usage: slow_reader_rss.py EVSSE_ALERTS [SUBSCRIBERS] [TITLE_BYTES]
 Starts evsse-alerts twice (no slow subscriber, then SUBSCRIBERS of them,
 each with a 4 KiB receive buffer, reading only the response head), publishes
 the same events to both (enough to fill every queue), and prints the RSS
-(VmRSS) of each run, the difference per subscriber, and the RSS after the
-write-stall timeout (5 s here) closed them.
+(VmRSS) of each run, the difference per subscriber while they are all still
+connected (checked on /metrics), and the RSS after the write-stall timeout
+(STALL_S, 30 s by default) closed them. The stall timeout must outlast the
+publishing, or the readers are gone before "held" is measured (which is
+what an earlier version with 5 s measured: heap the closes had freed).
 """
 import http.client
 import json
@@ -25,6 +28,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 TITLE = int(sys.argv[3]) if len(sys.argv) > 3 else 150
 TOKEN = "slow-reader-rss-token"
 QUEUE = 1 << 20
+STALL_S = int(os.environ.get("STALL_S", "30"))
 
 
 def free_port():
@@ -75,12 +79,16 @@ def slow_round(p, port, subscribers, events):
         c.getresponse().read()
     time.sleep(1)
     held = rss_kb(p.pid)
-    stalls = metric(port, "evsse_stall_closes_total")
-    deadline = time.time() + 30
+    active = metric(port, "evsse_connections_active")
+    if active != subscribers:
+        sys.exit("only %d of %d readers still connected when RSS was read: "
+                 "raise STALL_S" % (active, subscribers))
+    deadline = time.time() + STALL_S + 30
     while (metric(port, "evsse_connections_active") != 0 and
            time.time() < deadline):
         time.sleep(0.2)
-    time.sleep(0.5)
+    # The hub returns freed heap 200 ms after such closes (malloc_trim).
+    time.sleep(1.5)
     after = rss_kb(p.pid)
     stalls = "%s stall, %s slow-consumer, %s delivered" % (
         metric(port, "evsse_stall_closes_total"),
@@ -105,12 +113,12 @@ server {
     max_title_length 4096;
     max_connections 10000;
     endpoint subscribe /alerts/stream {
-        write_stall_timeout 5s;
+        write_stall_timeout %ds;
         max_queued_bytes %d;
     }
     endpoint metrics /metrics { }
 }
-""" % (port, events, QUEUE))
+""" % (port, events, STALL_S, QUEUE))
     env = dict(os.environ, ALERTS_TOKEN=TOKEN)
     p = subprocess.Popen([ALERTS, "--config", conf], env=env)
     try:

@@ -458,6 +458,47 @@ TEST_F(AlertsTest, MetricsArePrometheusTextWithSaneValues) {
   EXPECT_EQ(m["evsse_draining"], 0);
 }
 
+// A subscriber that stays connected but stops reading (its receive window
+// closes) is ended by write_stall_timeout, and operators see it on /metrics
+// as evsse_stall_closes_total, not as a slow consumer (the history is large
+// enough that it never falls out of it).
+TEST_F(AlertsTest, AReaderThatStopsReadingIsAStallCloseOnMetrics) {
+  Start(
+      "server {\n"
+      "  listen 127.0.0.1:0;\n"
+      "  publish_token " +
+      std::string(kToken) +
+      ";\n"
+      "  max_alert_bytes 16k;\n"
+      "  max_title_length 4096;\n"
+      "  history_max_events 100000;\n"
+      "  endpoint subscribe /alerts/stream {\n"
+      "    write_stall_timeout 1s;\n"
+      "    max_queued_bytes 64k;\n"
+      "  }\n"
+      "  endpoint metrics /metrics { }\n"
+      "}\n");
+  auto mute = Stream("topic=ops");
+  Streaming(*mute);
+  mute->StopReading();  // 4 KiB receive buffer, never read again
+  auto metrics = [&] { return ParseMetrics(Call("GET", "/metrics").body); };
+  // Publish until the stream is gone: the kernel's buffers fill (on
+  // loopback the send buffer may grow to several MiB), then the 64 KiB
+  // queue, then the stall timer runs out.
+  std::string title(4000, 't');
+  int published = 0;
+  while (metrics()["evsse_connections_active"] != 0) {
+    ASSERT_LT(published, 20000) << "the mute reader was never closed";
+    for (int i = 0; i < 50; ++i, ++published) {
+      ASSERT_EQ(PostAlert(Alert("info", "ops", title)).status, 200);
+    }
+  }
+  auto m = metrics();
+  EXPECT_EQ(m["evsse_stall_closes_total"], 1);
+  EXPECT_EQ(m["evsse_slow_consumer_closes_total"], 0);
+  EXPECT_EQ(m["evsse_connections_total"], 1);
+}
+
 TEST_F(AlertsTest, StatusIsJsonWithStatsAndConfigButNoSecrets) {
   Start(
       Conf("  subscriber_auth on;\n"

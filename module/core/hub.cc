@@ -1,6 +1,7 @@
 #include "evsse/hub.h"
 
 #include <event2/buffer.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
   bus_ = options_.bus ? options_.bus : std::make_shared<pubsub::Bus>();
   scratch_ = evbuffer_new();
   reap_event_ = OwnedEvent(base_, &HubImpl::OnReap, this);
+  trim_timer_ = OwnedEvent(base_, &HubImpl::OnTrim, this);
   done_event_ = OwnedEvent(base_, &HubImpl::OnShutdownDone, this);
   wave_timer_ = OwnedEvent(base_, &HubImpl::OnWave, this);
   flush_event_ = OwnedEvent(base_, &HubImpl::OnFlush, this);
@@ -448,6 +450,27 @@ void HubImpl::Retire(Session* s) {
   sessions_.Remove(s);
   graveyard_.push_back(s);
   reap_event_.Activate();
+}
+
+namespace {
+// See HubImpl::NoteFreed. 1 MiB is the default max_queued_bytes: one
+// slow reader's queue.
+constexpr size_t kTrimAfterBytes = 1 << 20;
+constexpr int64_t kTrimDelayMs = 200;
+}  // namespace
+
+void HubImpl::NoteFreed(size_t bytes) {
+  freed_since_trim_ += bytes;
+  if (freed_since_trim_ >= kTrimAfterBytes && !trim_timer_.pending())
+    trim_timer_.AfterMs(kTrimDelayMs);
+}
+
+void HubImpl::OnTrim(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<HubImpl*>(arg);
+  self->freed_since_trim_ = 0;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 void HubImpl::OnReap(evutil_socket_t, short, void* arg) {

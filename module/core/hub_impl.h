@@ -103,6 +103,12 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   // Retire: the session is closed; it is unlinked and deleted later, never
   // inside the call that closed it.
   void Retire(Session* s);
+  // NoteFreed: a stall or slow-consumer close is about to free `bytes` of
+  // queued output. glibc keeps freed heap that later allocations (the
+  // history) pin, so RSS would stay at its peak after the closes; once
+  // kTrimAfterBytes were freed, a timer (kTrimDelayMs, which also batches
+  // many closes) returns free heap pages to the system (malloc_trim).
+  void NoteFreed(size_t bytes);
 
   // Authorize runs an auth hook; an exception thrown by the hook becomes a
   // 403 (it must not cross a libevent callback).
@@ -128,6 +134,7 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
 
   static void OnWake(evutil_socket_t fd, short, void* arg);
   static void OnReap(evutil_socket_t, short, void* arg);
+  static void OnTrim(evutil_socket_t, short, void* arg);
   static void OnSweep(evutil_socket_t, short, void* arg);
   static void OnWave(evutil_socket_t, short, void* arg);
   static void OnShutdownDone(evutil_socket_t, short, void* arg);
@@ -188,6 +195,8 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   List<Session, AllTag> sessions_;
   std::vector<Session*> graveyard_;
   OwnedEvent reap_event_;
+  OwnedEvent trim_timer_;
+  size_t freed_since_trim_ = 0;
   OwnedEvent sweep_timer_;
 
   bool draining_ = false;

@@ -377,10 +377,12 @@ void Session::Close(CloseReason reason) {
       break;
     case CloseReason::kSlowConsumer:
       ++st.slow_consumer_closes;
+      hub->NoteFreed(exchange_->queued());
       exchange_->Abort();
       break;
     case CloseReason::kStall:
       ++st.stall_closes;
+      hub->NoteFreed(exchange_->queued());
       exchange_->Abort();
       break;
     case CloseReason::kHubGone:

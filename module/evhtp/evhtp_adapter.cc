@@ -47,6 +47,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "packed_append.h"
+
 namespace evsse::evhtp {
 namespace {
 
@@ -202,8 +204,16 @@ class EvhtpExchange final : public Exchange {
     bufferevent* bev = conn_->bev;
     evbuffer* out = bufferevent_get_output(bev);
     if (evbuffer_get_length(out) > 0) {
-      // Behind unsent bytes (the reply head, before the first chunk).
-      evhtp_send_reply_chunk(req_, data);
+      // Behind unsent bytes (the reply head, or what a slow reader has not
+      // taken): evhtp_send_reply_chunk's framing, packed rather than a
+      // block per write (packed_append.h).
+      size_t n = evbuffer_get_length(data);
+      if (n == 0) return;
+      bool chunked = req_->flags & EVHTP_REQ_FLAG_CHUNKED;
+      if (chunked) evbuffer_add_printf(out, "%zx\r\n", n);
+      internal::AppendPacked(out, data);
+      if (chunked) evbuffer_add(out, "\r\n", 2);
+      bufferevent_enable(bev, EV_WRITE);
       return;
     }
     // Nothing queued: write now, as the evhttp adapter does. The usual way

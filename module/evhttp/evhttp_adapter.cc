@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "packed_append.h"
+
 // libevent's allocator, exported by libevent 2.1 for its own libraries
 // (mm-internal.h), so that memory evhttp allocated is freed the way it was
 // allocated, also under event_set_mem_functions.
@@ -138,13 +140,24 @@ class EvhttpExchange final : public Exchange {
   void Write(evbuffer* data) override {
     bufferevent* bev = evhttp_connection_get_bufferevent(conn_);
     evbuffer* out = bufferevent_get_output(bev);
-    if (!direct_ || evbuffer_get_length(out) > 0) {
-      // The first chunk (it sets evhttp's write callback to OnWritten for
-      // good) and any chunk behind unsent bytes go the usual way.
+    if (!direct_) {
+      // The first chunk sets evhttp's write callback to OnWritten for good.
       evhttp_send_reply_chunk_with_cb(req_, data, &EvhttpExchange::OnWritten,
                                       this);
       DiscardInput();
       direct_ = req_->type == EVHTTP_REQ_GET;
+      return;
+    }
+    if (evbuffer_get_length(out) > 0) {
+      // Behind unsent bytes: packed, not a block per write (a reader that
+      // stopped reading holds about its queued bytes; packed_append.h).
+      // Write interest is on while out is not empty; OnWritten follows.
+      size_t n = evbuffer_get_length(data);
+      if (n == 0) return;
+      if (req_->chunked) evbuffer_add_printf(out, "%zx\r\n", n);
+      internal::AppendPacked(out, data);
+      if (req_->chunked) evbuffer_add(out, "\r\n", 2);
+      bufferevent_enable(bev, EV_WRITE);
       return;
     }
     // Nothing queued: write now. The usual way costs two epoll_ctl calls

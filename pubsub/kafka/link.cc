@@ -219,6 +219,7 @@ Status LinkImpl::Init() {
     Status s = FillConf(conf, o_,
                         {{"enable.partition.eof", "true"},
                          {"enable.auto.commit", "false"},
+                         {"fetch.wait.max.ms", "50"},
                          {"auto.offset.reset", "error"}});
     if (!s.ok()) return s;
     replay_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf.c, err, sizeof(err));

@@ -308,6 +308,9 @@ TEST_F(KafkaTest, EvsseAndKcatRecordsReachSubscribersWithPartitionOffsetIds) {
   StartNodes(false);
   auto c = Subscribe(port_, "/events?topic=t@0&topic=t@1");
   ASSERT_TRUE(Live(*c));
+  // A bare topic is its partition 0.
+  auto bare = Subscribe(port_, "/events?topic=t");
+  ASSERT_TRUE(Live(*bare));
 
   // Through evsse: the ids name partition (epoch p+1) and offset (+1).
   Result<std::string> id = PublishOn(hub_.get(), "t@0", "n", "a0");
@@ -341,6 +344,18 @@ TEST_F(KafkaTest, EvsseAndKcatRecordsReachSubscribersWithPartitionOffsetIds) {
   EXPECT_EQ(type_of["a2"], "message");
   // The connection's cursor: partition 0 up to offset 5 (a4), 1 up to 1.
   EXPECT_EQ(c->last_event_id(), "1.6,2.2");
+  ASSERT_TRUE(RunUntil([&] { return bare->events.size() == 4; }));
+  EXPECT_EQ(bare->datas(), (std::vector<std::string>{"a0", "a1", "a2", "a4"}));
+  EXPECT_EQ(bare->ids(),
+            (std::vector<std::string>{"1.1", "1.2", "1.3", "1.6"}));
+  // Publishing to the bare name lands in partition 0 as well.
+  id = PublishOn(hub_.get(), "t", "n", "a5");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(*id, "1.7");
+  ASSERT_TRUE(RunUntil(
+      [&] { return bare->events.size() == 5 && c->events.size() == 7; }));
+  EXPECT_EQ(c->last_event_id(), "1.7,2.2");
+  // Each skipped record was counted once (two names read partition 0).
   EXPECT_EQ(link_a_->stats().records_skipped, 2u);
   EXPECT_FALSE(c->closed());
 }

@@ -171,7 +171,8 @@ class LinkImpl final : public BackendLink {
 
   // Loop-thread state.
   std::unordered_map<std::string, Watched> watched_;
-  std::map<Key, std::string> by_key_;  // partition -> evsse topic
+  // partition -> the evsse topics reading it ("t" and "t@0" share one)
+  std::map<Key, std::vector<std::string>> by_key_;
   uint64_t next_gen_ = 0;
   std::unordered_map<uint64_t, PendingPublish> publishes_;
   uint64_t next_publish_ = 0;
@@ -498,7 +499,10 @@ void LinkImpl::HandleRecord(const rd_kafka_message_t* m) {
   }
   ev.position = pubsub::Position{static_cast<uint64_t>(m->offset) + 1, 0};
   ++stats_.records_delivered;
-  sink_->Deliver(it->second, static_cast<uint64_t>(m->partition) + 1, ev);
+  // A copy: the sink may watch or unwatch from inside Deliver.
+  std::vector<std::string> names = it->second;
+  for (const std::string& name : names)
+    sink_->Deliver(name, static_cast<uint64_t>(m->partition) + 1, ev);
 }
 
 void LinkImpl::OnError(rd_kafka_t* rk, int err, const char* reason,
@@ -576,7 +580,7 @@ void LinkImpl::Publish(const std::string& topic, std::string_view type,
   publishes_[id].done = std::move(done);
   rd_kafka_resp_err_t e = rd_kafka_producev(
       producer_, RD_KAFKA_V_TOPIC(kt.c_str()),
-      RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+      RD_KAFKA_V_PARTITION(std::max(partition, 0)),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(data.data()), data.size()),
       RD_KAFKA_V_HEADERS(h),
@@ -600,17 +604,16 @@ void LinkImpl::Watch(const std::string& topic) {
   std::string kt;
   int32_t partition = -1;
   Status s = SplitTopic(topic, &kt, &partition);
-  if (!s.ok() || partition < 0) {
+  if (!s.ok()) {
     // Nothing to read: the Hub's sessions must not wait for it.
-    Log("kafka: topic '" + topic +
-        "' names no partition; follow <topic>@<partition>");
+    Log(s.message());
     PostToLoop([this, topic] { sink_->Synced(topic, 0, {}); });
     return;
   }
   Watched& w = watched_[topic];
-  w.key = Key{kt, partition};
+  w.key = Key{kt, std::max(partition, 0)};
   w.gen = ++next_gen_;
-  by_key_[w.key] = topic;
+  by_key_[w.key].push_back(topic);
   PostWork([this, topic, key = w.key, gen = w.gen] {
     WorkerWatch(topic, key, gen);
   });
@@ -620,8 +623,14 @@ void LinkImpl::Unwatch(const std::string& topic) {
   auto it = watched_.find(topic);
   if (it == watched_.end()) return;
   Key key = it->second.key;
-  by_key_.erase(key);
   watched_.erase(it);
+  auto k = by_key_.find(key);
+  if (k != by_key_.end()) {
+    auto& names = k->second;
+    names.erase(std::remove(names.begin(), names.end(), topic), names.end());
+    if (!names.empty()) return;  // another name still reads it
+    by_key_.erase(k);
+  }
   PostWork([this, key] {
     if (!running_.erase(key)) return;
     rd_kafka_consume_stop(WorkerTopic(consumer_, key.topic), key.partition);
@@ -633,10 +642,11 @@ void LinkImpl::Fetch(const std::string& topic, pubsub::Position after,
   std::string kt;
   int32_t partition = -1;
   Status s = SplitTopic(topic, &kt, &partition);
-  if (!s.ok() || partition < 0) {
+  if (!s.ok()) {
     PostToLoop([done = std::move(done)] { done(FetchResult{}); });
     return;
   }
+  partition = std::max(partition, 0);
   uint64_t id = ++next_fetch_;
   fetches_[id] = std::move(done);
   ++replay_fetches_;

@@ -2,8 +2,10 @@
 //
 // Attach connects a Hub to a Kafka cluster (librdkafka). From then on:
 //  - The evsse topic "<topic>@<p>" is partition p of the Kafka topic
-//    <topic>. A connection follows a whole Kafka topic by naming each
-//    partition (?topic=orders@0&topic=orders@1...), several topics alike.
+//    <topic>, and a bare "<topic>" is its partition 0 (the whole topic when
+//    it has one partition, as an application's own topics often do). A
+//    connection follows a topic of several partitions by naming each
+//    (?topic=orders@0&topic=orders@1...), several topics alike.
 //  - An event's id names its partition and offset: epoch p+1, value
 //    offset+1 (base 36 epoch, see evsse/pubsub/cursor.h): "3.43" is
 //    partition 2, offset 42. A connection's cursor holds one such position
@@ -20,8 +22,7 @@
 //    value is not UTF-8 or whose type holds CR, LF or NUL (or is not UTF-8)
 //    are skipped and counted (LinkStats::records_skipped).
 //  - Hub::Publish and POST /publish produce to Kafka (idempotent producer,
-//    acks=all); "<topic>@<p>" produces to partition p, a bare "<topic>" lets
-//    Kafka's partitioner choose. The publisher gets the record's id once
+//    acks=all) to the partition the evsse topic names. The publisher gets the record's id once
 //    Kafka acknowledged it; kUnavailable (503) when it was not stored,
 //    kUnknown (504) when it may have been.
 //

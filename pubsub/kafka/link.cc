@@ -66,7 +66,8 @@ struct Conf {
     char err[512];
     if (rd_kafka_conf_set(c, k.c_str(), v.c_str(), err, sizeof(err)) !=
         RD_KAFKA_CONF_OK) {
-      return InvalidArgumentError("kafka: setting " + k + "=" + v + ": " + err);
+      // The value is left out: it may be a password.
+      return InvalidArgumentError("kafka: setting " + k + ": " + err);
     }
     return Status::Ok();
   }

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <memory>
 #include <optional>
@@ -27,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "alerts_process.h"
 #include "evsse/evhttp.h"
 #include "evsse/hub.h"
 #include "evsse/kafka.h"
@@ -113,6 +116,12 @@ class Child {
   void Stop() {
     if (pid_ > 0) kill(pid_, SIGKILL);
     Wait();
+  }
+  // Stop(sig): send `sig`, then reap; the exit code (-1 if signalled).
+  int Stop(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+    int status = Wait();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
  private:
@@ -523,6 +532,114 @@ TEST_F(KafkaTest, PartitionCreatedAfterItsSubscriberIsReadFromItsStart) {
   EXPECT_EQ(c->events[0].data, "first");
   EXPECT_EQ(c->events[0].last_event_id, "2.1");
   EXPECT_EQ(c->events[1].last_event_id, "2.2");
+}
+
+// ---- Processes: the quick start (evhttp_hello --kafka) and evsse-alerts ----
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+    port = ntohs(sa.sin_port);
+  close(fd);
+  return port;
+}
+
+TEST(KafkaProcesses, QuickStartEvhttpHelloWithKcat) {
+#ifndef EVSSE_HELLO_BIN
+  GTEST_SKIP() << "evhttp_hello is not built (EVSSE_BUILD_EXAMPLES=OFF)";
+#else
+  std::signal(SIGPIPE, SIG_IGN);
+  MockCluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_EQ(cluster.Command("create news 2"), "ok");
+  int port = FreePort();
+  Child hello;
+  ASSERT_TRUE(hello.Start({EVSSE_HELLO_BIN, "--port", std::to_string(port),
+                           "--kafka", cluster.bootstrap()},
+                          false));
+  // Up once a publish through it is acknowledged by Kafka.
+  PostReply first;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        first =
+            BlockingPost(port, "/publish?topic=news@0&event=note", "one", 2000);
+        return first.status == 200;
+      },
+      milliseconds(15000)))
+      << first.status << " " << first.body;
+  EXPECT_EQ(IdOf(first.body), "1.1");
+
+  auto c = std::make_unique<TestClient>(
+      port,
+      "GET /events?topic=news@0&topic=news@1 HTTP/1.1\r\nHost: x\r\n"
+      "Accept: text/event-stream\r\nLast-Event-ID: 1.0,2.0\r\n\r\n");
+  ASSERT_TRUE(PollClients(
+      {c.get()}, [&] { return c->events.size() == 1; }, milliseconds(15000)));
+  EXPECT_EQ(c->events[0].data, "one");  // replayed from the cursor
+  ASSERT_TRUE(
+      Kcat(cluster.bootstrap(), "news", 1, {"sse-event=note"}, {"two"}));
+  ASSERT_TRUE(PollClients(
+      {c.get()}, [&] { return c->events.size() == 2; }, milliseconds(15000)));
+  EXPECT_EQ(c->events[1].type, "note");
+  EXPECT_EQ(c->events[1].data, "two");
+  EXPECT_EQ(c->last_event_id(), "1.1,2.1");
+  c.reset();
+  EXPECT_EQ(hello.Stop(SIGTERM), 0);
+#endif
+}
+
+TEST(KafkaProcesses, AlertsServerOnKafka) {
+  if (kAlertsBin[0] == '\0')
+    GTEST_SKIP() << "evsse-alerts is not built (EVSSE_BUILD_EXAMPLES=OFF)";
+  std::signal(SIGPIPE, SIG_IGN);
+  MockCluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_EQ(cluster.Command("create ops 1"), "ok");
+  const std::string conf =
+      "shutdown_timeout 1s;\n"
+      "server {\n"
+      "  listen 127.0.0.1:0;\n"
+      "  publish_token " +
+      std::string(kAlertsToken) +
+      ";\n"
+      "  endpoint subscribe /alerts/stream { }\n"
+      "  endpoint metrics /metrics { }\n"
+      "  endpoint status /status { }\n"
+      "}\n";
+  AlertsServer node(conf, {}, {"--kafka", cluster.bootstrap()});
+  ASSERT_TRUE(node.Started());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto m = ParseMetrics(CallServer(node.port(), "GET", "/metrics").body);
+        return m["evsse_kafka_up"] == 1;
+      },
+      milliseconds(15000)))
+      << node.Log();
+  auto s = OpenStream(node.port(), "topic=ops");
+  ASSERT_TRUE(PollClients(
+      {s.get()}, [&] { return s->has_head(); }, milliseconds(15000)));
+  ASSERT_EQ(s->status(), 200);
+  Response r = PostAlertTo(node.port(), AlertJson("critical", "ops", "db"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()["id"], "1.1");  // partition 0, offset 0
+  ASSERT_TRUE(PollClients(
+      {s.get()}, [&] { return !s->events.empty(); }, milliseconds(15000)));
+  EXPECT_EQ(s->events[0].type, "critical");
+  EXPECT_EQ(s->events[0].last_event_id, "1.1");
+  Response status = CallServer(node.port(), "GET", "/status");
+  EXPECT_EQ(status.json()["config"]["kafka"]["event_header"], "sse-event");
+  // Both stores at once are refused.
+  AlertsServer both(
+      conf, {},
+      {"--kafka", cluster.bootstrap(), "--redis", "127.0.0.1:1", "--check"});
+  EXPECT_EQ(both.ExitStatus(), 1);
+  EXPECT_THAT(both.Log(), ::testing::HasSubstr("one store"));
 }
 
 }  // namespace

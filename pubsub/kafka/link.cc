@@ -81,6 +81,9 @@ Status FillConf(Conf& conf, const KafkaOptions& o,
       {"client.id", o.client_id},
       {"topic.metadata.refresh.interval.ms",
        std::to_string(o.metadata_refresh.count())},
+      // A broker that comes back is found within a second (librdkafka's
+      // default backoff grows to 10 s): subscribers wait no longer.
+      {"reconnect.backoff.max.ms", "1000"},
   };
   all.insert(all.end(), own.begin(), own.end());
   all.insert(all.end(), o.settings.begin(), o.settings.end());
@@ -568,6 +571,15 @@ void LinkImpl::Publish(const std::string& topic, std::string_view type,
   if (!s.ok()) {
     ++stats_.publish_errors;
     PostToLoop([done = std::move(done), s] { done(s, 0, {}); });
+    return;
+  }
+  if (!up_) {
+    // No broker answers: fail fast (not stored, safe to retry), as the
+    // Redis link does while down.
+    ++stats_.publish_errors;
+    PostToLoop([done = std::move(done)] {
+      done(UnavailableError("kafka: no broker reachable (not stored)"), 0, {});
+    });
     return;
   }
   uint64_t id = ++next_publish_;

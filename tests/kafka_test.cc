@@ -439,6 +439,35 @@ TEST_F(KafkaTest, ResumeOnAnotherNodeFromACompositeCursor) {
   EXPECT_EQ(r3->last_event_id(), "1.4,2.3,1.4");
 }
 
+// More than one replay batch (replay_batch_bytes, 64 KiB) and more than one
+// fetch page (1,000 records) for a resume on a node that never saw them.
+TEST_F(KafkaTest, LongReplayOnAnotherNodeIsComplete) {
+  ASSERT_EQ(cluster_.Command("create big 1"), "ok");
+  StartNodes(true);
+  const std::string pad(200, 'x');
+  std::string first;
+  for (int i = 0; i < 1500; ++i) {
+    auto done = std::make_shared<bool>(false);
+    ASSERT_TRUE(hub_->Publish("big", {"n", std::to_string(i) + pad},
+                              [done](Result<std::string>) { *done = true; })
+                    .ok());
+    if (i == 0) {
+      ASSERT_TRUE(RunUntil([&] { return *done; }));
+    }
+  }
+  ASSERT_TRUE(PublishOn(hub_.get(), "big", "n", "last").ok());
+  auto r = Subscribe(port_b_, "/events?topic=big", "1.1");
+  ASSERT_TRUE(
+      RunUntil([&] { return r->events.size() == 1500; }, milliseconds(20000)))
+      << r->events.size();
+  for (int i = 1; i < 1500; ++i)
+    ASSERT_EQ(r->events[i - 1].data, std::to_string(i) + pad) << i;
+  EXPECT_EQ(r->events.back().data, "last");
+  EXPECT_EQ(r->last_event_id(), "1.1501");
+  RunFor(milliseconds(50));
+  EXPECT_EQ(r->events.size(), 1500u);
+}
+
 TEST_F(KafkaTest, BrokerAndLeaderDownAndBackWhilePublishing) {
   ASSERT_EQ(cluster_.Command("create t 1"), "ok");
   ASSERT_EQ(cluster_.Command("leader t 0 1"), "ok");

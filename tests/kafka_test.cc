@@ -334,6 +334,13 @@ TEST_F(KafkaTest, EvsseAndKcatRecordsReachSubscribersWithPartitionOffsetIds) {
   EXPECT_EQ(post.status(), 200) << post.body();
   EXPECT_EQ(IdOf(post.body()), "2.2");
 
+  // A topic the store cannot name: 400 with the reason, not a 503.
+  TestClient bad(port_, PostRequest("/publish?topic=t@x", "z"));
+  ASSERT_TRUE(RunUntil([&] { return bad.closed(); }));
+  EXPECT_EQ(bad.status(), 400) << bad.body();
+  EXPECT_NE(bad.body().find("partition number"), std::string::npos)
+      << bad.body();
+
   // With kcat: the type from the sse-event header, else "message"; data
   // that is not UTF-8 and a type with CR are skipped.
   ASSERT_TRUE(Kcat(cluster_.bootstrap(), "t", 0, {"sse-event=k"}, {"a1"}));

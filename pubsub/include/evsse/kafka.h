@@ -22,9 +22,9 @@
 //    value is not UTF-8 or whose type holds CR, LF or NUL (or is not UTF-8)
 //    are skipped and counted (LinkStats::records_skipped).
 //  - Hub::Publish and POST /publish produce to Kafka (idempotent producer,
-//    acks=all) to the partition the evsse topic names. The publisher gets the record's id once
-//    Kafka acknowledged it; kUnavailable (503) when it was not stored,
-//    kUnknown (504) when it may have been.
+//    acks=all) to the partition the evsse topic names. The publisher gets the
+//    record's id once Kafka acknowledged it; kUnavailable (503) when it was not
+//    stored, kUnknown (504) when it may have been.
 //
 // Threads: Attach and the Link belong to the Hub's loop thread. librdkafka's
 // own threads hand records over through a queue event fd; blocking calls

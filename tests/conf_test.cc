@@ -335,13 +335,6 @@ TEST(ConfErrors, KafkaBlock) {
   EXPECT_THAT(m, HasSubstr("main.conf:2"));
   EXPECT_THAT(m, HasSubstr("duplicate setting"));
   EXPECT_THAT(m, Not(HasSubstr("s3cret")));
-#ifdef EVSSE_CONF_HAVE_KAFKA
-  // librdkafka is asked about each setting, as Attach would.
-  m = Error(
-      "server {\n kafka { brokers a:1;\n librdkafka no.such.thing 1; } }");
-  EXPECT_THAT(m, HasSubstr("main.conf:2"));
-  EXPECT_THAT(m, HasSubstr("no.such.thing"));
-#endif
   EXPECT_THAT(Error("server { kafka { brokers a:1; } kafka { brokers a:1; } }"),
               HasSubstr("kafka"));
 }

@@ -729,6 +729,14 @@ TEST(KafkaProcesses, AlertsServerOnKafka) {
       {"--kafka", cluster.bootstrap(), "--redis", "127.0.0.1:1", "--check"});
   EXPECT_EQ(both.ExitStatus(), 1);
   EXPECT_THAT(both.Log(), ::testing::HasSubstr("one store"));
+  // --check asks librdkafka about the pass-through settings.
+  std::string bad_setting = conf;
+  bad_setting.insert(bad_setting.rfind('}'),
+                     "  kafka { brokers 127.0.0.1:1; "
+                     "librdkafka no.such.thing 1; }\n");
+  AlertsServer checked(bad_setting, {}, {"--check"});
+  EXPECT_EQ(checked.ExitStatus(), 1);
+  EXPECT_THAT(checked.Log(), ::testing::HasSubstr("no.such.thing"));
 }
 
 }  // namespace

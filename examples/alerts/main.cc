@@ -119,6 +119,13 @@ evsse::Status Check(const evsse::conf::ServerConfig& c,
         "this build has no Kafka support (evsse::kafka was not built): remove "
         "the kafka block and --kafka");
 #endif
+#ifdef EVSSE_HAVE_KAFKA
+  // What Attach would refuse (a librdkafka setting it does not know), so
+  // that --check refuses it too.
+  if (c.kafka)
+    if (evsse::Status s = evsse::kafka::Validate(*c.kafka); !s.ok())
+      return evsse::FailedPreconditionError("kafka block: " + s.message());
+#endif
   if (c.redis && c.kafka)
     return evsse::FailedPreconditionError(
         "a redis block (or --redis) and a kafka block (or --kafka): the "

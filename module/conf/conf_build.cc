@@ -144,12 +144,7 @@ class Builder {
         s = Block(n.children, kKafka, nullptr);
         if (s.ok() && config.kafka->brokers.empty())
           s = Fail(n, "the kafka block needs brokers HOST:PORT...");
-#ifdef EVSSE_CONF_HAVE_KAFKA
-        // What Attach would refuse (librdkafka settings it does not know).
-        if (s.ok())
-          if (Status v = kafka::Validate(*config.kafka); !v.ok())
-            s = Fail(n, v.message());
-#endif
+
       } else {
         s = Apply(n, ep);
       }

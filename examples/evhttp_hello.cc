@@ -2,12 +2,19 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
-//                [--redis-wait-replicas N] [--cors-origin ORIGIN]...
-//                [--max-topics N]
+//                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
+//                [--cors-origin ORIGIN]... [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node.
+//
+// With --kafka, it serves Kafka topics (evsse::kafka): topic NAME@P is
+// partition P of the Kafka topic NAME (NAME alone: partition 0), ids are
+// partition and offset, and publishes produce to Kafka:
+//
+//   kcat -P -b 127.0.0.1:9092 -t news -p 0 -H sse-event=note <<< 'hello'
+//   curl -N 'http://127.0.0.1:8080/events?topic=news@0&topic=news@1'
 //
 //   curl -N 'http://127.0.0.1:8080/events?topic=news'
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
@@ -21,6 +28,9 @@
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
 #include <evsse/redis.h>
+#ifdef EVSSE_HAVE_KAFKA
+#include <evsse/kafka.h>
+#endif
 
 #include <chrono>
 #include <csignal>
@@ -65,7 +75,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token, redis;
+  std::string bind = "127.0.0.1", token, redis, kafka;
   int wait_replicas = 0;
   evsse::HubOptions hub_options;
   evsse::StreamOptions stream;
@@ -81,6 +91,8 @@ int main(int argc, char** argv) {
       redis = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
+    else if (a == "--kafka" && i + 1 < argc)
+      kafka = argv[++i];
     else if (a == "--cors-origin" && i + 1 < argc)
       stream.cors_origins.push_back(argv[++i]);
     else if (a == "--max-topics" && i + 1 < argc)
@@ -94,6 +106,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
                    "[--redis HOST:PORT] [--redis-wait-replicas N] "
+                   "[--kafka HOST:PORT[,HOST:PORT...]] "
                    "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
                    "[--history-max-bytes N]\n",
@@ -101,6 +114,20 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!redis.empty() && !kafka.empty()) {
+    std::fprintf(stderr, "%s: --redis and --kafka: a Hub has one store\n",
+                 argv[0]);
+    return 2;
+  }
+#ifndef EVSSE_HAVE_KAFKA
+  if (!kafka.empty()) {
+    std::fprintf(stderr,
+                 "%s: --kafka: this build has no Kafka support "
+                 "(evsse::kafka was not built)\n",
+                 argv[0]);
+    return 2;
+  }
+#endif
   std::signal(SIGPIPE, SIG_IGN);
 
   // An existing server: a base, an evhttp, its own routes.
@@ -139,6 +166,26 @@ int main(int argc, char** argv) {
     }
     link = std::move(attached).value();
   }
+#ifdef EVSSE_HAVE_KAFKA
+  // Optional: serve Kafka topics.
+  std::unique_ptr<evsse::kafka::Link> kafka_link;
+  if (!kafka.empty()) {
+    evsse::kafka::KafkaOptions ko;
+    for (size_t at = 0; at <= kafka.size();) {
+      size_t comma = kafka.find(',', at);
+      if (comma == std::string::npos) comma = kafka.size();
+      ko.brokers.push_back(kafka.substr(at, comma - at));
+      at = comma + 1;
+    }
+    auto attached = evsse::kafka::Attach(s.hub, ko);
+    if (!attached.ok()) {
+      std::fprintf(stderr, "%s: --kafka: %s\n", argv[0],
+                   attached.status().ToString().c_str());
+      return 2;
+    }
+    kafka_link = std::move(attached).value();
+  }
+#endif
   evsse::PublishOptions publish;
   publish.bearer_token = token;
   publish.allow_unauthenticated = token.empty();
@@ -162,6 +209,9 @@ int main(int argc, char** argv) {
   event_free(sigterm);
   if (s.http) evhttp_free(s.http);  // the server goes before the Hub
   link.reset();                     // the Redis link before the Hub too
+#ifdef EVSSE_HAVE_KAFKA
+  kafka_link.reset();  // and the Kafka link
+#endif
   hub->reset();
   event_base_free(s.base);
   return 0;

@@ -298,6 +298,47 @@ TEST(ConfErrors, UnknownDirective) {
             "main.conf:1: directive \"frobnicate\": unknown directive");
 }
 
+TEST(ConfParse, KafkaBlock) {
+  ServerConfig c = Load(
+      "server { kafka {\n"
+      "  brokers 10.0.0.1:9092 kafka-2.example:9093;\n"
+      "  event_header x-type; client_id node-1;\n"
+      "  publish_timeout 3s; fetch_timeout 2s; metadata_refresh 1s;\n"
+      "  librdkafka security.protocol sasl_ssl;\n"
+      "  librdkafka sasl.mechanisms PLAIN;\n"
+      "} }");
+  ASSERT_TRUE(c.kafka.has_value());
+  EXPECT_FALSE(c.redis.has_value());
+  EXPECT_THAT(c.kafka->brokers,
+              ElementsAre("10.0.0.1:9092", "kafka-2.example:9093"));
+  EXPECT_EQ(c.kafka->event_header, "x-type");
+  EXPECT_EQ(c.kafka->client_id, "node-1");
+  EXPECT_EQ(c.kafka->publish_timeout, milliseconds(3000));
+  EXPECT_EQ(c.kafka->fetch_timeout, milliseconds(2000));
+  EXPECT_EQ(c.kafka->metadata_refresh, milliseconds(1000));
+  ASSERT_EQ(c.kafka->settings.size(), 2u);
+  EXPECT_EQ(c.kafka->settings[1],
+            (std::pair<std::string, std::string>{"sasl.mechanisms", "PLAIN"}));
+}
+
+TEST(ConfErrors, KafkaBlock) {
+  EXPECT_EQ(Error("server {\n kafka { event_header t; }\n}"),
+            "main.conf:2: directive \"kafka\": the kafka block needs brokers "
+            "HOST:PORT...");
+  EXPECT_THAT(Error("server { kafka { brokers localhost; } }"),
+              HasSubstr("invalid broker (HOST:PORT)"));
+  EXPECT_THAT(Error("server { kafka { brokers a:1; librdkafka acks; } }"),
+              HasSubstr("main.conf:1: directive \"librdkafka\""));
+  std::string m = Error(
+      "server { kafka { brokers a:1; librdkafka sasl.password s3cret;\n"
+      "  librdkafka sasl.password s3cret; } }");
+  EXPECT_THAT(m, HasSubstr("main.conf:2"));
+  EXPECT_THAT(m, HasSubstr("duplicate setting"));
+  EXPECT_THAT(m, Not(HasSubstr("s3cret")));
+  EXPECT_THAT(Error("server { kafka { brokers a:1; } kafka { brokers a:1; } }"),
+              HasSubstr("kafka"));
+}
+
 TEST(ConfErrors, DirectiveInTheWrongBlock) {
   EXPECT_EQ(Error("listen 127.0.0.1:80;"),
             "main.conf:1: directive \"listen\": not allowed in the main "
@@ -765,6 +806,18 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(r.wait_replicas, 1);
   EXPECT_EQ(r.wait_timeout, milliseconds(700));
 
+  ASSERT_TRUE(c.kafka.has_value());
+  const kafka::KafkaOptions& k = *c.kafka;
+  EXPECT_THAT(k.brokers, ElementsAre("127.0.0.1:9092", "[::1]:9093"));
+  EXPECT_EQ(k.event_header, "x-sse-type");
+  EXPECT_EQ(k.client_id, "edge-7");
+  EXPECT_EQ(k.publish_timeout, milliseconds(4000));
+  EXPECT_EQ(k.fetch_timeout, milliseconds(1500));
+  EXPECT_EQ(k.metadata_refresh, milliseconds(2000));
+  ASSERT_EQ(k.settings.size(), 1u);
+  EXPECT_EQ(k.settings[0].first, "socket.keepalive.enable");
+  EXPECT_EQ(k.settings[0].second, "true");
+
   // everything.conf uses every directive of the table: a new row needs a line
   // here (and an EXPECT).
   auto tree = Parse(everything, "everything.conf");
@@ -841,6 +894,17 @@ TEST(ConfShipped, EvsseConfListsTheDefaults) {
   ExpectSame(c.endpoints[1].publish, PublishOptions{});
   ASSERT_TRUE(c.redis.has_value());
   ExpectSame(*c.redis, redis::RedisOptions{});
+  // The kafka block: brokers and librdkafka are examples (no default).
+  ASSERT_TRUE(c.kafka.has_value());
+  kafka::KafkaOptions k;
+  EXPECT_THAT(c.kafka->brokers, ElementsAre("127.0.0.1:9092"));
+  EXPECT_EQ(c.kafka->event_header, k.event_header);
+  EXPECT_EQ(c.kafka->client_id, k.client_id);
+  EXPECT_EQ(c.kafka->publish_timeout, k.publish_timeout);
+  EXPECT_EQ(c.kafka->fetch_timeout, k.fetch_timeout);
+  EXPECT_EQ(c.kafka->metadata_refresh, k.metadata_refresh);
+  ASSERT_EQ(c.kafka->settings.size(), 1u);
+  EXPECT_EQ(c.kafka->settings[0].first, "security.protocol");
 }
 
 // DirectiveLines maps the name of each line "name args" or "#name args" to
@@ -899,8 +963,8 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   std::map<std::string, std::string> reference =
       ReferenceDefaults(ReadSource("conf/README.md"));
   // Lines of evsse.conf that show an example, not the default.
-  const std::set<std::string> examples = {"include", "subscriber_token",
-                                          "cors_origins"};
+  const std::set<std::string> examples = {
+      "include", "subscriber_token", "cors_origins", "brokers", "librdkafka"};
   for (const DirectiveInfo& d : DirectiveTable()) {
     std::string name(d.name);
     auto c = conf.find(name);

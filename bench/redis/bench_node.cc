@@ -6,15 +6,20 @@
 // over in a benchmark).
 //
 //   evsse-bench-node --port N [--bind 127.0.0.1] [--redis HOST:PORT|unix:PATH]
+//                    [--kafka HOST:PORT[,HOST:PORT...]] [--kafka-set K=V]...
 //                    [--history N] [--max-connections N]
 //
-// Without --redis it runs on the in-process broker (memory mode).
+// Without --redis or --kafka it runs on the in-process broker (memory mode).
+// --kafka (when evsse::kafka is built) serves Kafka topics instead.
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
 #include <evsse/redis.h>
+#ifdef EVSSE_HAVE_KAFKA
+#include <evsse/kafka.h>
+#endif
 #include <sys/resource.h>
 
 #include <csignal>
@@ -22,6 +27,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -69,7 +76,8 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 0;
-  std::string bind = "127.0.0.1", redis;
+  std::string bind = "127.0.0.1", redis, kafka;
+  std::vector<std::pair<std::string, std::string>> kafka_settings;
   size_t history = 1000, max_connections = 10000;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -80,6 +88,13 @@ int main(int argc, char** argv) {
       bind = argv[++i];
     } else if (a == "--redis") {
       redis = argv[++i];
+    } else if (a == "--kafka") {
+      kafka = argv[++i];
+    } else if (a == "--kafka-set") {
+      std::string kv = argv[++i];
+      size_t eq = kv.find('=');
+      kafka_settings.emplace_back(
+          kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
     } else if (a == "--history") {
       history = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--max-connections") {
@@ -132,6 +147,31 @@ int main(int argc, char** argv) {
     }
     link = std::move(attached).value();
   }
+#ifdef EVSSE_HAVE_KAFKA
+  std::unique_ptr<evsse::kafka::Link> kafka_link;
+  if (!kafka.empty()) {
+    evsse::kafka::KafkaOptions ko;
+    ko.settings = kafka_settings;
+    for (size_t at = 0; at <= kafka.size();) {
+      size_t comma = kafka.find(',', at);
+      if (comma == std::string::npos) comma = kafka.size();
+      ko.brokers.push_back(kafka.substr(at, comma - at));
+      at = comma + 1;
+    }
+    auto attached = evsse::kafka::Attach(node.hub, ko);
+    if (!attached.ok()) {
+      std::fprintf(stderr, "evsse-bench-node: --kafka: %s\n",
+                   attached.status().ToString().c_str());
+      return 2;
+    }
+    kafka_link = std::move(attached).value();
+  }
+#else
+  if (!kafka.empty()) {
+    std::fprintf(stderr, "evsse-bench-node: --kafka: not built\n");
+    return 2;
+  }
+#endif
   evsse::PublishOptions po;
   po.allow_unauthenticated = true;  // loopback benchmarks only
   evsse::Status st = evsse::evhttp::Mount(http, "/events", node.hub);
@@ -152,6 +192,9 @@ int main(int argc, char** argv) {
   event_free(sigterm);
   evhttp_free(http);
   link.reset();
+#ifdef EVSSE_HAVE_KAFKA
+  kafka_link.reset();
+#endif
   hub->reset();
   event_base_free(node.base);
   return 0;

@@ -58,6 +58,15 @@ if [[ -z $BIN ]]; then
     "build it with bench/redis added to bench/CMakeLists.txt" >&2
   exit 2
 fi
+# The Kafka scenarios (evsse::kafka on librdkafka's mock cluster) run when
+# evsse-bench-node was built with --kafka and the mock cluster is built.
+MOCK=""
+for m in "$BUILD/tests/kafka_mock_cluster" "$BIN/kafka_mock_cluster"; do
+  if [[ -x $m ]]; then
+    MOCK=$m
+    break
+  fi
+done
 for tool in redis-server redis-cli python3 curl; do
   if ! command -v "$tool" >/dev/null; then
     echo "run.sh: $tool is needed" >&2
@@ -67,6 +76,7 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-rbench.XXXXXX")
 REDIS_PID=""
+MOCK_PID=""
 NODE_PIDS=()
 FAILED=0
 
@@ -102,6 +112,10 @@ stop_all() {
     stop_pid "$REDIS_PID"
     REDIS_PID=""
   fi
+  if [[ -n $MOCK_PID ]]; then
+    stop_pid "$MOCK_PID"
+    MOCK_PID=""
+  fi
 }
 trap 'stop_all; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
@@ -122,6 +136,30 @@ start_redis() {
     sleep 0.05
   done
   log "redis-server did not start (see $dir/redis.log)"
+  return 1
+}
+
+# start_kafka: librdkafka's mock cluster (3 brokers on loopback), kept
+# running by a fifo this script holds open; sets KAFKA_BOOT.
+KAFKA_BOOT=""
+# librdkafka's mock broker holds a fetch with no data for the consumer's
+# whole fetch.wait.max.ms (500 ms by default) even when a record arrives
+# meanwhile; a real broker answers at once. So the nodes poll it every
+# KAFKA_FETCH_WAIT_MS (10): what a real broker's long poll gives for free.
+KAFKA_SET=(--kafka-set "fetch.wait.max.ms=${KAFKA_FETCH_WAIT_MS:-10}")
+start_kafka() {
+  local dir=$WORK/kafka.$RANDOM
+  mkdir -p "$dir"
+  mkfifo "$dir/in"
+  exec {KAFKA_FD}<>"$dir/in"
+  "$MOCK" 3 <"$dir/in" >"$dir/out" 2>"$dir/err" &
+  MOCK_PID=$!
+  for _ in $(seq 1 200); do
+    KAFKA_BOOT=$(sed -n 's/^bootstrap //p' "$dir/out" 2>/dev/null)
+    [[ -n $KAFKA_BOOT ]] && return 0
+    sleep 0.05
+  done
+  log "kafka_mock_cluster did not start (see $dir/err)"
   return 1
 }
 
@@ -185,6 +223,26 @@ scenario() {
       return 1
     }
     pids=(--pid "a=${NODE_PIDS[0]}")
+  elif [[ $kind == kafka* ]]; then
+    if [[ -z $MOCK ]] || ! start_kafka ||
+      ! start_node "$a" --kafka "$KAFKA_BOOT" "${KAFKA_SET[@]}" \
+        --history "$history"; then
+      FAILED=1
+      stop_all
+      return 1
+    fi
+    pids=(--pid "a=${NODE_PIDS[0]}")
+    if [[ $kind == kafka2 ]]; then
+      b=$(free_port)
+      start_node "$b" --kafka "$KAFKA_BOOT" "${KAFKA_SET[@]}" \
+        --history "$history" || {
+        FAILED=1
+        stop_all
+        return 1
+      }
+      pids+=(--pid "b=${NODE_PIDS[1]}")
+    fi
+    pids+=(--pid "kafka=$MOCK_PID")
   else
     if ! start_redis || ! start_node "$a" --redis "unix:$REDIS_SOCK" \
       --history "$history"; then
@@ -227,6 +285,14 @@ if [[ $SMOKE == 1 ]]; then
     --events 50 --rate 200
   scenario smoke_replay_redis redis2 30 2000 --mode replay --subscribers 10 \
     --events 1000
+  scenario smoke_replay_mem mem 30 2000 --mode replay --subscribers 10 \
+    --events 1000
+  if [[ -n $MOCK ]]; then
+    scenario smoke_fanout_kafka kafka2 30 1000 --mode fanout \
+      --subscribers 50 --events 50 --rate 200
+    scenario smoke_replay_kafka kafka2 30 2000 --mode replay \
+      --subscribers 10 --events 1000
+  fi
 else
   for round in $(seq 1 "$REPEAT"); do
     # (a) Fan-out to 5,000 subscribers. Latency: events paced at a rate the
@@ -249,9 +315,22 @@ else
         --mode fanout --subscribers "$FANOUT_SUBS" --events "$MAX_EVENTS" \
         --rate 0 --pipeline 4 --connect-window 200
     done
+    # Kafka against Redis (issue 18), 1,000 subscribers on node B: latency
+    # at a paced rate, and deliveries per CPU-second as fast as acknowledged.
+    kinds=(redis2)
+    [[ -n $MOCK ]] && kinds+=(kafka2)
+    for kind in "${kinds[@]}"; do
+      scenario "fanout_1000_${FANOUT_RATE}eps_$kind.$round" "$kind" 150 1000 \
+        --mode fanout --subscribers 1000 --events "$FANOUT_EVENTS" \
+        --rate "$FANOUT_RATE" --connect-window 200
+      scenario "fanout_1000_max_$kind.$round" "$kind" 150 1000 \
+        --mode fanout --subscribers 1000 --events "$MAX_EVENTS" --rate 0 \
+        --pipeline 4 --connect-window 200
+    done
     # (b) Replay: 10,000 events to 100 resuming subscribers on a node that
-    # never saw them (redis2), and the same replay from one node's memory.
-    for kind in mem redis2; do
+    # never saw them (redis2, kafka2), and the same replay from one node's
+    # memory.
+    for kind in mem "${kinds[@]}"; do
       scenario "replay_${REPLAY_EVENTS}_x${REPLAY_SUBS}_$kind.$round" "$kind" \
         120 $((REPLAY_EVENTS * 2)) --mode replay --subscribers "$REPLAY_SUBS" \
         --events "$REPLAY_EVENTS" --pipeline 16

@@ -9,6 +9,9 @@
 #include <evsse/conf.h>
 #include <evsse/hub.h>
 #include <evsse/redis.h>
+#ifdef EVSSE_HAVE_KAFKA
+#include <evsse/kafka.h>
+#endif
 
 #include <chrono>
 #include <cstdint>
@@ -134,6 +137,7 @@ struct App {
   std::string config_path;
   std::string listen_flag, redis_flag;  // empty: from the file
   std::string wait_replicas_flag;       // --redis-wait-replicas
+  std::string kafka_flag;               // --kafka HOST:PORT[,HOST:PORT...]
   evsse::conf::ServerConfig config;
   std::string publish_token;   // config, else ALERTS_TOKEN
   std::string listen_address;  // as bound (the real port when 0 was asked)
@@ -144,6 +148,9 @@ struct App {
   evhttp_bound_socket* bound = nullptr;
   std::unique_ptr<evsse::Hub> hub;
   std::unique_ptr<evsse::redis::Link> redis_link;
+#ifdef EVSSE_HAVE_KAFKA
+  std::unique_ptr<evsse::kafka::Link> kafka_link;
+#endif
   bool draining = false;
   int64_t started_unix_ms = 0;
 

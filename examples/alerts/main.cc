@@ -1,7 +1,7 @@
 // evsse-alerts: an alert-notification server on evsse (public headers only).
 //
 //   evsse-alerts --config FILE [--listen HOST:PORT] [--redis HOST:PORT]
-//                [--redis-wait-replicas N]
+//                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--check]
 //
 //   POST /alerts {"severity","title","body","team"[,"dedup_key"]}
@@ -73,7 +73,8 @@ void OnSignal(evutil_socket_t sig, short, void* arg) {
 int Usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --config FILE [--listen HOST:PORT] "
-               "[--redis HOST:PORT] [--redis-wait-replicas N] [--check]\n",
+               "[--redis HOST:PORT] [--redis-wait-replicas N] "
+               "[--kafka HOST:PORT[,HOST:PORT...]] [--check]\n",
                argv0);
   return 2;
 }
@@ -112,6 +113,23 @@ evsse::Status Check(const evsse::conf::ServerConfig& c,
         "this build has no Redis support (evsse::redis was not built): remove "
         "the redis block and --redis");
 #endif
+#ifndef EVSSE_HAVE_KAFKA
+  if (c.kafka)
+    return evsse::FailedPreconditionError(
+        "this build has no Kafka support (evsse::kafka was not built): remove "
+        "the kafka block and --kafka");
+#endif
+#ifdef EVSSE_HAVE_KAFKA
+  // What Attach would refuse (a librdkafka setting it does not know), so
+  // that --check refuses it too.
+  if (c.kafka)
+    if (evsse::Status s = evsse::kafka::Validate(*c.kafka); !s.ok())
+      return evsse::FailedPreconditionError("kafka block: " + s.message());
+#endif
+  if (c.redis && c.kafka)
+    return evsse::FailedPreconditionError(
+        "a redis block (or --redis) and a kafka block (or --kafka): the "
+        "server has one store, choose one");
   return evsse::Status::Ok();
 }
 
@@ -204,6 +222,19 @@ int Run(App& app) {
     app.redis_link = std::move(*link);
   }
 #endif
+#ifdef EVSSE_HAVE_KAFKA
+  // Teams are bare topics: each is partition 0 of the Kafka topic of its
+  // name (evsse/kafka.h).
+  if (app.config.kafka) {
+    auto link = evsse::kafka::Attach(app.hub.get(), *app.config.kafka);
+    if (!link.ok()) {
+      Log(evsse::LogLevel::kError, "cannot attach Kafka",
+          {{"error", link.status().ToString()}});
+      return 1;
+    }
+    app.kafka_link = std::move(*link);
+  }
+#endif
   if (evsse::Status s = Mount(app); !s.ok()) {
     Log(evsse::LogLevel::kError, "cannot mount", {{"error", s.ToString()}});
     return 1;
@@ -218,13 +249,17 @@ int Run(App& app) {
       {{"addr", app.listen_address},
        {"stream", app.stream_path},
        {"config", app.config_path},
-       {"redis", app.config.redis ? app.config.redis->address : "off"}});
+       {"redis", app.config.redis ? app.config.redis->address : "off"},
+       {"kafka", app.config.kafka ? app.config.kafka->brokers[0] : "off"}});
   event_base_dispatch(app.base);
 
   for (event* e : {sig.term, sig.intr, sig.hup}) event_free(e);
   if (app.http) evhttp_free(app.http);
   app.http = nullptr;
   app.redis_link.reset();  // the link goes before its Hub
+#ifdef EVSSE_HAVE_KAFKA
+  app.kafka_link.reset();
+#endif
   app.hub.reset();
   event_base_free(app.base);
   Log(evsse::LogLevel::kInfo, "exit");
@@ -260,6 +295,23 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
       return evsse::InvalidArgumentError(
           "--redis-wait-replicas needs a redis block or --redis");
     c->redis->wait_replicas = static_cast<int>(*n);
+  }
+  if (!app.kafka_flag.empty()) {
+    std::vector<std::string> brokers;
+    for (size_t at = 0; at <= app.kafka_flag.size();) {
+      size_t comma = app.kafka_flag.find(',', at);
+      if (comma == std::string::npos) comma = app.kafka_flag.size();
+      std::string b = app.kafka_flag.substr(at, comma - at);
+      size_t colon = b.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == b.size() ||
+          b.find_first_not_of("0123456789", colon + 1) != std::string::npos)
+        return evsse::InvalidArgumentError("--kafka: \"" + b +
+                                           "\" is not HOST:PORT");
+      brokers.push_back(b);
+      at = comma + 1;
+    }
+    if (!c->kafka) c->kafka.emplace();
+    c->kafka->brokers = std::move(brokers);
   }
   const char* env = std::getenv("ALERTS_TOKEN");
   *token = !c->alerts.publish_token.empty() ? c->alerts.publish_token
@@ -301,6 +353,8 @@ int main(int argc, char** argv) {
       app.redis_flag = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       app.wait_replicas_flag = argv[++i];
+    else if (a == "--kafka" && i + 1 < argc)
+      app.kafka_flag = argv[++i];
     else if (a == "--check")
       check = true;
     else

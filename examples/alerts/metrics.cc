@@ -136,6 +136,21 @@ void OnMetrics(evhttp_request* req, void* arg) {
              "Subscription probes not answered in time (each a resync).",
              r.probes_missed);
   }
+#ifdef EVSSE_HAVE_KAFKA
+  if (app.kafka_link) {
+    evsse::kafka::LinkStats k = app.kafka_link->stats();
+    p.Metric("evsse_kafka_up", "gauge",
+             "1 when the Kafka cluster answers; 0 when no broker does.",
+             k.up ? 1 : 0);
+    p.Metric("evsse_kafka_records_skipped_total", "counter",
+             "Kafka records not streamed: data not UTF-8, or a bad type.",
+             k.records_skipped);
+    p.Metric("evsse_kafka_publish_errors_total", "counter",
+             "Publishes Kafka did not acknowledge.", k.publish_errors);
+    p.Metric("evsse_kafka_replay_fetches_total", "counter",
+             "Replay reads from Kafka for resuming clients.", k.replay_fetches);
+  }
+#endif
   p.Head("evsse_alerts_published_total", "counter",
          "Alerts published, by severity.");
   for (const char* sev : {"info", "warning", "critical"}) {
@@ -242,6 +257,20 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
                   {"wait_timeout_ms", Millis(r.wait_timeout)}};
   } else {
     j["redis"] = nullptr;
+  }
+  if (c.kafka) {
+    const evsse::kafka::KafkaOptions& k = *c.kafka;
+    Json keys = Json::array();  // the pass-through settings' names only
+    for (const auto& kv : k.settings) keys.push_back(kv.first);
+    j["kafka"] = {{"brokers", k.brokers},
+                  {"event_header", k.event_header},
+                  {"client_id", k.client_id},
+                  {"publish_timeout_ms", Millis(k.publish_timeout)},
+                  {"fetch_timeout_ms", Millis(k.fetch_timeout)},
+                  {"metadata_refresh_ms", Millis(k.metadata_refresh)},
+                  {"librdkafka", keys}};
+  } else {
+    j["kafka"] = nullptr;
   }
   const evsse::conf::AlertOptions& a = c.alerts;
   j["alerts"] = {{"publish_token_set", !a.publish_token.empty()},

@@ -27,7 +27,7 @@ void Reload(App& app) {
   before["hub"].erase("log_level");
   after["hub"].erase("log_level");
   std::string restart;
-  for (const char* part : {"listen", "hub", "endpoints", "redis"}) {
+  for (const char* part : {"listen", "hub", "endpoints", "redis", "kafka"}) {
     if (before[part] == after[part]) continue;
     restart += (restart.empty() ? "" : ",") + std::string(part);
   }
@@ -53,6 +53,7 @@ void Reload(App& app) {
   next.hub.log_level = level;
   next.endpoints = app.config.endpoints;
   next.redis = app.config.redis;
+  next.kafka = app.config.kafka;
   app.config = std::move(next);
   app.publish_token = token;
   ApplyLive(app);

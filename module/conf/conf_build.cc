@@ -32,6 +32,8 @@ const char* ContextName(Context c) {
       return "an endpoint block";
     case kRedis:
       return "the redis block";
+    case kKafka:
+      return "the kafka block";
     default:
       return "?";
   }
@@ -42,7 +44,8 @@ std::string AllowedIn(unsigned contexts) {
       {kMain, "main"},
       {kServer, "server"},
       {kEndpoint, "endpoint"},
-      {kRedis, "redis"}};
+      {kRedis, "redis"},
+      {kKafka, "kafka"}};
   std::string out;
   for (auto& [bit, name] : kNames) {
     if (!(contexts & bit)) continue;
@@ -136,6 +139,12 @@ class Builder {
       } else if (n.name == "redis") {
         config.redis.emplace();
         s = Block(n.children, kRedis, nullptr);
+      } else if (n.name == "kafka") {
+        config.kafka.emplace();
+        s = Block(n.children, kKafka, nullptr);
+        if (s.ok() && config.kafka->brokers.empty())
+          s = Fail(n, "the kafka block needs brokers HOST:PORT...");
+
       } else {
         s = Apply(n, ep);
       }

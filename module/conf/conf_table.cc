@@ -23,11 +23,21 @@ struct TokenTeams {
   std::string token;
   std::vector<std::string> teams;
 };
+using KeyValue = std::pair<std::string, std::string>;
 using Value =
     std::variant<uint64_t, Millis, bool, std::string, std::vector<std::string>,
-                 EnumIndex, HostPort, TokenTeams>;
+                 EnumIndex, HostPort, TokenTeams, KeyValue>;
 
-enum class Target { kNone, kConfig, kHub, kStream, kPublish, kRedis, kAlerts };
+enum class Target {
+  kNone,
+  kConfig,
+  kHub,
+  kStream,
+  kPublish,
+  kRedis,
+  kKafka,
+  kAlerts
+};
 
 template <class C>
 constexpr Target TargetFor() {
@@ -41,6 +51,8 @@ constexpr Target TargetFor() {
     return Target::kPublish;
   } else if constexpr (std::is_same_v<C, redis::RedisOptions>) {
     return Target::kRedis;
+  } else if constexpr (std::is_same_v<C, kafka::KafkaOptions>) {
+    return Target::kKafka;
   } else {
     static_assert(std::is_same_v<C, AlertOptions>, "no Target for this struct");
     return Target::kAlerts;
@@ -71,6 +83,11 @@ std::string Store(void* object, Value& v) {
     auto& tt = std::get<TokenTeams>(v);
     if (!field.emplace(tt.token, std::move(tt.teams)).second)
       return "duplicate token (the same token is listed twice)";
+  } else if constexpr (std::is_same_v<T, std::vector<KeyValue>>) {
+    auto& kv = std::get<KeyValue>(v);
+    for (const KeyValue& have : field)
+      if (have.first == kv.first) return "duplicate setting " + Quote(kv.first);
+    field.push_back(std::move(kv));
   } else {
     field = std::move(std::get<T>(v));
   }
@@ -195,11 +212,27 @@ std::string KeyPrefix(std::string_view s) {
   return "";
 }
 std::string AnyString(std::string_view s) { return NoLineBreaks(s); }
+std::string Broker(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == s.size() ||
+      s.substr(colon + 1).find_first_not_of("0123456789") !=
+          std::string_view::npos ||
+      s.find_first_of(", \t\r\n") != std::string_view::npos)
+    return "invalid broker (HOST:PORT)";
+  return "";
+}
+std::string HeaderName(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return "invalid header name (no spaces or control characters)";
+  return "";
+}
 
 const std::vector<Row>& Rows() {
   using S = StreamOptions;
   using P = PublishOptions;
   using R = redis::RedisOptions;
+  using KO = kafka::KafkaOptions;
   using A = AlertOptions;
   static const std::vector<Row> rows = [] {
     std::vector<Row> v;
@@ -263,6 +296,7 @@ const std::vector<Row>& Rows() {
     v.push_back(Count<&A::recent_alerts>("recent_alerts", kServer, 0, 10000));
     v.push_back(Block("endpoint", kServer, 2, true));
     v.push_back(Block("redis", kServer, 0, false));
+    v.push_back(Block("kafka", kServer, 0, false));
     // endpoint: subscribe and poll
     const unsigned E = kEndpoint, K = kStreamKinds;
     v.push_back(Duration<&S::heartbeat>("heartbeat", E, 0, kHour, K));
@@ -321,6 +355,24 @@ const std::vector<Row>& Rows() {
         Duration<&R::tcp_user_timeout>("tcp_user_timeout", kRedis, 0, kHour));
     v.push_back(Count<&R::wait_replicas>("wait_replicas", kRedis, 0, 64));
     v.push_back(Duration<&R::wait_timeout>("wait_timeout", kRedis, 1, kMin));
+    // kafka
+    v.push_back(
+        StringList<&KO::brokers>("brokers", kKafka, 64, 3, 512, Broker));
+    v.push_back(
+        String<&KO::event_header>("event_header", kKafka, 1, 256, HeaderName));
+    v.push_back(String<&KO::client_id>("client_id", kKafka, 1, 256, AnyString));
+    v.push_back(
+        Duration<&KO::publish_timeout>("publish_timeout", kKafka, 1, kHour));
+    v.push_back(
+        Duration<&KO::fetch_timeout>("fetch_timeout", kKafka, 1, kHour));
+    v.push_back(
+        Duration<&KO::metadata_refresh>("metadata_refresh", kKafka, 1, kHour));
+    Row setting = Make<&KO::settings, std::vector<KeyValue>>(
+        "librdkafka", kKafka, Setter::kKeyValue, 2, 2, 1, 4096, kAllKinds);
+    setting.info.repeatable = true;
+    setting.info.secret = true;  // sasl.password and the like
+    setting.validate = AnyString;
+    v.push_back(setting);
     return v;
   }();
   return rows;
@@ -465,6 +517,12 @@ class ValueSetter {
         *v = std::move(tt);
         return Status::Ok();
       }
+      case Setter::kKeyValue: {
+        for (size_t i = 0; i < 2; ++i)
+          if (Status s = CheckString(r, n, i); !s.ok()) return s;
+        *v = KeyValue{t0, n.args[1].text};
+        return Status::Ok();
+      }
       case Setter::kBlock:
       case Setter::kInclude:
         break;
@@ -486,6 +544,8 @@ class ValueSetter {
         return ep ? &ep->publish : nullptr;
       case Target::kRedis:
         return config_.redis ? &*config_.redis : nullptr;
+      case Target::kKafka:
+        return config_.kafka ? &*config_.kafka : nullptr;
       case Target::kNone:
         break;
     }

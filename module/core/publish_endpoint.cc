@@ -68,6 +68,10 @@ class PendingReply final : public ExchangeListener {
         // Sent to Redis, answer lost: it may be stored. 503 would say "not
         // published, retry"; 504 says "check before you retry".
         ReplyText(ex_, 504, "Gateway Timeout", id.status().message());
+      } else if (id.status().code() == StatusCode::kInvalidArgument) {
+        // The store refused the topic itself (e.g. a Kafka topic name with
+        // a bad partition): retrying cannot help.
+        ReplyText(ex_, 400, "Bad Request", id.status().message());
       } else {
         ReplyText(ex_, 503, "Service Unavailable", id.status().message());
       }

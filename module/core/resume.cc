@@ -244,6 +244,11 @@ void Session::Ready() {
     exchange_->Write(hub->scratch());
     AfterWrite(events);
   }
+  // A transport that took the whole first batch at once sends no
+  // OnDrained: go on now (Pump loops while batches go out at once). Before,
+  // a resume whose stream had started earlier (backend mode) stopped after
+  // its first replay_batch_bytes.
+  if (catching_up_ && !closed_ && exchange_->queued() == 0) Pump();
 }
 
 void Session::BeginPoll() {

@@ -47,6 +47,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/kafka.h"
 #include "evsse/options.h"
 #include "evsse/redis.h"
 #include "evsse/status.h"
@@ -114,6 +115,7 @@ struct ServerConfig {
   HubOptions hub;                 // log_level is set in the main context
   std::vector<Endpoint> endpoints;
   std::optional<redis::RedisOptions> redis;  // a `redis { }` block
+  std::optional<kafka::KafkaOptions> kafka;  // a `kafka { }` block
   AlertOptions alerts;
 };
 
@@ -207,7 +209,8 @@ enum Context : unsigned {
   kServer = 2,
   kEndpoint = 4,
   kRedis = 8,
-  kAnyContext = 15,
+  kKafka = 16,
+  kAnyContext = 31,
 };
 
 // Setter is how a directive's arguments become a value.
@@ -222,7 +225,8 @@ enum class Setter {
   kHostPort,    // HOST:PORT or [IPv6]:PORT
   kAddress,     // HOST:PORT or unix:/path
   kTokenTeams,  // TOKEN TEAM... (one table entry per directive)
-  kBlock,       // a block: server, endpoint, redis
+  kKeyValue,    // KEY VALUE (one pair per directive)
+  kBlock,       // a block: server, endpoint, redis, kafka
   kInclude,     // include PATH (expanded by Parse)
 };
 

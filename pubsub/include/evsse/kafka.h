@@ -1,0 +1,106 @@
+// evsse::kafka: serve Kafka topics over SSE, resumable by partition offsets.
+//
+// Attach connects a Hub to a Kafka cluster (librdkafka). From then on:
+//  - The evsse topic "<topic>@<p>" is partition p of the Kafka topic
+//    <topic>, and a bare "<topic>" is its partition 0 (the whole topic when
+//    it has one partition, as an application's own topics often do). A
+//    connection follows a topic of several partitions by naming each
+//    (?topic=orders@0&topic=orders@1...), several topics alike.
+//  - An event's id names its partition and offset: epoch p+1, value
+//    offset+1 (base 36 epoch, see evsse/pubsub/cursor.h): "3.43" is
+//    partition 2, offset 42. A connection's cursor holds one such position
+//    per partition, so a client resumes on any node, which seeks each
+//    partition just past its position (see DESIGN.md, "Kafka as the store").
+//  - Every node reads the partitions its subscribers follow (no consumer
+//    group: assign and seek), keeps the Hub's recent window in memory and
+//    reads older records from Kafka for resuming clients, one read shared
+//    by all the sessions that need it. A cursor older than the partition's
+//    log start gets the gap event. A partition that does not exist yet is
+//    read from its start once it is created.
+//  - A record's value is the event's data; its type is the value of the
+//    header `event_header` ("sse-event"), else "message". Records whose
+//    value is not UTF-8 or whose type holds CR, LF or NUL (or is not UTF-8)
+//    are skipped and counted (LinkStats::records_skipped).
+//  - Hub::Publish and POST /publish produce to Kafka (idempotent producer,
+//    acks=all) to the partition the evsse topic names. The publisher gets the
+//    record's id once Kafka acknowledged it; kUnavailable (503) when it was not
+//    stored, kUnknown (504) when it may have been.
+//
+// Threads: Attach and the Link belong to the Hub's loop thread. librdkafka's
+// own threads hand records over through a queue event fd; blocking calls
+// (watermarks, replay reads) run on one worker thread of the link.
+#ifndef EVSSE_KAFKA_H_
+#define EVSSE_KAFKA_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "evsse/status.h"
+
+namespace evsse {
+class Hub;
+}
+
+namespace evsse::kafka {
+
+using Millis = std::chrono::milliseconds;
+
+struct KafkaOptions {
+  // Bootstrap brokers, "host:port" each (at least one).
+  std::vector<std::string> brokers;
+  // The record header whose value is the SSE event type.
+  std::string event_header = "sse-event";
+  std::string client_id = "evsse";
+  // librdkafka settings passed through to every client of the link, in
+  // order, after evsse's own (e.g. {"security.protocol", "sasl_ssl"},
+  // {"sasl.mechanisms", "PLAIN"}, {"ssl.ca.location", "/etc/ca.pem"}).
+  std::vector<std::pair<std::string, std::string>> settings;
+  // A publish not acknowledged within this gets kUnknown or kUnavailable
+  // (librdkafka's delivery.timeout.ms).
+  Millis publish_timeout{10000};
+  // A replay read (or a watermark query) not done within this fails: the
+  // resuming client is ended and retries.
+  Millis fetch_timeout{5000};
+  // How often partition counts are re-read (partitions added to a topic):
+  // topic.metadata.refresh.interval.ms.
+  Millis metadata_refresh{5000};
+};
+
+// Validate checks options without connecting: brokers, header name,
+// and that librdkafka accepts every pass-through setting.
+Status Validate(const KafkaOptions& options);
+
+// SplitTopic splits an evsse topic into Kafka topic and partition:
+// "orders@2" -> ("orders", 2); "orders" -> ("orders", -1). Fails on a bad
+// partition number or an empty Kafka topic.
+Status SplitTopic(std::string_view topic, std::string* kafka_topic,
+                  int32_t* partition);
+
+struct LinkStats {
+  bool up = false;
+  uint64_t records_delivered = 0;  // records handed to the Hub
+  uint64_t records_skipped = 0;    // not UTF-8, or a bad type header
+  uint64_t publish_errors = 0;
+  uint64_t replay_fetches = 0;  // replay reads from Kafka
+  uint64_t reconnects = 0;      // times the cluster came back
+};
+
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual LinkStats stats() const = 0;
+};
+
+// Attach connects `hub` to Kafka. Fails at once on bad options; broker
+// trouble is reported through the Hub's log and stats (librdkafka keeps
+// retrying). The Link must be destroyed (loop thread) before the Hub.
+Result<std::unique_ptr<Link>> Attach(Hub* hub, KafkaOptions options);
+
+}  // namespace evsse::kafka
+
+#endif  // EVSSE_KAFKA_H_

@@ -77,7 +77,9 @@ Status Configure(SSL_CTX* ctx, const TlsOptions& o) {
   if (Status s = Readable("key file", o.key_file); !s.ok()) return s;
   if (SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) !=
       1)
-    return Fail("key file \"" + o.key_file + "\"", OpenSslReason());
+    return Fail("key file \"" + o.key_file + "\" (for certificate \"" +
+                    o.certificate_file + "\")",
+                OpenSslReason());
   if (SSL_CTX_check_private_key(ctx) != 1)
     return Fail("key file \"" + o.key_file +
                     "\" does not match certificate \"" + o.certificate_file +

@@ -4,8 +4,13 @@
 // without a certificate (mutual TLS) are refused, a reload gives new
 // connections the new certificate while open streams go on, and bad files
 // are errors that change nothing.
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -217,8 +222,7 @@ TEST_P(TlsServerTest, BadFilesAreErrorsNamingTheFile) {
   Status s = Serve(mismatch);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("server2.key"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("mismatch"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("mismatch"), std::string::npos) << s.message();
 
   TlsOptions not_pem = ServerTls("server");
   not_pem.certificate_file = Cert("spki.txt");
@@ -245,6 +249,48 @@ TEST_P(TlsServerTest, BadFilesAreErrorsNamingTheFile) {
   auto plain = Get("/events?topic=t");
   ASSERT_TRUE(RunUntil([&] { return plain->has_head(); }));
   EXPECT_EQ(plain->status(), 200);
+}
+
+// ServerSideNoDelay returns TCP_NODELAY of every accepted connection of this
+// process on `port` (the server runs in the test process).
+std::vector<int> ServerSideNoDelay(int port) {
+  std::vector<int> out;
+  DIR* d = opendir("/proc/self/fd");
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    int fd = std::atoi(e->d_name);
+    sockaddr_in local{}, peer{};
+    socklen_t n = sizeof local, m = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &n) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != port ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &m) != 0)
+      continue;  // not a socket, another port, or the listener
+    int v = 0;
+    socklen_t len = sizeof v;
+    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    out.push_back(v);
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+// Over TLS a response's head and body are two records (two sends): with
+// Nagle's algorithm the second would wait for the client's delayed ACK.
+TEST_P(TlsServerTest, EveryTlsConnectionHasNoDelay) {
+  StartServer();
+  ASSERT_TRUE(Serve(ServerTls()).ok());
+  std::string body = "hello";
+  auto c = Connect(Trusting(),
+                   "POST /publish?topic=t HTTP/1.1\r\n"
+                   "Host: localhost\r\nContent-Length: 5\r\n\r\n" +
+                       body);
+  ASSERT_TRUE(RunUntil([&] {
+    c->Poll();
+    return c->status != 0 || c->failed;
+  })) << c->error;
+  EXPECT_EQ(c->status, 200);
+  std::vector<int> nodelay = ServerSideNoDelay(port_);
+  ASSERT_EQ(nodelay.size(), 1u);  // the publish connection, kept alive
+  EXPECT_NE(nodelay[0], 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Adapters, TlsServerTest, EveryAdapter(), AdapterName);

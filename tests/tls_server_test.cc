@@ -107,6 +107,26 @@ TEST_P(TlsServerTest, EventsArriveExactlyOverAVerifiedChain) {
   EXPECT_FALSE(c->failed) << c->error;
 }
 
+// HTTP/1.0: a raw body, no chunk framing, over TLS too.
+TEST_P(TlsServerTest, HttpTenStreamOverTls) {
+  StartServer();
+  ASSERT_TRUE(Serve(ServerTls()).ok());
+  auto c = Connect(Trusting(),
+                   "GET /events?topic=t HTTP/1.0\r\nHost: localhost\r\n"
+                   "Accept: text/event-stream\r\n\r\n");
+  ASSERT_TRUE(WaitSubscribed(c.get())) << c->error;
+  std::vector<std::string> want;
+  for (int i = 0; i < 20; ++i) {
+    want.push_back("ten " + std::to_string(i));
+    ASSERT_TRUE(hub_->Publish("t", {"", want.back()}).ok());
+  }
+  ASSERT_TRUE(RunUntil([&] {
+    c->Poll();
+    return c->events.size() >= want.size() || c->failed || c->closed;
+  }));
+  EXPECT_EQ(c->datas(), want);
+}
+
 TEST_P(TlsServerTest, TlsTwelveWorksAndOlderVersionsAreRefused) {
   StartServer();
   ASSERT_TRUE(Serve(ServerTls()).ok());

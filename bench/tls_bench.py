@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """TLS on the server: what it costs evsse, measured from the outside.
 
-Runs examples/evhttp_hello (or evhtp_hello) with and without --tls-cert /
---tls-key on 127.0.0.1 and drives it with Python asyncio clients (the ssl
+Runs examples/evhttp_hello (or evhtp_hello, or --server nchan: nginx +
+nchan as bench/compare.sh configures it, TLS terminated by nginx with the
+same certificate) with and without TLS on 127.0.0.1 and drives it with Python asyncio clients (the ssl
 module, verifying the test CA of tests/support/make_test_certs.sh):
 
   fanout  N subscribers on one topic, M events published back to back over
@@ -26,6 +27,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import socket
 import ssl
 import subprocess
@@ -58,6 +60,98 @@ def rss_kb(pid):
     return 0
 
 
+NCHAN_CONF = """load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes 1;
+worker_rlimit_nofile 19000;
+error_log {dir}/error.log warn;
+events {{ worker_connections 18000; }}
+http {{
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 3600s;
+  send_timeout 3600s;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  nchan_message_buffer_length 6000;
+  nchan_message_timeout 1h;
+  nchan_subscriber_timeout 0;
+  server {{
+    listen 127.0.0.1:{port} {ssl} backlog=1024;
+    {certs}
+    location = /events {{
+      nchan_subscriber eventsource;
+      nchan_channel_id $arg_topic;
+      nchan_subscriber_first_message newest;
+    }}
+    location = /publish {{
+      nchan_publisher;
+      nchan_channel_id $arg_topic;
+    }}
+  }}
+}}
+"""
+
+
+class Nchan:
+    """nginx + nchan (bench/compare.sh's configuration), TLS terminated by
+    nginx itself with the same certificate; the single worker is measured."""
+
+    def __init__(self, tls, certs):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix='evsse-tls-nchan-')
+        os.chmod(self.dir, 0o755)
+        conf = os.path.join(self.dir, 'nginx.conf')
+        with open(conf, 'w') as f:
+            f.write(NCHAN_CONF.format(
+                dir=self.dir, port=self.port, ssl='ssl' if tls else '',
+                certs=(f'ssl_certificate {certs}/server.pem; '
+                       f'ssl_certificate_key {certs}/server.key; '
+                       'ssl_protocols TLSv1.2 TLSv1.3;') if tls else ''))
+        self.master = subprocess.Popen(
+            ['nginx', '-p', self.dir, '-c', conf, '-e', f'{self.dir}/error.log',
+             '-g', f'daemon off; pid {self.dir}/nginx.pid;'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        self.pid = None
+        while time.time() < deadline and self.pid is None:
+            out = subprocess.run(['ps', '--ppid', str(self.master.pid), '-o',
+                                  'pid='], capture_output=True, text=True)
+            if out.stdout.strip():
+                self.pid = int(out.stdout.split()[0])
+            time.sleep(0.05)
+        wait_port(self.port)
+
+    def stop(self):
+        # SIGTERM: nginx's fast shutdown stops its worker too; then both by
+        # pid, should either still run.
+        self.master.terminate()
+        try:
+            self.master.wait(5)
+        except subprocess.TimeoutExpired:
+            self.master.kill()
+            self.master.wait()
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_port(port):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError('server did not start')
+
+
 class Server:
     def __init__(self, binary, tls, certs):
         self.port = free_port()
@@ -70,14 +164,8 @@ class Server:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stderr=self.log,
                                      stdout=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError('server did not start')
+        self.pid = self.proc.pid
+        wait_port(self.port)
 
     def stop(self):
         self.proc.kill()
@@ -108,8 +196,8 @@ class Sub:
             buf = self.tail + data
             self.count += buf.count(b'\nid: ') - self.tail.count(b'\nid: ')
             self.tail = buf[-8:]
-            if not self.ready.is_set() and b'retry:' in buf:
-                self.ready.set()
+            if not self.ready.is_set() and b'\r\n\r\n' in buf:
+                self.ready.set()  # the head (and evsse's retry line)
 
 
 async def publisher(port, ctx):
@@ -127,7 +215,7 @@ async def publisher(port, ctx):
             if line.lower().startswith(b'content-length:'):
                 length = int(line.split(b':')[1])
         await reader.readexactly(length)
-        if not head.startswith(b'HTTP/1.1 200'):
+        if not head.startswith(b'HTTP/1.1 2'):  # nchan: 201/202
             raise RuntimeError(head.decode(errors='replace'))
     return publish, writer
 
@@ -147,7 +235,7 @@ async def connect_all(n, port, ctx, topic, window=200):
 
 
 async def scenario(args, server, ctx):
-    pid = server.proc.pid
+    pid = server.pid
     result = {}
     if args.scenario == 'idle':
         await asyncio.sleep(0.5)
@@ -219,7 +307,10 @@ def main():
         if args.tls == 'on':
             ctx = ssl.create_default_context(cafile=f'{certs}/ca.pem')
         for _ in range(args.repeat):
-            server = Server(binary, args.tls == 'on', certs)
+            if args.server == 'nchan':
+                server = Nchan(args.tls == 'on', certs)
+            else:
+                server = Server(binary, args.tls == 'on', certs)
             try:
                 r = asyncio.run(scenario(args, server, ctx))
             finally:

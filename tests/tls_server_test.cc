@@ -107,6 +107,43 @@ TEST_P(TlsServerTest, EventsArriveExactlyOverAVerifiedChain) {
   EXPECT_FALSE(c->failed) << c->error;
 }
 
+// A reader that stops: the adapters' direct SSL_write meets a full socket
+// (small events, no coalescing, so each is its own write), hands the rest
+// to the bufferevent, which must retry the same bytes; once the reader
+// resumes, every event arrives once, in order.
+TEST_P(TlsServerTest, DirectWritesThatBlockAreRetriedInOrder) {
+  HubOptions hub;
+  hub.coalesce_window = Millis(0);
+  StreamOptions deep;
+  deep.max_queued_bytes = 64 << 20;
+  StartServer(hub, deep);
+  ASSERT_TRUE(Serve(ServerTls()).ok());
+  TlsClientOptions o = Trusting();
+  o.receive_buffer = 4096;
+  auto c = Connect(o);
+  ASSERT_TRUE(WaitSubscribed(c.get())) << c->error;
+  c->paused = true;
+  std::vector<std::string> want;
+  const std::string pad(4000, 'p');
+  for (int i = 0; i < 3000; ++i) {
+    want.push_back(std::to_string(i) + pad);
+    ASSERT_TRUE(hub_->Publish("t", {"", want.back()}).ok());
+    event_base_loop(base_, EVLOOP_NONBLOCK);  // the event is written now
+  }
+  c->paused = false;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        c->Poll();
+        return c->events.size() >= want.size() || c->failed || c->closed;
+      },
+      std::chrono::seconds(30)))
+      << c->events.size();
+  EXPECT_FALSE(c->failed) << c->error;
+  ASSERT_EQ(c->events.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_EQ(c->events[i].data, want[i]) << i;
+}
+
 // HTTP/1.0: a raw body, no chunk framing, over TLS too.
 TEST_P(TlsServerTest, HttpTenStreamOverTls) {
   StartServer();

@@ -208,12 +208,12 @@ class EvhtpExchange final : public Exchange {
     bufferevent* bev = conn_->bev;
     evbuffer* out = bufferevent_get_output(bev);
     if (internal::IsTls(bev)) {
-      // No direct write over TLS: every byte goes through the OpenSSL
-      // bufferevent (see the evhttp adapter); one chain per batch makes one
-      // SSL_write, one TLS record.
+      // Over TLS the direct write is an SSL_write (see WriteTls); what is
+      // left goes through the OpenSSL bufferevent, whose write callback
+      // (OnWrite) follows once it is sent.
       if (!(bufferevent_get_enabled(bev) & EV_WRITE))
         bufferevent_enable(bev, EV_WRITE);
-      internal::AddAsOneChain(out, data, req_->flags & EVHTP_REQ_FLAG_CHUNKED);
+      internal::WriteTls(bev, data, req_->flags & EVHTP_REQ_FLAG_CHUNKED);
       return;
     }
     if (evbuffer_get_length(out) > 0) {

@@ -148,12 +148,10 @@ class EvhttpExchange final : public Exchange {
     bufferevent* bev = evhttp_connection_get_bufferevent(conn_);
     evbuffer* out = bufferevent_get_output(bev);
     if (direct_ && internal::IsTls(bev)) {
-      // Over TLS every byte goes through the OpenSSL bufferevent (a write
-      // OpenSSL could not finish must be retried with the same bytes, which
-      // only the bufferevent tracks), so there is no direct write: the batch
-      // goes out on the next loop turn, as one chain, so one SSL_write and
-      // one TLS record.
-      internal::AddAsOneChain(out, data, req_->chunked);
+      // Over TLS the direct write is an SSL_write, made only when nothing is
+      // queued (see WriteTls): bytes left over go through the OpenSSL
+      // bufferevent, which retries them and calls OnWritten once sent.
+      internal::WriteTls(bev, data, req_->chunked);
       return;
     }
     if (!direct_ || evbuffer_get_length(out) > 0) {

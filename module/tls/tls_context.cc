@@ -168,4 +168,37 @@ void AddAsOneChain(evbuffer* out, evbuffer* data, bool chunked) {
   evbuffer_free(frame);
 }
 
+bool WriteTls(bufferevent* bev, evbuffer* data, bool chunked) {
+  evbuffer* out = bufferevent_get_output(bev);
+  if (evbuffer_get_length(out) > 0) {
+    AddAsOneChain(out, data, chunked);  // behind queued bytes, in order
+    return false;
+  }
+  evbuffer* frame = evbuffer_new();
+  if (!frame) {
+    AddAsOneChain(out, data, chunked);
+    return false;
+  }
+  AddAsOneChain(frame, data, chunked);
+  size_t n = evbuffer_get_length(frame);
+  ev_ssize_t max = bufferevent_get_max_single_write(bev);
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  // An empty output means libevent has no SSL_write to retry: each one it
+  // made returned complete. A larger frame, or one behind a failed write,
+  // goes the bufferevent's way.
+  if (ssl && n > 0 && max > 0 && n <= static_cast<size_t>(max)) {
+    unsigned char* p = evbuffer_pullup(frame, -1);
+    ERR_clear_error();
+    int r = SSL_write(ssl, p, static_cast<int>(n));
+    if (r > 0) evbuffer_drain(frame, static_cast<size_t>(r));
+    // r <= 0 (would block, or an error): the same bytes, queued, are what
+    // libevent's next SSL_write sends, or fails on and reports.
+    ERR_clear_error();
+  }
+  bool done = evbuffer_get_length(frame) == 0;
+  if (!done) evbuffer_add_buffer(out, frame);
+  evbuffer_free(frame);
+  return done;
+}
+
 }  // namespace evsse::internal

@@ -30,6 +30,16 @@ bool IsTls(bufferevent* bev);
 // batch written as size line, data chains and CRLF would be several.
 void AddAsOneChain(evbuffer* out, evbuffer* data, bool chunked);
 
+// WriteTls is the TLS twin of the adapters' direct write: it drains `data`
+// (framed as one chunk when `chunked`) to the OpenSSL bufferevent `bev`.
+// When nothing is queued and the frame fits one write of the bufferevent
+// (bufferevent_get_max_single_write, 16 KiB), it calls SSL_write itself, now,
+// instead of arming write interest and waiting a loop turn (two epoll_ctl).
+// Whatever SSL_write did not finish goes to the bufferevent's output as the
+// same chain, which libevent retries with the same bytes, as OpenSSL
+// requires. Returns false when bytes were left queued.
+bool WriteTls(bufferevent* bev, evbuffer* data, bool chunked);
+
 }  // namespace evsse::internal
 
 #endif  // EVSSE_TLS_TLS_CONTEXT_H_

@@ -65,6 +65,9 @@ TlsClient::TlsClient(int port, std::string request, const TlsClientOptions& o)
   static const unsigned char kAlpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx_, kAlpn, sizeof kAlpn - 1);
   fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  if (o.receive_buffer > 0)
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &o.receive_buffer,
+               sizeof o.receive_buffer);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -121,6 +124,7 @@ void TlsClient::Poll() {
     }
     sent_ = true;
   }
+  if (paused) return;
   char buf[16384];
   for (;;) {
     ERR_clear_error();

@@ -21,6 +21,7 @@ struct TlsClientOptions {
   std::string key_file;
   int min_version = 0;  // TLS1_2_VERSION...; 0: OpenSSL's default
   int max_version = 0;
+  int receive_buffer = 0;  // SO_RCVBUF before connecting; 0: the default
 };
 
 class TlsClient {
@@ -35,6 +36,9 @@ class TlsClient {
   // Poll drives the handshake, sends the request and reads what arrived.
   void Poll();
 
+  // paused: Poll reads nothing (a reader that stopped), so the server's
+  // writes back up.
+  bool paused = false;
   bool handshake_done = false;
   bool failed = false;  // handshake or read error (see error)
   bool closed = false;  // the server closed (cleanly or not)

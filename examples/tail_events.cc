@@ -1,11 +1,15 @@
 // evsse-tail: print the events of a server-sent event stream.
 //
 //   evsse-tail [--header 'Name: value']... [--last-event-id ID]
-//              [--idle-timeout MS] [--json] URL
+//              [--idle-timeout MS] [--cacert FILE] [--insecure]
+//              [--cert FILE --key FILE] [--json] URL
 //   evsse-tail --stdin [--json]
 //
-// With a URL it subscribes with evsse::Client: reconnecting with
-// Last-Event-ID, honouring `retry:`, until Ctrl-C, a 204 or an HTTP error.
+// With a URL (http:// or https://) it subscribes with evsse::Client:
+// reconnecting with Last-Event-ID, honouring `retry:`, until Ctrl-C, a 204,
+// an HTTP error or a refused certificate. https:// verifies the server
+// against the system's CAs, or against --cacert FILE instead; --insecure
+// skips verification; --cert and --key present a client certificate.
 // With --stdin it parses a stream from standard input as it arrives.
 //
 // Output, one event per line, flushed at once:
@@ -32,16 +36,22 @@ namespace {
 
 const char kUsage[] =
     "usage: evsse-tail [--header 'Name: value']... [--last-event-id ID]\n"
-    "                  [--idle-timeout MS] [--json] URL\n"
+    "                  [--idle-timeout MS] [--cacert FILE] [--insecure]\n"
+    "                  [--cert FILE --key FILE] [--json] URL\n"
     "       evsse-tail --stdin [--json]\n"
     "\n"
     "Prints each event of a text/event-stream as one line:\n"
     "  [type] id=ID data        (default; more data lines indented)\n"
     "  {\"type\":..,\"data\":..,\"id\":..[,\"retry\":N]}   (--json)\n"
-    "With a URL: reconnects and resumes (Last-Event-ID) until Ctrl-C, a 204\n"
-    "or an HTTP error. --idle-timeout: reconnect after MS without a byte\n"
-    "(default 45000, 0 = off). With --stdin: parses standard input; --json\n"
-    "adds a last line {\"last_event_id\":..,\"retry\":N|null}.\n";
+    "With a URL: reconnects and resumes (Last-Event-ID) until Ctrl-C, a 204,\n"
+    "an HTTP error or a refused certificate (exit status 1). --idle-timeout:\n"
+    "reconnect after MS without a byte (default 45000, 0 = off).\n"
+    "https:// URLs: the server's certificate must chain to the system's CAs,\n"
+    "or to those in --cacert FILE (PEM) instead, and name the URL's host;\n"
+    "--insecure skips that check (tests only). --cert/--key: a client\n"
+    "certificate and its key (PEM) for servers that require one.\n"
+    "With --stdin: parses standard input; --json adds a last line\n"
+    "{\"last_event_id\":..,\"retry\":N|null}.\n";
 
 // AppendJson appends s as a JSON string. The parser hands us valid UTF-8
 // (invalid input became U+FFFD), so only quotes, backslashes and control
@@ -148,6 +158,10 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int TailUrl(evsse::ClientOptions options, bool json) {
   std::signal(SIGPIPE, SIG_IGN);
+  if (options.insecure)
+    std::fputs(
+        "evsse-tail: --insecure: the server's certificate is not verified\n",
+        stderr);
   event_base* base = event_base_new();
   auto created = evsse::Client::Create(base, options);
   if (!created.ok()) {
@@ -220,6 +234,14 @@ int main(int argc, char** argv) {
                                    v == std::string::npos ? "" : h.substr(v));
     } else if (a == "--last-event-id" && has_value) {
       options.last_event_id = argv[++i];
+    } else if (a == "--cacert" && has_value) {
+      options.ca_file = argv[++i];
+    } else if (a == "--cert" && has_value) {
+      options.client_cert_file = argv[++i];
+    } else if (a == "--key" && has_value) {
+      options.client_key_file = argv[++i];
+    } else if (a == "--insecure") {
+      options.insecure = true;
     } else if (a == "--idle-timeout" && has_value) {
       options.idle_timeout = std::chrono::milliseconds(std::atoll(argv[++i]));
     } else if (a.empty() || a[0] == '-' || !options.url.empty()) {

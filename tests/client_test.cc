@@ -753,7 +753,7 @@ TEST_F(ClientTest, CreateRejectsBadOptions) {
     }
   };
   for (const char* url :
-       {"", "https://example.com/", "http://", "http://u:p@host/",
+       {"", "ftp://example.com/", "http://", "http://u:p@host/",
         "http://host:0/", "http://host:99999/", "/relative", "http://h/a b"}) {
     ClientOptions o;
     o.url = url;

@@ -605,6 +605,103 @@ TEST_F(RedisLinkTest, StreamTtlExpiresIdleTopicsAndEachPublishRenewsIt) {
   EXPECT_EQ(f.result.epoch, 0u);
 }
 
+// ---- Publishes of one loop turn: one script call ----------------------------
+
+// CommandCalls reads "calls=N" of one command from INFO commandstats.
+long long CommandCalls(const RedisServer& redis, const std::string& command) {
+  ReplyPtr r = redis.Command({"INFO", "commandstats"});
+  if (!r || r->type != REDIS_REPLY_STRING) return -1;
+  std::string info(r->str, r->len);
+  std::string key = "cmdstat_" + command + ":calls=";
+  size_t at = info.find(key);
+  if (at == std::string::npos) return 0;
+  return std::atoll(info.c_str() + at + key.size());
+}
+
+TEST_F(RedisLinkTest, ALoopTurnsPublishesShareScriptCallsAndKeepTheirOrder) {
+  FakeSink watcher_sink;
+  auto watcher = NewLink(&watcher_sink, Options());
+  FakeSink sink;
+  RedisOptions o = Options();
+  o.max_age = std::chrono::seconds(60);
+  o.stream_ttl = std::chrono::seconds(60);
+  auto link = NewLink(&sink, o);
+  ASSERT_TRUE(RunUntil([&] { return sink.up() && watcher_sink.up(); }));
+  const std::vector<std::string> topics{"a", "b", "c"};
+  for (const auto& t : topics) watcher->Watch(t);
+  ASSERT_TRUE(RunUntil([&] {
+    return watcher_sink.synced_count("a") == 1 &&
+           watcher_sink.synced_count("b") == 1 &&
+           watcher_sink.synced_count("c") == 1;
+  }));
+  ASSERT_TRUE(redis_.Command({"CONFIG", "RESETSTAT"}));
+
+  // 600 publishes in one turn: 256 + 256 + 88 events in three script calls.
+  const int n = 600;
+  std::vector<PublishOutcome> out(n);
+  for (int i = 0; i < n; ++i) {
+    PublishAsync(link.get(), topics[i % 3], "n", std::to_string(i), &out[i]);
+  }
+  ASSERT_TRUE(RunUntil([&] {
+    for (const auto& x : out)
+      if (x.calls == 0) return false;
+    return watcher_sink.delivered.size() == static_cast<size_t>(n);
+  }));
+  std::map<std::string, Position> last;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(out[i].calls, 1);
+    ASSERT_TRUE(out[i].status.ok()) << out[i].status.ToString();
+    EXPECT_LT(last[topics[i % 3]], out[i].position) << i;
+    last[topics[i % 3]] = out[i].position;
+  }
+  EXPECT_EQ(CommandCalls(redis_, "evalsha"), 3);
+  // Upkeep once per topic (a new stream, and the first event of each
+  // topic): TIME once per call that trims, XTRIM and two PEXPIREs a topic.
+  EXPECT_EQ(CommandCalls(redis_, "xtrim"), 3);
+  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 6);
+  EXPECT_EQ(CommandCalls(redis_, "xadd"), n);
+  EXPECT_EQ(CommandCalls(redis_, "publish"), n);
+
+  // Every event reached the watcher, in order per topic, with its id.
+  std::map<std::string, std::vector<std::string>> got;
+  for (const auto& d : watcher_sink.delivered) {
+    got[d.topic].push_back(d.event.data);
+  }
+  for (int t = 0; t < 3; ++t) {
+    std::vector<std::string> want;
+    for (int i = t; i < n; i += 3) want.push_back(std::to_string(i));
+    EXPECT_EQ(got[topics[t]], want) << topics[t];
+  }
+  for (const auto& d : watcher_sink.delivered) {
+    int i = std::stoi(d.event.data);
+    EXPECT_EQ(d.event.position, out[i].position);
+  }
+
+  // The next second's events of a topic get their upkeep again.
+  RunFor(std::chrono::milliseconds(1100));
+  ASSERT_TRUE(Publish(link.get(), "a", "", "later").status.ok());
+  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 8);
+}
+
+TEST_F(RedisLinkTest, AnEventThatFailsInACallFailsAloneAndTheOthersAreStored) {
+  FakeSink sink;
+  auto link = NewLink(&sink, Options());
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  ASSERT_TRUE(redis_.Command({"SET", "evsse:{bad}:s", "not a stream"}));
+  PublishOutcome a1, bad, a2;
+  PublishAsync(link.get(), "a", "", "1", &a1);
+  PublishAsync(link.get(), "bad", "", "x", &bad);
+  PublishAsync(link.get(), "a", "", "2", &a2);
+  ASSERT_TRUE(RunUntil([&] { return a1.calls && bad.calls && a2.calls; }));
+  EXPECT_TRUE(a1.status.ok()) << a1.status.ToString();
+  EXPECT_TRUE(a2.status.ok()) << a2.status.ToString();
+  EXPECT_LT(a1.position, a2.position);
+  EXPECT_EQ(bad.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.status.message(), HasSubstr("WRONGTYPE"));
+  EXPECT_EQ(XLen("evsse:{a}:s"), 2);
+  EXPECT_EQ(link->stats().publish_errors, 1u);
+}
+
 TEST_F(RedisLinkTest, StreamTtlDefaultsToTheHubHistoryAgeAndZeroIsNone) {
   auto pttl = [&](const std::string& key) {
     ReplyPtr r = redis_.Command({"PTTL", key});
@@ -676,8 +773,10 @@ TEST_F(RedisLinkTest, DeletedStreamGetsANewEpoch) {
 // ---- Durable publishes (wait_replicas) ------------------------------------
 
 TEST_F(RedisLinkTest, WaitReplicasAcknowledgesOnlyWhatReplicasHave) {
-  RedisServer primary(RedisServer::Options{true, ""});
-  RedisServer replica(RedisServer::Options{true, ""});
+  RedisServer::Options tcp;
+  tcp.tcp = true;
+  RedisServer primary(tcp);
+  RedisServer replica(tcp);
   ASSERT_TRUE(primary.Start());
   ASSERT_TRUE(replica.Start());
   // The first sync would otherwise wait 5 s for more replicas to join.

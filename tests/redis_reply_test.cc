@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "resp.h"
+
 namespace evsse::redis {
 namespace {
 
@@ -18,24 +20,9 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// Parse turns RESP bytes into a hiredis reply (nullptr when incomplete).
-ReplyPtr Parse(const std::string& resp) {
-  redisReader* reader = redisReaderCreate();
-  redisReaderFeed(reader, resp.data(), resp.size());
-  void* reply = nullptr;
-  EXPECT_EQ(redisReaderGetReply(reader, &reply), REDIS_OK);
-  redisReaderFree(reader);
-  return ReplyPtr(static_cast<redisReply*>(reply));
-}
-
-std::string Bulk(const std::string& s) {
-  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
-}
+using testing::ReplyPtr;
+ReplyPtr Parse(const std::string& resp) { return testing::ParseResp(resp); }
+std::string Bulk(const std::string& s) { return testing::RespBulk(s); }
 
 TEST(StreamIdTest, ParsesAndFormats) {
   EXPECT_EQ(ParseStreamId("1-2"), (Position{1, 2}));

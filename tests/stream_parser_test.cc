@@ -1,5 +1,7 @@
 #include "evsse/stream_parser.h"
 
+#include "evsse/client.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -523,6 +525,46 @@ TEST(StreamParserLimitsTest, DataBufferCountsJoiningLineFeeds) {
             std::string::npos)
       << t.status.message();
   EXPECT_EQ(t.events, std::vector<Ev>{Msg("a")});
+}
+
+// The defaults (16 MiB a line, 16 MiB an event's data, the same in
+// ClientOptions) take events of several MiB, in one line or several, fed
+// in network-sized chunks; past them the error names the option.
+TEST(StreamParserLimitsTest, DefaultsTakeEventsOfSeveralMebibytes) {
+  const StreamParser::Limits defaults;
+  EXPECT_EQ(defaults.max_line_bytes, 16u << 20);
+  EXPECT_EQ(defaults.max_data_bytes, 16u << 20);
+  const ClientOptions client;
+  EXPECT_EQ(client.max_line_bytes, defaults.max_line_bytes);
+  EXPECT_EQ(client.max_data_bytes, defaults.max_data_bytes);
+
+  const std::string line(4 << 20, 'x');
+  std::string stream = "data: " + line + "\n\ndata: " + line +
+                       "\ndata: " + line + "\ndata: " + line + "\n\n";
+  StreamParser parser;
+  std::vector<size_t> sizes;
+  parser.on_event = [&](const StreamParser::Event& e) {
+    sizes.push_back(e.data.size());
+  };
+  for (size_t at = 0; at < stream.size(); at += 16384)
+    ASSERT_TRUE(parser.Feed(std::string_view(stream).substr(at, 16384)).ok());
+  EXPECT_EQ(sizes, (std::vector<size_t>{4u << 20, (12u << 20) + 2}));
+
+  // 17 MiB in one line, then 17 MiB in lines of 4 MiB.
+  Status s = parser.Feed("data: " + std::string(17 << 20, 'y') + "\n\n");
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("max_line_bytes (16777216 bytes)"),
+            std::string::npos)
+      << s.message();
+  parser.Finish();
+  stream.clear();
+  for (int i = 0; i < 5; ++i) stream += "data: " + line + "\n";
+  s = parser.Feed(stream);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("max_data_bytes (16777216 bytes)"),
+            std::string::npos)
+      << s.message();
+  EXPECT_EQ(sizes.size(), 2u);
 }
 
 TEST(StreamParserLimitsTest, ErrorIsStickyUntilFinish) {

@@ -14,6 +14,7 @@
 #include <random>
 #include <string_view>
 
+#include "client_tls.h"
 #include "tcp_options.h"
 
 namespace evsse {
@@ -149,8 +150,22 @@ struct Client::Impl {
       SelectEndpoint();
     }
 
-    evcon =
-        evhttp_connection_base_new(base, options.dns_base, host.c_str(), port);
+    if (use_tls) {
+      // An https endpoint only ever gets a TLS connection: no plain retry.
+      verify = internal::TlsVerifyRecord();
+      verify.host = host;
+      bufferevent* bev = tls->NewBufferevent(base, &verify, TlsServer());
+      if (!bev)
+        return EndAttempt(
+            UnavailableError("cannot set up TLS for " + authority),
+            Next::kRetry);
+      evcon = evhttp_connection_base_bufferevent_new(base, options.dns_base,
+                                                     bev, host.c_str(), port);
+      if (!evcon) bufferevent_free(bev);
+    } else {
+      evcon = evhttp_connection_base_new(base, options.dns_base, host.c_str(),
+                                         port);
+    }
     if (!evcon)
       return EndAttempt(UnavailableError("cannot create a connection"),
                         Next::kRetry);
@@ -226,6 +241,8 @@ struct Client::Impl {
     }
     awaiting_done = false;
     if (evcon) {
+      if (use_tls)
+        internal::ClientTls::Detach(evhttp_connection_get_bufferevent(evcon));
       dead.push_back(evcon);
       evcon = nullptr;
       event_active(reaper, EV_TIMEOUT, 0);
@@ -283,6 +300,24 @@ struct Client::Impl {
       if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     if (!Trim(body).empty()) m += ": " + std::string(Trim(body));
     return Status(CodeForHttpStatus(http_status), std::move(m));
+  }
+
+  // TlsFailure: why the TLS connection failed, if it was TLS that failed:
+  // a refused certificate (kFailedPrecondition), or OpenSSL's reasons for
+  // a broken handshake or record (kUnavailable). OK otherwise.
+  Status TlsFailure() {
+    if (verify.failed)
+      return FailedPreconditionError(
+          "TLS handshake with " + authority +
+          " failed: certificate verify failed: " + verify.reason);
+    std::string e = internal::ClientTls::TakeErrors(
+        evhttp_connection_get_bufferevent(evcon));
+    if (e.empty()) return Status::Ok();
+    if (stream_open)
+      return UnavailableError("TLS error on the stream from " + authority +
+                              ": " + e);
+    return UnavailableError("TLS handshake with " + authority +
+                            " failed: " + e);
   }
 
   Next OnHttpError() const {
@@ -365,6 +400,9 @@ struct Client::Impl {
     evtimer_del(self->connect_timer);
     bufferevent* bev = evhttp_connection_get_bufferevent(self->evcon);
     bufferevent_set_timeouts(bev, nullptr, nullptr);
+    // By now a TLS 1.3 server's session tickets have arrived (they precede
+    // the response).
+    if (self->use_tls) self->tls->Remember(bev, self->TlsServer());
     // Best effort: a socket that refuses an option still streams, and the
     // idle timeout (if set) remains as a bound.
     internal::ConfigureStreamSocket(bufferevent_getfd(bev),
@@ -429,6 +467,12 @@ struct Client::Impl {
     self->req = nullptr;
     if (!self->rejected.ok())
       return self->EndAttempt(self->rejected, self->OnHttpError());
+    if (self->use_tls && self->evcon) {
+      Status s = self->TlsFailure();
+      if (s.code() == StatusCode::kFailedPrecondition)
+        return self->EndAttempt(s, self->OnHttpError());
+      if (!s.ok()) return self->EndAttempt(s, Next::kRetry);
+    }
     if (!r) {
       // No resolved address: the name lookup failed (libevent reports it
       // as an EOF).
@@ -499,10 +543,12 @@ struct Client::Impl {
   uint16_t port = 80;
   std::string authority;  // Host header: host[:port]
   std::string target;     // path?query
+  bool use_tls = false;   // https
   // Endpoint: one parsed URL (options.url, then options.fallback_urls).
   struct Endpoint {
     std::string url, host, authority, target;
     uint16_t port = 80;
+    bool tls = false;
   };
   std::vector<Endpoint> endpoints;
   size_t current = 0;
@@ -512,7 +558,11 @@ struct Client::Impl {
     port = e.port;
     authority = e.authority;
     target = e.target;
+    use_tls = e.tls;
   }
+  std::unique_ptr<internal::ClientTls> tls;  // when the URLs are https
+  std::string TlsServer() const { return host + ":" + std::to_string(port); }
+  internal::TlsVerifyRecord verify;  // the current attempt's
   StreamParser parser;
   std::mt19937_64 rng;
 
@@ -560,15 +610,16 @@ struct Client::Impl {
 
 namespace {
 
-Status ParseUrl(const std::string& url, std::string* host, uint16_t* port,
-                std::string* authority, std::string* target) {
+Status ParseUrl(const std::string& url, bool* tls, std::string* host,
+                uint16_t* port, std::string* authority, std::string* target) {
   std::unique_ptr<evhttp_uri, void (*)(evhttp_uri*)> uri(
       evhttp_uri_parse(url.c_str()), &evhttp_uri_free);
   if (!uri) return InvalidArgumentError("invalid URL \"" + url + "\"");
   const char* scheme = evhttp_uri_get_scheme(uri.get());
-  if (!scheme || strcasecmp(scheme, "http") != 0)
+  *tls = scheme && strcasecmp(scheme, "https") == 0;
+  if (!scheme || (!*tls && strcasecmp(scheme, "http") != 0))
     return InvalidArgumentError("URL \"" + url +
-                                "\": only http:// is supported");
+                                "\": only http:// and https:// are supported");
   if (evhttp_uri_get_userinfo(uri.get()))
     return InvalidArgumentError("URL \"" + url +
                                 "\": put credentials in a header");
@@ -576,9 +627,10 @@ Status ParseUrl(const std::string& url, std::string* host, uint16_t* port,
   if (!h || !*h) return InvalidArgumentError("URL \"" + url + "\": no host");
   int p = evhttp_uri_get_port(uri.get());
   if (p == 0) return InvalidArgumentError("URL \"" + url + "\": port 0");
-  *port = p < 0 ? 80 : static_cast<uint16_t>(p);
+  const uint16_t default_port = *tls ? 443 : 80;
+  *port = p < 0 ? default_port : static_cast<uint16_t>(p);
   *authority = h;
-  if (p > 0 && p != 80) *authority += ":" + std::to_string(p);
+  if (p > 0 && p != default_port) *authority += ":" + std::to_string(p);
   std::string_view hv(h);
   if (hv.size() > 2 && hv.front() == '[' && hv.back() == ']')
     hv = hv.substr(1, hv.size() - 2);
@@ -629,9 +681,19 @@ Result<std::unique_ptr<Client>> Client::Create(event_base* base,
   for (const std::string& url : urls) {
     Client::Impl::Endpoint e;
     e.url = url;
-    s = ParseUrl(url, &e.host, &e.port, &e.authority, &e.target);
+    s = ParseUrl(url, &e.tls, &e.host, &e.port, &e.authority, &e.target);
     if (!s.ok()) return s;
+    if (!endpoints.empty() && e.tls != endpoints[0].tls)
+      return InvalidArgumentError(
+          "fallback URL \"" + url + "\" and url \"" + options.url +
+          "\" differ in scheme (http and https are not mixed)");
     endpoints.push_back(std::move(e));
+  }
+  std::unique_ptr<internal::ClientTls> tls;
+  if (endpoints[0].tls) {
+    auto created = internal::ClientTls::Create(options);
+    if (!created.ok()) return created.status();
+    tls = std::move(created.value());
   }
 
   std::unique_ptr<Client> c(new Client());
@@ -640,6 +702,7 @@ Result<std::unique_ptr<Client>> Client::Create(event_base* base,
   if (!i->reconnect_timer || !i->connect_timer || !i->idle_timer || !i->reaper)
     return InternalError("cannot create libevent events");
   i->endpoints = std::move(endpoints);
+  i->tls = std::move(tls);
   i->SelectEndpoint();
   if (!i->options.last_event_id.empty()) {
     // The parser owns the last event id; seed it the way a stream would.

@@ -20,17 +20,12 @@ struct Conn::Op {
   ReplyFn fn;
 };
 
-namespace {
-
-// Harden sets keepalive and TCP_USER_TIMEOUT on a connecting TCP socket.
 // Keepalive (hiredis' own: first probe after 15 s idle, dead after about
 // 30 s) finds a dead peer on a connection with nothing to send; the user
 // timeout bounds how long unacknowledged bytes (a command, a keepalive
 // probe) are retried, instead of the kernel's ~15 minutes. Failures are
 // ignored: the link's own probes and command timeout still find the cut.
-void Harden(redisAsyncContext* ac, Millis tcp_user_timeout) {
-  redisContext* c = &ac->c;
-  int fd = c->fd;
+void HardenSocket(int fd, Millis tcp_user_timeout) {
   int on = 1;
   (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
   int idle = REDIS_KEEPALIVE_INTERVAL;
@@ -44,8 +39,6 @@ void Harden(redisAsyncContext* ac, Millis tcp_user_timeout) {
     (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
   }
 }
-
-}  // namespace
 
 timeval ToTimeval(std::chrono::steady_clock::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
@@ -81,7 +74,7 @@ Status Conn::Open(const Address& address) {
     redisAsyncFree(ac);
     return UnavailableError("connect to " + where_ + ": " + error);
   }
-  if (!address.is_unix) Harden(ac, tcp_user_timeout_);
+  if (!address.is_unix) HardenSocket(ac->c.fd, tcp_user_timeout_);
   ac->data = this;
   redisLibeventAttach(ac, base_);
   redisAsyncSetConnectCallback(ac, &Conn::OnConnect);

@@ -36,6 +36,10 @@ namespace evsse::redis {
 // conversion of the Redis link's timers.
 timeval ToTimeval(std::chrono::steady_clock::duration d);
 
+// HardenSocket sets keepalive and TCP_USER_TIMEOUT on a connecting TCP
+// socket (0: the kernel's default user timeout). Failures are ignored.
+void HardenSocket(int fd, Millis tcp_user_timeout);
+
 class Conn {
  public:
   // ReplyFn gets the reply, or nullptr and why there is none (the

@@ -22,6 +22,7 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
       rng_(std::random_device{}()),
       down_event_(event_new(env_.base, -1, 0, &OnDownEvent, this)),
       flush_event_(event_new(env_.base, -1, 0, &OnFlushEvent, this)),
+      publish_event_(event_new(env_.base, -1, 0, &OnPublishEvent, this)),
       reconnect_timer_(evtimer_new(env_.base, &OnReconnectTimer, this)),
       connect_timer_(evtimer_new(env_.base, &OnConnectTimer, this)),
       probe_timer_(evtimer_new(env_.base, &OnProbeTimer, this)),
@@ -36,6 +37,9 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
   Millis ttl = options_.stream_ttl.count() != 0 ? options_.stream_ttl
                                                 : env_.default_stream_ttl;
   ttl_ms_ = std::to_string(std::max<int64_t>(ttl.count(), 0));
+  for (Millis limit : {options_.max_age, ttl}) {
+    if (limit.count() > 0) upkeep_every_ = std::min(upkeep_every_, limit / 4);
+  }
   wait_replicas_ = std::to_string(options_.wait_replicas);
   wait_timeout_ms_ = std::to_string(options_.wait_timeout.count());
 }
@@ -45,6 +49,12 @@ LinkImpl::~LinkImpl() {
   if (env_.detach) env_.detach();
   sink_ = nullptr;
   event_del(down_event_);
+  event_del(publish_event_);
+  for (auto& job : publish_queue_) {
+    completions_.push_back(
+        [job] { job->done(CancelledError("redis link closed"), 0, {}); });
+  }
+  publish_queue_.clear();
   evtimer_del(reconnect_timer_);
   evtimer_del(connect_timer_);
   evtimer_del(probe_timer_);
@@ -59,6 +69,7 @@ LinkImpl::~LinkImpl() {
   }
   event_free(down_event_);
   event_free(flush_event_);
+  event_free(publish_event_);
   event_free(reconnect_timer_);
   event_free(connect_timer_);
   event_free(probe_timer_);
@@ -277,97 +288,190 @@ void LinkImpl::Publish(const std::string& topic, std::string_view type,
   job->type.assign(type);
   job->data.assign(data);
   job->done = std::move(done);
-  SendPublish(std::move(job));
+  // The events published in this loop turn go in one script call, sent
+  // once the turn's other callbacks have run: a lone event waits for
+  // nothing but the end of the callback that published it.
+  if (publish_queue_.empty()) event_active(publish_event_, EV_TIMEOUT, 0);
+  publish_queue_.push_back(std::move(job));
 }
 
-void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
-  std::string stream = Key(job->topic, 's');
-  std::string channel = Key(job->topic, 'c');
-  std::string epoch_key = Key(job->topic, 'e');
+void LinkImpl::OnPublishEvent(evutil_socket_t, short, void* arg) {
+  static_cast<LinkImpl*>(arg)->FlushPublishes();
+}
+
+void LinkImpl::FlushPublishes() {
+  std::vector<std::shared_ptr<PublishJob>> queue;
+  queue.swap(publish_queue_);
+  if (state_ != State::kReady) {  // the link went down in this turn
+    Status s = UnavailableError(DownMessage());
+    for (auto& job : queue) {
+      ++stats_.publish_errors;
+      job->done(s, 0, {});
+    }
+    return;
+  }
+  auto now = Clock::now();
+  std::shared_ptr<PublishBatch> batch;
+  size_t bytes = 0;
+  for (auto& job : queue) {
+    size_t size = job->type.size() + job->data.size();
+    if (batch == nullptr || batch->jobs.size() == kMaxBatchEvents ||
+        (bytes + size > kMaxBatchBytes && !batch->jobs.empty())) {
+      if (batch != nullptr) SendPublish(std::move(batch));
+      batch = std::make_shared<PublishBatch>();
+      bytes = 0;
+    }
+    bytes += size;
+    batch->upkeep.push_back(Upkeep(job->topic, now));
+    batch->jobs.push_back(std::move(job));
+  }
+  if (batch != nullptr) SendPublish(std::move(batch));
+}
+
+// Upkeep says whether this event's script call should trim the topic's
+// stream by age and renew its keys' time to live: at most once per
+// upkeep_every_ per topic and node. A topic published to keeps at least
+// three quarters of its time to live; age trimming (approximate anyway,
+// MINID ~) runs at most a quarter of max_age late.
+bool LinkImpl::Upkeep(const std::string& topic, Clock::time_point now) {
+  if (options_.max_age.count() == 0 && ttl_ms_ == "0") return false;
+  if (upkeep_at_.size() >= kMaxUpkeepTopics) upkeep_at_.clear();
+  auto [it, fresh] = upkeep_at_.try_emplace(topic, now);
+  if (fresh) return true;
+  if (now - it->second < upkeep_every_) return false;
+  it->second = now;
+  return true;
+}
+
+void LinkImpl::SendPublish(std::shared_ptr<PublishBatch> batch) {
+  const size_t n = batch->jobs.size();
+  std::vector<std::string> keys;
+  keys.reserve(3 * n);
+  for (const auto& job : batch->jobs) {
+    keys.push_back(Key(job->topic, 's'));
+    keys.push_back(Key(job->topic, 'c'));
+    keys.push_back(Key(job->topic, 'e'));
+  }
+  std::string numkeys = std::to_string(3 * n);
   std::string epoch = NewEpoch();
   std::vector<std::string_view> argv{
-      job->eval ? "EVAL" : "EVALSHA",
-      job->eval ? std::string_view(kPublishScript) : publish_sha_,
-      "3",
-      stream,
-      channel,
-      epoch_key,
-      max_events_,
-      max_age_ms_,
-      job->type,
-      job->data,
-      epoch,
-      ttl_ms_};
-  job->sent = false;
-  const int attempt = ++job->attempt;
+      batch->eval ? "EVAL" : "EVALSHA",
+      batch->eval ? std::string_view(kPublishScript) : publish_sha_, numkeys};
+  argv.reserve(3 + 6 * n + 4);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), {max_events_, max_age_ms_, epoch, ttl_ms_});
+  for (size_t i = 0; i < n; ++i) {
+    argv.insert(argv.end(), {batch->jobs[i]->type, batch->jobs[i]->data,
+                             batch->upkeep[i] ? "1" : "0"});
+  }
+  batch->sent = false;
+  const int attempt = ++batch->attempt;
   const bool wait = options_.wait_replicas > 0;
   cmd_.Command(
-      argv, [this, job, wait, attempt](redisReply* r, const Status& failure) {
+      argv, [this, batch, wait, attempt](redisReply* r, const Status& failure) {
         if (r == nullptr) {
-          ++stats_.publish_errors;
           // Once the script is on the wire, a lost answer says nothing about
           // whether Redis ran it: it may still run after we gave up (a command
           // timeout while Redis is stalled, the bytes already in its socket).
           // kUnavailable would tell the publisher "not published" and invite a
           // retry that stores the event twice.
           Status s = failure;
-          if (job->sent && failure.code() == StatusCode::kUnavailable)
+          if (batch->sent && failure.code() == StatusCode::kUnavailable) {
             s = UnknownError(
-                "publish outcome unknown, the event may have been "
-                "stored: " +
+                "publish outcome unknown, the event may have been stored: " +
                 failure.message());
-          Defer([job, s] { job->done(s, 0, {}); });
+          }
+          stats_.publish_errors += batch->jobs.size();
+          Defer([batch, s] {
+            for (auto& job : batch->jobs) job->done(s, 0, {});
+          });
           return;
         }
-        if (IsNoScript(r) && !job->eval) {
+        if (IsNoScript(r) && !batch->eval) {
           // The server lost its script cache (restart, SCRIPT FLUSH): EVAL
           // sends the text once and caches it again.
-          job->eval = true;
-          return SendPublish(job);
+          batch->eval = true;
+          return SendPublish(batch);
         }
-        Result<PublishReply> reply = ParsePublishReply(r);
-        if (!reply.ok()) {
-          ++stats_.publish_errors;
-          return job->done(reply.status(), 0, {});
+        const size_t n = batch->jobs.size();
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+          // The script did not run (BUSY, NOSCRIPT after EVAL, ...): no event
+          // of the call was stored.
+          Status s = r->type == REDIS_REPLY_ERROR
+                         ? ErrorStatus(r)
+                         : InternalError("redis: unexpected publish reply");
+          stats_.publish_errors += n;
+          for (auto& job : batch->jobs) job->done(s, 0, {});
+          return;
         }
-        if (!wait) return job->done(Status::Ok(), reply->epoch, reply->id);
-        // Stored on the primary; the WAIT right behind it says whether enough
-        // replicas have it too.
-        job->stored_attempt = attempt;
-        job->epoch = reply->epoch;
-        job->id = reply->id;
+        bool any_stored = false;
+        for (size_t i = 0; i < n; ++i) {
+          PublishJob& job = *batch->jobs[i];
+          Result<PublishReply> reply = ParsePublishReply(r->element[i]);
+          if (!reply.ok()) {
+            ++stats_.publish_errors;
+            job.done(reply.status(), 0, {});
+            continue;
+          }
+          if (!wait) {
+            job.done(Status::Ok(), reply->epoch, reply->id);
+            continue;
+          }
+          job.stored = true;
+          job.epoch = reply->epoch;
+          job.id = reply->id;
+          any_stored = true;
+        }
+        // Stored on the primary; the WAIT right behind the call says whether
+        // enough replicas have it too.
+        if (any_stored) batch->stored_attempt = attempt;
       });
   // A failure before this point ran inside Command: nothing was sent.
-  job->sent = true;
-  if (!wait) return;
-  // WAIT on the same connection covers every write sent before it, this
-  // script's included; it blocks only this connection, for wait_timeout at
-  // most.
+  batch->sent = true;
+  if (wait) WaitReplicas(std::move(batch), attempt);
+}
+
+// WaitReplicas: WAIT on the same connection covers every write sent before
+// it, this call's included; it blocks only this connection, for
+// wait_timeout at most.
+void LinkImpl::WaitReplicas(std::shared_ptr<PublishBatch> batch, int attempt) {
   cmd_.Command(
       {"WAIT", wait_replicas_, wait_timeout_ms_},
-      [this, job, attempt](redisReply* r, const Status& failure) {
-        if (job->stored_attempt != attempt) return;  // not stored
-        job->stored_attempt = -1;
+      [this, batch, attempt](redisReply* r, const Status& failure) {
+        if (batch->stored_attempt != attempt) return;  // nothing stored
+        batch->stored_attempt = -1;
         long long got =
             r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-        if (got >= options_.wait_replicas)
-          return job->done(Status::Ok(), job->epoch, job->id);
-        ++stats_.publish_errors;
-        ++stats_.unreplicated_publishes;
-        Status s = UnknownError(
-            r == nullptr
-                ? "publish stored on the primary, but the link "
-                  "failed before replication was confirmed: " +
-                      failure.message()
-                : "publish stored on the primary, but only " +
-                      std::to_string(std::max(got, 0LL)) + " of " +
-                      std::to_string(options_.wait_replicas) +
-                      " replicas confirmed it within " + wait_timeout_ms_ +
-                      " ms: a failover may lose it");
+        Status s;
+        if (got < options_.wait_replicas) {
+          s = UnknownError(
+              r == nullptr
+                  ? "publish stored on the primary, but the link failed "
+                    "before replication was confirmed: " +
+                        failure.message()
+                  : "publish stored on the primary, but only " +
+                        std::to_string(std::max(got, 0LL)) + " of " +
+                        std::to_string(options_.wait_replicas) +
+                        " replicas confirmed it within " + wait_timeout_ms_ +
+                        " ms: a failover may lose it");
+        }
+        auto finish = [this, batch, s] {
+          for (auto& job : batch->jobs) {
+            if (!job->stored) continue;
+            job->stored = false;
+            if (s.ok()) {
+              job->done(Status::Ok(), job->epoch, job->id);
+            } else {
+              ++stats_.publish_errors;
+              ++stats_.unreplicated_publishes;
+              job->done(s, 0, {});
+            }
+          }
+        };
         if (r == nullptr) {
-          Defer([job, s] { job->done(s, 0, {}); });
+          Defer(finish);
         } else {
-          job->done(s, 0, {});
+          finish();
         }
       });
 }

@@ -47,7 +47,8 @@ struct PublishReply {
   uint64_t epoch = 0;
   pubsub::Position id;
 };
-// ParsePublishReply decodes publish.lua's {epoch, id} (or an error reply).
+// ParsePublishReply decodes one event's entry of publish.lua's reply:
+// {epoch, id}, or the error that stopped that event.
 Result<PublishReply> ParsePublishReply(const redisReply* reply);
 
 struct FetchReply {

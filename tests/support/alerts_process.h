@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@
 #include <vector>
 
 #include "http_fixture.h"
+#include "spawn_process.h"
 
 namespace evsse::testing {
 
@@ -79,20 +79,9 @@ class AlertsServer {
     WriteFile(conf_path_, conf);
     std::vector<std::string> args = {kAlertsBin, "--config", conf_path_};
     args.insert(args.end(), flags.begin(), flags.end());
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc =
-        posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    EXPECT_EQ(rc, 0) << "spawn " << kAlertsBin;
+    std::string error;
+    pid_ = Spawn(args, log_path_, &error, &env);
+    EXPECT_GT(pid_, 0) << error;
   }
 
   ~AlertsServer() {

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "spawn_process.h"
 
 namespace evsse::testing {
 
@@ -87,21 +86,9 @@ PostReply BlockingPost(int port, const std::string& target,
   port_ = port;
   std::vector<std::string> args{binary_, "--port", std::to_string(port),
                                 "--redis", redis};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    pid_ = -1;
-    return ::testing::AssertionFailure() << "posix_spawn: " << strerror(rc);
-  }
+  std::string error;
+  pid_ = Spawn(args, log_, &error);
+  if (pid_ < 0) return ::testing::AssertionFailure() << error;
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline) {
     int status = 0;

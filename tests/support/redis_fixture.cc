@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+#include "spawn_process.h"
 
 namespace evsse::testing {
 namespace {
@@ -41,21 +40,48 @@ std::string MakeTempDir() {
 
 }  // namespace
 
-int FreeTcpPort() {
+namespace {
+
+// BindLoopback binds a TCP socket to 127.0.0.1:`port` (0: any free port)
+// and returns the port bound, or 0; the socket is closed again.
+int BindLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = 0;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
   socklen_t len = sizeof sa;
-  int port = 0;
+  int bound = 0;
   if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
       getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0) {
-    port = ntohs(sa.sin_port);
+    bound = ntohs(sa.sin_port);
   }
   close(fd);
-  return port;
+  return bound;
+}
+
+}  // namespace
+
+int FreeTcpPort() { return BindLoopback(0); }
+
+int FreeClusterPort(const std::vector<int>& taken) {
+  // Below the kernel's ephemeral range (32768..), so that no outgoing
+  // connection takes it meanwhile; a random start keeps parallel tests
+  // apart.
+  static unsigned seed = static_cast<unsigned>(getpid()) * 2654435761u;
+  for (int tries = 0; tries < 2000; ++tries) {
+    seed = seed * 1103515245u + 12345u;
+    int port = 20000 + static_cast<int>((seed >> 8) % 12000);
+    bool clash = false;
+    for (int t : taken)
+      clash |= (t == port || t + 10000 == port || t == port + 10000);
+    if (!clash && BindLoopback(port) == port &&
+        BindLoopback(port + 10000) == port + 10000) {
+      return port;
+    }
+  }
+  return 0;
 }
 
 RedisServer::RedisServer(Options options) : options_(std::move(options)) {
@@ -64,7 +90,7 @@ RedisServer::RedisServer(Options options) : options_(std::move(options)) {
   std::signal(SIGPIPE, SIG_IGN);
   dir_ = MakeTempDir();
   socket_ = dir_ + "/redis.sock";
-  if (options_.tcp) port_ = FreeTcpPort();
+  if (options_.tcp) port_ = options_.port > 0 ? options_.port : FreeTcpPort();
 }
 
 RedisServer::~RedisServer() {
@@ -97,25 +123,11 @@ std::string RedisServer::address() const {
   if (!options_.password.empty()) {
     args.insert(args.end(), {"--requirepass", options_.password});
   }
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  std::string out = dir_ + "/stdout.log";
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, "redis-server", &actions, nullptr, argv.data(),
-                        environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return ::testing::AssertionFailure()
-           << "posix_spawnp(redis-server): " << strerror(rc);
-  }
+  args.insert(args.end(), options_.extra_args.begin(),
+              options_.extra_args.end());
+  std::string error;
+  pid_t pid = Spawn(args, dir_ + "/stdout.log", &error);
+  if (pid < 0) return ::testing::AssertionFailure() << error;
   pid_ = pid;
   paused_ = false;
 

@@ -14,20 +14,17 @@
 #include <string>
 #include <vector>
 
-namespace evsse::testing {
+#include "resp.h"
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const {
-    if (r != nullptr) freeReplyObject(r);
-  }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+namespace evsse::testing {
 
 class RedisServer {
  public:
   struct Options {
     bool tcp = false;      // a free port on 127.0.0.1 instead of a socket
     std::string password;  // --requirepass
+    std::vector<std::string> extra_args;  // more redis-server arguments
+    int port = 0;  // with tcp: this port instead of a free one
   };
 
   RedisServer() : RedisServer(Options{}) {}
@@ -74,6 +71,9 @@ class RedisServer {
 // FreeTcpPort returns a port on 127.0.0.1 that nothing listened on a moment
 // ago (bind to port 0 and read it back).
 int FreeTcpPort();
+// FreeClusterPort returns a port below 55536 that is free together with the
+// port 10000 above it (a cluster node's bus port), avoiding `taken`.
+int FreeClusterPort(const std::vector<int>& taken = {});
 
 }  // namespace evsse::testing
 

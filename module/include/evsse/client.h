@@ -1,5 +1,6 @@
 // evsse::Client: a reconnecting EventSource client on libevent's evhttp
-// client API, running on the caller's event_base.
+// client API, running on the caller's event_base, over http:// or https://
+// (TLS through libevent's OpenSSL bufferevents; see ClientOptions::ca_file).
 //
 // It behaves like a browser EventSource (WHATWG HTML "server-sent events"):
 // GET with `Accept: text/event-stream`, the body parsed by StreamParser as it
@@ -52,13 +53,15 @@ namespace evsse {
 // ClientOptions: one subscription. A plain aggregate; Client::Create
 // validates it.
 struct ClientOptions {
-  // "http://host[:port]/path[?query]". Only http (no TLS); no user info.
+  // "http://host[:port]/path[?query]" or "https://..." (TLS, see ca_file);
+  // no user info.
   std::string url;
   // Other URLs of the same stream, e.g. the same path on the other nodes
   // of a multi-node (Redis) deployment. When set, every reconnect goes to
   // the next URL in turn (url, fallback_urls[0], ..., then url again), with
   // the same Last-Event-ID, so a client of a node that died resumes on
-  // another one. Each must be a valid `url`.
+  // another one. Each must be a valid `url` of the same scheme (an https
+  // client never moves on to plain http).
   std::vector<std::string> fallback_urls;
   // Extra request headers ("Authorization", "Bearer ..."), sent on every
   // attempt. One with the name of a default header (Host, Accept,
@@ -69,9 +72,10 @@ struct ClientOptions {
   // The id to resume from on the first connection (sent as Last-Event-ID);
   // later connections send the last id the stream gave. No CR, LF or NUL.
   std::string last_event_id;
-  // Connecting plus receiving the response headers must take at most this
-  // long, or the attempt fails (and is retried with backoff). 0 = no limit
-  // of ours (libevent still gives up after an hour).
+  // Connecting (and the TLS handshake, for https) plus receiving the
+  // response headers must take at most this long, or the attempt fails (and
+  // is retried with backoff). 0 = no limit of ours (libevent still gives up
+  // after an hour).
   std::chrono::milliseconds connect_timeout{10000};
   // An open stream that delivers no byte for this long is taken as dead and
   // reconnected. Set it above the server's heartbeat (e.g. 3 x 15 s).
@@ -86,10 +90,11 @@ struct ClientOptions {
   // delivered at least one event or stayed open this long. A server that
   // accepts and closes at once (load shedding) thus backs clients off.
   std::chrono::milliseconds stable_after{10000};
-  // false (the default, like a browser): a non-200, non-204 status or a 200
-  // that is not text/event-stream calls on_error then on_close, and the
-  // client stays closed. true: it is reported through on_error and retried
-  // with backoff (honouring a Retry-After header in seconds).
+  // false (the default, like a browser): a non-200, non-204 status, a 200
+  // that is not text/event-stream or a refused TLS certificate calls
+  // on_error then on_close, and the client stays closed. true: it is reported
+  // through on_error and retried with backoff (honouring a Retry-After header
+  // in seconds).
   bool reconnect_on_http_error = false;
   // A server that vanished without closing (no FIN, no RST) is given up
   // once keepalive probes, sent after half of this without traffic, stay
@@ -103,6 +108,31 @@ struct ClientOptions {
   // kResourceExhausted naming the option, and is retried with backoff.
   size_t max_line_bytes = 16 << 20;
   size_t max_data_bytes = 16 << 20;
+  // TLS, for https:// URLs. The server's certificate must chain to a
+  // trusted CA and name the URL's host (a DNS name; an IP literal must be
+  // one of its IP addresses); SNI carries the host name (not for IP
+  // literals); TLS 1.2 at least. Trusted CAs: the system's store
+  // (OpenSSL's default paths), or, when ca_file or ca_dir is set, those
+  // instead (like curl --cacert). A refused certificate fails the attempt
+  // with kFailedPrecondition naming the host and OpenSSL's reason ("TLS
+  // handshake with localhost:8443 failed: certificate verify failed:
+  // certificate has expired (...)"), which, like an HTTP error, is fatal
+  // unless reconnect_on_http_error; other TLS failures are kUnavailable
+  // and retried. An https URL is never tried in plain text nor, unless
+  // `insecure`, without verification. Reconnects offer to resume the TLS
+  // session of the last stream from the same host and port. Files are read
+  // by Create (a file that cannot be loaded is kInvalidArgument naming it).
+  std::string ca_file;  // PEM file of trusted CA certificates
+  std::string ca_dir;   // directory of hashed CA certificates (openssl rehash)
+  // A client certificate for servers that ask for one (mutual TLS): PEM
+  // files, the certificate (followed by its chain) and its private key;
+  // both or neither. Read by Create (a bad file or a key that does not
+  // match is kInvalidArgument naming it).
+  std::string client_cert_file;
+  std::string client_key_file;
+  // insecure: no certificate verification at all. The stream is encrypted
+  // but any server can pose as the host; for tests only.
+  bool insecure = false;
   // How much of an error response's body is kept for the on_error message.
   size_t max_error_body_bytes = 512;
   // Resolver for host names (not owned; must outlive the Client). Null:
@@ -156,8 +186,9 @@ class Client {
   // status: 401 kUnauthenticated, 403 kPermissionDenied, 404/410 kNotFound,
   // 429 kResourceExhausted, 5xx kUnavailable, others kFailedPrecondition;
   // message "HTTP 403 Forbidden: <start of the body>"), wrong Content-Type
-  // (kFailedPrecondition), parser limit (kResourceExhausted). Network
-  // failures are kUnavailable. When ready_state() is kConnecting inside
+  // (kFailedPrecondition), certificate refused (kFailedPrecondition), parser
+  // limit (kResourceExhausted). Network and other TLS failures are
+  // kUnavailable. When ready_state() is kConnecting inside
   // the callback a reconnect is scheduled (next_delay() says when); when it
   // is kClosed, on_close follows with the same status.
   void OnError(StatusCallback cb);

@@ -6,7 +6,11 @@
 # trust the test CA, a client limited to TLS 1.1 and a plain-HTTP client get
 # no stream.
 #
-#   tls_curl_test.sh EVHTTP_HELLO EVHTP_HELLO EVSSE_ALERTS
+#   tls_curl_test.sh EVHTTP_HELLO EVHTP_HELLO EVSSE_ALERTS [EVSSE_TAIL]
+#
+# With EVSSE_TAIL, evsse::Client (evsse-tail --cacert --json) reads the same
+# events over HTTPS from both hello servers: the library's client against
+# its server.
 #
 # Every curl call is bounded by --max-time; servers are stopped by pid.
 set -u
@@ -120,6 +124,21 @@ for pair in "evhttp_hello:$1" "evhtp_hello:$2"; do
     "curl -sS --max-time 5 --cacert $ca --data 'two words' '$base/publish?topic=news'" \
     "curl -sS --max-time 5 --cacert $ca --data three '$base/publish?topic=news'"
   check_refused "$name" "$base/events?topic=news"
+  if [[ -n ${4:-} ]]; then
+    "$4" --cacert "$ca" --json "$base/events?topic=tail" >"$dir/$name.tail" \
+      2>"$dir/$name.tail.err" &
+    tail_pid=$!
+    pids+=($tail_pid)
+    wait_for "$dir/$name.tail.err" "connected" || fail "$name: evsse-tail did not connect"
+    curl -sS --max-time 5 --cacert "$ca" --data 'to the client' \
+      "$base/publish?topic=tail" >/dev/null || fail "$name: publish for evsse-tail"
+    if wait_for "$dir/$name.tail" '"data":"to the client"'; then
+      ok "$name: evsse-tail (evsse::Client) over https"
+    else
+      fail "$name: evsse-tail"; cat "$dir/$name.tail" "$dir/$name.tail.err"
+    fi
+    kill "$tail_pid" 2>/dev/null
+  fi
 done
 
 # evsse-alerts: listen ... ssl; in its configuration file.

@@ -3,6 +3,7 @@
 //
 //   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
 //               [--redis HOST:PORT [--redis-wait-replicas N] | --threads N]
+//               [--tls-cert FILE --tls-key FILE]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node. With --threads N
@@ -15,7 +16,10 @@
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
 //
 // Without --token the publish endpoint is open, so the server binds to
-// 127.0.0.1 unless --bind says otherwise.
+// 127.0.0.1 unless --bind says otherwise. With --tls-cert and --tls-key
+// (PEM: the chain, leaf first, and its key) every connection is HTTPS:
+//
+//   curl --cacert ca.pem -N 'https://localhost:8443/events?topic=news'
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <evhtp/evhtp.h>
@@ -142,6 +146,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 int main(int argc, char** argv) {
   int port = 8080, threads = 0, wait_replicas = 0;
   std::string bind = "127.0.0.1", token, redis;
+  evsse::TlsOptions tls;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--port" && i + 1 < argc)
@@ -156,6 +161,10 @@ int main(int argc, char** argv) {
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc)
       threads = std::atoi(argv[++i]);
+    else if (a == "--tls-cert" && i + 1 < argc)
+      tls.certificate_file = argv[++i];
+    else if (a == "--tls-key" && i + 1 < argc)
+      tls.key_file = argv[++i];
     else
       threads = -1;
     if (threads < 0 || (threads > 0 && !redis.empty())) {
@@ -163,12 +172,14 @@ int main(int argc, char** argv) {
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
                    "          [--redis HOST:PORT [--redis-wait-replicas N] "
                    "| --threads N]\n"
+                   "          [--tls-cert FILE --tls-key FILE]\n"
                    "--threads N: N worker loops, 0 (default) for one loop; "
                    "--redis needs one loop\n",
                    argv[0]);
       return 2;
     }
   }
+  const bool https = !tls.certificate_file.empty() || !tls.key_file.empty();
   std::signal(SIGPIPE, SIG_IGN);
 
   // An existing server: a base, an evhtp, its own routes.
@@ -178,6 +189,13 @@ int main(int argc, char** argv) {
   timeval idle{30, 0};  // bounds slow requests; evsse lifts it on streams
   evhtp_set_timeouts(s.htp, &idle, &idle);
   evhtp_set_gencb(s.htp, OnIndex, nullptr);
+  if (https) {
+    evsse::Status st = evsse::evhtp::ServeTls(s.htp, tls);
+    if (!st.ok()) {
+      std::fprintf(stderr, "evhtp_hello: %s\n", st.message().c_str());
+      return 2;
+    }
+  }
   std::string addr = (bind.find(':') == bind.npos ? "ipv4:" : "ipv6:") + bind;
   if (evhtp_bind_socket(s.htp, addr.c_str(), port, 128) != 0) {
     std::fprintf(stderr, "evhtp_hello: cannot listen on %s:%d\n", bind.c_str(),
@@ -228,8 +246,8 @@ int main(int argc, char** argv) {
   event* signals[] = {evsignal_new(s.base, SIGINT, OnSignal, &s),
                       evsignal_new(s.base, SIGTERM, OnSignal, &s)};
   for (event* e : signals) event_add(e, nullptr);
-  std::fprintf(stderr, "evhtp_hello: listening on http://%s:%d\n", bind.c_str(),
-               port);
+  std::fprintf(stderr, "evhtp_hello: listening on %s://%s:%d\n",
+               https ? "https" : "http", bind.c_str(), port);
   event_base_dispatch(s.base);
 
   for (event* e : signals) event_free(e);

@@ -5,6 +5,7 @@
 //                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--cors-origin ORIGIN]... [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
+//                [--tls-cert FILE --tls-key FILE]
 //
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node.
@@ -21,7 +22,11 @@
 //
 // Without --token the publish endpoint is open, so the server binds to
 // 127.0.0.1 unless --bind says otherwise. --cors-origin (repeatable) lets
-// pages of that origin (scheme://host[:port]) open the stream.
+// pages of that origin (scheme://host[:port]) open the stream. With
+// --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) every
+// connection is HTTPS:
+//
+//   curl --cacert ca.pem -N 'https://localhost:8443/events?topic=news'
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -76,6 +81,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 int main(int argc, char** argv) {
   int port = 8080;
   std::string bind = "127.0.0.1", token, redis, kafka;
+  evsse::TlsOptions tls;
   int wait_replicas = 0;
   evsse::HubOptions hub_options;
   evsse::StreamOptions stream;
@@ -95,6 +101,10 @@ int main(int argc, char** argv) {
       kafka = argv[++i];
     else if (a == "--cors-origin" && i + 1 < argc)
       stream.cors_origins.push_back(argv[++i]);
+    else if (a == "--tls-cert" && i + 1 < argc)
+      tls.certificate_file = argv[++i];
+    else if (a == "--tls-key" && i + 1 < argc)
+      tls.key_file = argv[++i];
     else if (a == "--max-topics" && i + 1 < argc)
       hub_options.max_topics = std::strtoull(argv[++i], nullptr, 10);
     else if (a == "--history-max-bytes" && i + 1 < argc)
@@ -109,7 +119,7 @@ int main(int argc, char** argv) {
                    "[--kafka HOST:PORT[,HOST:PORT...]] "
                    "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
-                   "[--history-max-bytes N]\n",
+                   "[--history-max-bytes N] [--tls-cert FILE --tls-key FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -128,6 +138,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
+  const bool https = !tls.certificate_file.empty() || !tls.key_file.empty();
   std::signal(SIGPIPE, SIG_IGN);
 
   // An existing server: a base, an evhttp, its own routes.
@@ -136,6 +147,13 @@ int main(int argc, char** argv) {
   s.http = evhttp_new(s.base);
   evhttp_set_timeout(s.http, 30);  // bounds slow request headers
   evhttp_set_cb(s.http, "/", OnIndex, nullptr);
+  if (https) {
+    evsse::Status st = evsse::evhttp::ServeTls(s.http, tls);
+    if (!st.ok()) {
+      std::fprintf(stderr, "evhttp_hello: %s\n", st.message().c_str());
+      return 2;
+    }
+  }
   if (!evhttp_bind_socket_with_handle(s.http, bind.c_str(), port)) {
     std::fprintf(stderr, "evhttp_hello: cannot listen on %s:%d\n", bind.c_str(),
                  port);
@@ -201,8 +219,8 @@ int main(int argc, char** argv) {
   event* sigterm = evsignal_new(s.base, SIGTERM, OnSignal, &s);
   event_add(sigint, nullptr);
   event_add(sigterm, nullptr);
-  std::fprintf(stderr, "evhttp_hello: listening on http://%s:%d\n",
-               bind.c_str(), port);
+  std::fprintf(stderr, "evhttp_hello: listening on %s://%s:%d\n",
+               https ? "https" : "http", bind.c_str(), port);
   event_base_dispatch(s.base);
 
   event_free(sigint);

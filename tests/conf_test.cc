@@ -198,6 +198,15 @@ TEST(ConfParse, EmptyInputIsTheDefaults) {
   EXPECT_EQ(c.listen.port, 8080);
   EXPECT_EQ(c.shutdown_timeout, d.shutdown_timeout);
   EXPECT_EQ(c.request_timeout, d.request_timeout);
+  EXPECT_EQ(c.listen.ssl, d.listen.ssl);
+  EXPECT_EQ(c.ssl_protocols, d.ssl_protocols);
+  EXPECT_EQ(c.tls.certificate_file, d.tls.certificate_file);
+  EXPECT_EQ(c.tls.key_file, d.tls.key_file);
+  EXPECT_EQ(c.tls.min_version, d.tls.min_version);
+  EXPECT_EQ(c.tls.max_version, d.tls.max_version);
+  EXPECT_EQ(c.tls.ciphers, d.tls.ciphers);
+  EXPECT_EQ(c.tls.curves, d.tls.curves);
+  EXPECT_EQ(c.tls.client_ca_file, d.tls.client_ca_file);
   ExpectSame(c.hub, d.hub);
   ExpectSame(c.alerts, d.alerts);
   EXPECT_TRUE(c.endpoints.empty());
@@ -728,6 +737,15 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(c.shutdown_timeout, milliseconds(9000));
   EXPECT_EQ(c.listen.host, "::1");
   EXPECT_EQ(c.listen.port, 9090);
+  EXPECT_TRUE(c.listen.ssl);
+  EXPECT_EQ(c.tls.certificate_file, "/etc/evsse/chain.pem");
+  EXPECT_EQ(c.tls.key_file, "keys/server.key");  // main.conf has no directory
+  EXPECT_THAT(c.ssl_protocols, ElementsAre("TLSv1.3"));
+  EXPECT_EQ(c.tls.min_version, TlsVersion::kTls13);
+  EXPECT_EQ(c.tls.max_version, TlsVersion::kTls13);
+  EXPECT_EQ(c.tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(c.tls.curves, "X25519");
+  EXPECT_EQ(c.tls.client_ca_file, "/etc/evsse/clients.pem");
   EXPECT_EQ(c.request_timeout, milliseconds(11000));
   EXPECT_EQ(c.hub.history_max_events, 7u);
   EXPECT_EQ(c.hub.history_max_age, milliseconds(180000));
@@ -836,6 +854,47 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(used, table);
 }
 
+TEST(ConfTls, ListenSslAndTheSslDirectivesGoTogether) {
+  ServerConfig c = Load(
+      "server {\n listen 0.0.0.0:8443 ssl;\n ssl_certificate a.pem;\n"
+      " ssl_certificate_key /k/a.key;\n}\n");
+  EXPECT_TRUE(c.listen.ssl);
+  EXPECT_EQ(c.listen.port, 8443);
+  EXPECT_EQ(c.tls_where, "main.conf:3");
+  EXPECT_EQ(c.tls.min_version, TlsVersion::kTls12);
+  EXPECT_EQ(c.tls.max_version, TlsVersion::kTls13);
+  EXPECT_EQ(Error("server {\n listen 0.0.0.0:8443 ssl;\n}"),
+            "main.conf:2: directive \"listen\": ssl needs ssl_certificate and "
+            "ssl_certificate_key in this server block");
+  EXPECT_EQ(Error("server {\n listen 0.0.0.0:8443;\n ssl_certificate a.pem;\n"
+                  " ssl_certificate_key a.key;\n}"),
+            "main.conf:3: directive \"ssl_certificate\": TLS is off: add ssl "
+            "to listen (listen 0.0.0.0:8443 ssl;)");
+  EXPECT_EQ(Error("server { listen 0.0.0.0:8443 tls; }"),
+            "main.conf:1: directive \"listen\": invalid parameter \"tls\" "
+            "(only ssl)");
+  EXPECT_THAT(Error("server { ssl_protocols TLSv1.1 TLSv1.2; }"),
+              HasSubstr("main.conf:1: directive \"ssl_protocols\": TLSv1.1 "
+                        "is not supported (TLSv1.2 or TLSv1.3)"));
+  EXPECT_THAT(Error("server { ssl_protocols TLSv1.2 TLSv1.2; }"),
+              HasSubstr("duplicate value \"TLSv1.2\""));
+}
+
+TEST(ConfTls, RelativePathsAreRelativeToTheirFile) {
+  Files f;
+  f.files["etc/evsse/main.conf"] =
+      "server {\n listen 127.0.0.1:0 ssl;\n include tls.conf;\n}\n";
+  f.files["etc/evsse/tls.conf"] =
+      "ssl_certificate certs/chain.pem;\nssl_certificate_key /abs/key.pem;\n"
+      "ssl_client_certificate ca.pem;\n";
+  auto r = LoadFile("etc/evsse/main.conf", f.options());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->tls.certificate_file, "etc/evsse/certs/chain.pem");
+  EXPECT_EQ(r->tls.key_file, "/abs/key.pem");
+  EXPECT_EQ(r->tls.client_ca_file, "etc/evsse/ca.pem");
+  EXPECT_EQ(r->tls_where, "etc/evsse/tls.conf:1");
+}
+
 TEST(ConfDirectives, TableIsConsistent) {
   std::set<std::string_view> names;
   for (const DirectiveInfo& d : DirectiveTable()) {
@@ -880,6 +939,15 @@ TEST(ConfShipped, EvsseConfListsTheDefaults) {
   EXPECT_EQ(c.listen.port, d.listen.port);
   EXPECT_EQ(c.shutdown_timeout, d.shutdown_timeout);
   EXPECT_EQ(c.request_timeout, d.request_timeout);
+  EXPECT_EQ(c.listen.ssl, d.listen.ssl);
+  EXPECT_EQ(c.ssl_protocols, d.ssl_protocols);
+  EXPECT_EQ(c.tls.certificate_file, d.tls.certificate_file);
+  EXPECT_EQ(c.tls.key_file, d.tls.key_file);
+  EXPECT_EQ(c.tls.min_version, d.tls.min_version);
+  EXPECT_EQ(c.tls.max_version, d.tls.max_version);
+  EXPECT_EQ(c.tls.ciphers, d.tls.ciphers);
+  EXPECT_EQ(c.tls.curves, d.tls.curves);
+  EXPECT_EQ(c.tls.client_ca_file, d.tls.client_ca_file);
   ExpectSame(c.hub, d.hub);
   // The one example entry of the token table is not a default.
   AlertOptions alerts = c.alerts;

@@ -11,7 +11,9 @@
 //   GET  /alerts/recent?topic=T   the last alerts of T as JSON
 //   GET  /metrics, /status, /     Prometheus text, JSON, a small web page
 //
-// SIGTERM/SIGINT drain the streams, then exit 0. SIGHUP reloads the file.
+// SIGTERM/SIGINT drain the streams, then exit 0. SIGHUP reloads the file
+// (and, with `listen ... ssl;`, the certificate and key for new
+// connections).
 #include <event2/event.h>
 #include <event2/http.h>
 #include <evsse/evhttp.h>
@@ -199,6 +201,14 @@ int Run(App& app) {
     return 1;
   }
   app.listen_address = BoundAddress(app.bound, l.host);
+  if (l.ssl) {
+    evsse::Status s = evsse::evhttp::ServeTls(app.http, app.config.tls);
+    if (!s.ok()) {
+      Log(evsse::LogLevel::kError, "cannot serve TLS",
+          {{"error", app.config.tls_where + ": " + s.message()}});
+      return 1;
+    }
+  }
 
   evsse::HubOptions ho = app.config.hub;
   ho.log = [](evsse::LogLevel level, std::string_view m) {
@@ -247,6 +257,7 @@ int Run(App& app) {
   for (event* e : {sig.term, sig.intr, sig.hup}) event_add(e, nullptr);
   Log(evsse::LogLevel::kInfo, "listening",
       {{"addr", app.listen_address},
+       {"tls", l.ssl ? "on" : "off"},
        {"stream", app.stream_path},
        {"config", app.config_path},
        {"redis", app.config.redis ? app.config.redis->address : "off"},
@@ -276,6 +287,7 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
     auto hp = evsse::conf::ParseHostPort(app.listen_flag);
     if (!hp.ok())
       return evsse::InvalidArgumentError("--listen: " + hp.status().message());
+    hp->ssl = c->listen.ssl;  // the file says whether it is TLS
     c->listen = *hp;
   }
   if (!app.redis_flag.empty()) {
@@ -369,6 +381,19 @@ int main(int argc, char** argv) {
   }
   app.config = std::move(*config);
   if (check) {
+    // The certificate and key are loaded too, as a start would.
+    if (app.config.listen.ssl) {
+      event_base* base = event_base_new();
+      evhttp* http = evhttp_new(base);
+      evsse::Status s = evsse::evhttp::ServeTls(http, app.config.tls);
+      evhttp_free(http);
+      event_base_free(base);
+      if (!s.ok()) {
+        std::fprintf(stderr, "evsse-alerts: %s: %s\n",
+                     app.config.tls_where.c_str(), s.message().c_str());
+        return 1;
+      }
+    }
     std::fprintf(stderr, "evsse-alerts: %s: ok\n", app.config_path.c_str());
     return 0;
   }

@@ -189,7 +189,15 @@ void OnMetrics(evhttp_request* req, void* arg) {
 
 Json ConfigSummary(const evsse::conf::ServerConfig& c) {
   Json j;
-  j["listen"] = c.listen.host + ":" + std::to_string(c.listen.port);
+  j["listen"] = c.listen.host + ":" + std::to_string(c.listen.port) +
+                (c.listen.ssl ? " ssl" : "");
+  if (c.listen.ssl)
+    j["tls"] = {{"certificate", c.tls.certificate_file},
+                {"key", c.tls.key_file},
+                {"protocols", c.ssl_protocols},
+                {"ciphers", c.tls.ciphers},
+                {"curves", c.tls.curves},
+                {"client_ca", c.tls.client_ca_file}};
   j["request_timeout_ms"] = Millis(c.request_timeout);
   j["shutdown_timeout_ms"] = Millis(c.shutdown_timeout);
   const evsse::HubOptions& h = c.hub;

@@ -5,7 +5,13 @@
 // its endpoints were created cannot change without a restart (the public API
 // has no setter for HubOptions or StreamOptions): listen, hub limits,
 // endpoints and their stream options, redis; a change there is logged and
-// ignored until the next start. A file that does not load changes nothing.
+// ignored until the next start. With `listen ... ssl;`, the certificate
+// and key (and the other ssl_* settings) are read again on every SIGHUP,
+// whether or not the file names other ones: new connections get them, open
+// streams keep theirs. A file that does not load, or a certificate or key
+// that does not, changes nothing.
+#include <evsse/evhttp.h>
+
 #include "app.h"
 
 namespace alerts {
@@ -20,6 +26,25 @@ void Reload(App& app) {
     return;
   }
   evsse::conf::ServerConfig next = std::move(*loaded);
+  // TLS first: it is the one part that can still fail. Turning TLS on or
+  // off needs a restart (listen); then the running settings are read again.
+  if (app.config.listen.ssl) {
+    const evsse::conf::ServerConfig& tls_from =
+        next.listen.ssl ? next : app.config;
+    evsse::Status s = evsse::evhttp::ServeTls(app.http, tls_from.tls);
+    if (!s.ok()) {
+      ++app.counters.reloads_failed;
+      Log(evsse::LogLevel::kError, "reload failed; the running config stays",
+          {{"config", app.config_path},
+           {"error", tls_from.tls_where + ": " + s.message()}});
+      return;
+    }
+    if (!next.listen.ssl) {
+      next.tls = app.config.tls;
+      next.ssl_protocols = app.config.ssl_protocols;
+      next.tls_where = app.config.tls_where;
+    }
+  }
   Json before = ConfigSummary(app.config), after = ConfigSummary(next);
   // log_level filters the application's lines (and the library's, which it
   // prints) at once; only lines below the level the Hub started with stay
@@ -43,6 +68,8 @@ void Reload(App& app) {
   }
   if (token != app.publish_token)
     live += (live.empty() ? "" : ",") + std::string("publish_token");
+  if (app.config.listen.ssl)  // re-read even when the paths are the same
+    live += (live.empty() ? "" : ",") + std::string("tls");
   if (app.config.alerts.subscriber_tokens != next.alerts.subscriber_tokens)
     live += (live.empty() ? "" : ",") + std::string("subscriber_tokens");
 

@@ -276,6 +276,7 @@ class Builder {
                         "(a WAIT holds the command connection)");
     }
     if (ctx == kServer) {
+      if (Status s = CheckTls(seen); !s.ok()) return s;
       const AlertOptions& a = config.alerts;
       if (a.max_team_length > config.hub.max_topic_length)
         return Fail(*where("max_team_length", "max_topic_length"),
@@ -287,6 +288,47 @@ class Builder {
         return Fail(*where("subscriber_auth", ""),
                     "subscriber_auth on needs at least one subscriber_token");
     }
+    return Status::Ok();
+  }
+
+  // CheckTls: `listen ... ssl` and the ssl_* directives go together; the
+  // protocol list becomes the version range; relative paths are resolved.
+  Status CheckTls(const Seen& seen) {
+    auto at = [&](std::string_view name) -> const Node* {
+      auto it = seen.find(name);
+      return it != seen.end() ? it->second : nullptr;
+    };
+    TlsOptions& t = config.tls;
+    for (auto [name, path] : {std::pair<std::string_view, std::string*>{
+                                  "ssl_certificate", &t.certificate_file},
+                              {"ssl_certificate_key", &t.key_file},
+                              {"ssl_client_certificate", &t.client_ca_file}}) {
+      const Node* n = at(name);
+      if (!n || path->empty() || (*path)[0] == '/') continue;
+      size_t slash = n->file.rfind('/');
+      if (slash != std::string::npos)
+        *path = n->file.substr(0, slash + 1) + *path;
+    }
+    // Each value was checked (ParseTlsVersion) and is unique; "TLSv1.2"
+    // sorts before "TLSv1.3".
+    auto versions = config.ssl_protocols;
+    std::sort(versions.begin(), versions.end());
+    t.min_version = *ParseTlsVersion(versions.front());
+    t.max_version = *ParseTlsVersion(versions.back());
+    if (const Node* n = at("ssl_certificate")) config.tls_where = At(*n);
+    const Node* listen = at("listen");
+    if (config.listen.ssl) {
+      if (t.certificate_file.empty() || t.key_file.empty())
+        return Fail(*listen,
+                    "ssl needs ssl_certificate and ssl_certificate_key in "
+                    "this server block");
+      return Status::Ok();
+    }
+    for (std::string_view name :
+         {"ssl_certificate", "ssl_certificate_key", "ssl_client_certificate"})
+      if (const Node* n = at(name); n && !n->args[0].text.empty())
+        return Fail(*n,
+                    "TLS is off: add ssl to listen (listen 0.0.0.0:8443 ssl;)");
     return Status::Ok();
   }
 

@@ -36,7 +36,8 @@ enum class Target {
   kPublish,
   kRedis,
   kKafka,
-  kAlerts
+  kAlerts,
+  kTls
 };
 
 template <class C>
@@ -53,6 +54,8 @@ constexpr Target TargetFor() {
     return Target::kRedis;
   } else if constexpr (std::is_same_v<C, kafka::KafkaOptions>) {
     return Target::kKafka;
+  } else if constexpr (std::is_same_v<C, TlsOptions>) {
+    return Target::kTls;
   } else {
     static_assert(std::is_same_v<C, AlertOptions>, "no Target for this struct");
     return Target::kAlerts;
@@ -227,6 +230,10 @@ std::string HeaderName(std::string_view s) {
       return "invalid header name (no spaces or control characters)";
   return "";
 }
+std::string TlsProtocol(std::string_view s) {
+  auto v = ParseTlsVersion(s);
+  return v.ok() ? "" : v.status().message();
+}
 
 const std::vector<Row>& Rows() {
   using S = StreamOptions;
@@ -250,7 +257,20 @@ const std::vector<Row>& Rows() {
     v.push_back(Block("server", kMain, 0, false));
     // server
     v.push_back(Make<&ServerConfig::listen, HostPort>(
-        "listen", kServer, Setter::kHostPort, 1, 1, 0, 65535, kAllKinds));
+        "listen", kServer, Setter::kHostPort, 1, 2, 0, 65535, kAllKinds));
+    using T = TlsOptions;
+    v.push_back(String<&T::certificate_file>("ssl_certificate", kServer, 0,
+                                             4096, NoLineBreaks));
+    v.push_back(String<&T::key_file>("ssl_certificate_key", kServer, 0, 4096,
+                                     NoLineBreaks));
+    v.push_back(StringList<&ServerConfig::ssl_protocols>(
+        "ssl_protocols", kServer, 2, 1, 16, TlsProtocol));
+    v.push_back(
+        String<&T::ciphers>("ssl_ciphers", kServer, 1, 4096, NoLineBreaks));
+    v.push_back(
+        String<&T::curves>("ssl_ecdh_curve", kServer, 1, 256, NoLineBreaks));
+    v.push_back(String<&T::client_ca_file>("ssl_client_certificate", kServer, 0,
+                                           4096, NoLineBreaks));
     v.push_back(Duration<&ServerConfig::request_timeout>("request_timeout",
                                                          kServer, kSec, kHour));
     v.push_back(Count<&HubOptions::history_max_events>("history_max_events",
@@ -492,6 +512,12 @@ class ValueSetter {
       case Setter::kHostPort: {
         auto x = ParseHostPort(t0);
         if (!x.ok()) return Fail(n, x.status().message());
+        if (n.args.size() > 1) {
+          if (n.args[1].text != "ssl")
+            return Fail(n, "invalid parameter " + Quote(n.args[1].text) +
+                               " (only ssl)");
+          x->ssl = true;
+        }
         *v = *x;
         return Status::Ok();
       }
@@ -546,6 +572,8 @@ class ValueSetter {
         return config_.redis ? &*config_.redis : nullptr;
       case Target::kKafka:
         return config_.kafka ? &*config_.kafka : nullptr;
+      case Target::kTls:
+        return &config_.tls;
       case Target::kNone:
         break;
     }

@@ -28,6 +28,10 @@
 //     own mechanism: no parsing until it resumes after the reply), and
 //     when a request an evsse route saw is freed with bytes left in the
 //     input, ServePipelined runs the read callback again, deferred.
+// TLS (ServeTls): evhtp makes an OpenSSL bufferevent for every connection
+// it accepts while htp->ssl_ctx is set, and frees that context in
+// evhtp_free; evhtp_ssl_init is not used (it would take its own settings,
+// not TlsOptions).
 // Also relied on: evhtp_connection_set_timeouts is bufferevent_set_timeouts,
 // where NULL clears a timeout (evhttp's NULL restores defaults);
 // evhtp_connection_free runs the fini hooks synchronously.
@@ -48,6 +52,7 @@
 #include <utility>
 
 #include "packed_append.h"
+#include "tls_context.h"
 
 namespace evsse::evhtp {
 namespace {
@@ -203,6 +208,15 @@ class EvhtpExchange final : public Exchange {
   void Write(evbuffer* data) override {
     bufferevent* bev = conn_->bev;
     evbuffer* out = bufferevent_get_output(bev);
+    if (internal::IsTls(bev)) {
+      // Over TLS the direct write is an SSL_write (see WriteTls); what is
+      // left goes through the OpenSSL bufferevent, whose write callback
+      // (OnWrite) follows once it is sent.
+      if (!(bufferevent_get_enabled(bev) & EV_WRITE))
+        bufferevent_enable(bev, EV_WRITE);
+      internal::WriteTls(bev, data, req_->flags & EVHTP_REQ_FLAG_CHUNKED);
+      return;
+    }
     if (evbuffer_get_length(out) > 0) {
       // Behind unsent bytes (the reply head, or what a slow reader has not
       // taken): evhtp_send_reply_chunk's framing, packed rather than a
@@ -409,6 +423,16 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
 }
 
 }  // namespace
+
+Status ServeTls(::evhtp_t* htp, const TlsOptions& options) {
+  if (!htp) return InvalidArgumentError("null argument");
+  Result<SSL_CTX*> ctx = internal::NewServerContext(options);
+  if (!ctx.ok()) return ctx.status();
+  SSL_CTX* old = htp->ssl_ctx;
+  htp->ssl_ctx = *ctx;         // evhtp_free frees it
+  if (old) SSL_CTX_free(old);  // open connections keep their reference
+  return Status::Ok();
+}
 
 Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
              const StreamOptions& options) {

@@ -11,17 +11,26 @@
 //    callback is unhooked before we forget the exchange.
 //  - evhttp_set_timeout applies to streams too; a zero timeval turns it off
 //    for one connection (NULL would restore the 50 s defaults).
+//  - TLS (ServeTls): evhttp_set_bevcb's callback gets no socket; evhttp sets
+//    it on the bufferevent afterwards, which an OpenSSL bufferevent made with
+//    fd -1 in the accepting state supports. If the callback returns NULL,
+//    evhttp makes a plain bufferevent itself.
 #include "evsse/evhttp.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
 
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+
+#include "tls_context.h"
 
 #include "packed_append.h"
 
@@ -140,6 +149,13 @@ class EvhttpExchange final : public Exchange {
   void Write(evbuffer* data) override {
     bufferevent* bev = evhttp_connection_get_bufferevent(conn_);
     evbuffer* out = bufferevent_get_output(bev);
+    if (direct_ && internal::IsTls(bev)) {
+      // Over TLS the direct write is an SSL_write, made only when nothing is
+      // queued (see WriteTls): bytes left over go through the OpenSSL
+      // bufferevent, which retries them and calls OnWritten once sent.
+      internal::WriteTls(bev, data, req_->chunked);
+      return;
+    }
     if (!direct_) {
       // The first chunk sets evhttp's write callback to OnWritten for good.
       evhttp_send_reply_chunk_with_cb(req_, data, &EvhttpExchange::OnWritten,
@@ -329,6 +345,29 @@ class EvhttpExchange final : public Exchange {
 static_assert(sizeof(void*) != 8 || sizeof(EvhttpExchange) <= 40,
               "EvhttpExchange outgrew its malloc block");
 
+// TlsSlot: the context a server's new connections are made with (ServeTls
+// swaps it; each connection's SSL holds its own reference).
+struct TlsSlot {
+  SSL_CTX* ctx = nullptr;
+};
+
+bufferevent* NewTlsBufferevent(event_base* base, void* arg) {
+  SSL* ssl = SSL_new(static_cast<TlsSlot*>(arg)->ctx);
+  // Out of memory: evhttp then makes a plain bufferevent, and the client's
+  // TLS hello gets a 400 in plain text: nothing is sent unencrypted.
+  if (!ssl) return nullptr;
+  bufferevent* bev = bufferevent_openssl_socket_new(
+      base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!bev) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  // A client that closes without close_notify (most do) is an end of file,
+  // as on a plain connection, not an error.
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
 void OnRequest(evhttp_request* req, void* arg) {
   // The exchange frees itself when the response is finished or the
   // connection goes away.
@@ -336,6 +375,25 @@ void OnRequest(evhttp_request* req, void* arg) {
 }
 
 }  // namespace
+
+Status ServeTls(struct ::evhttp* http, const TlsOptions& options) {
+  if (!http) return InvalidArgumentError("null argument");
+  Result<SSL_CTX*> ctx = internal::NewServerContext(options);
+  if (!ctx.ok()) return ctx.status();
+  // One slot per server, kept for the process (a few bytes; the context it
+  // holds is freed by the next ServeTls on a server at the same address).
+  static std::mutex mu;
+  static auto* slots = new std::unordered_map<struct ::evhttp*, TlsSlot*>;
+  std::unique_lock<std::mutex> lock(mu);
+  TlsSlot*& slot = (*slots)[http];
+  if (!slot) slot = new TlsSlot;
+  SSL_CTX* old = slot->ctx;
+  slot->ctx = *ctx;
+  lock.unlock();
+  if (old) SSL_CTX_free(old);  // open connections keep their reference
+  evhttp_set_bevcb(http, &NewTlsBufferevent, slot);
+  return Status::Ok();
+}
 
 Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
              const StreamOptions& options) {

@@ -51,6 +51,7 @@
 #include "evsse/options.h"
 #include "evsse/redis.h"
 #include "evsse/status.h"
+#include "evsse/tls.h"
 
 namespace evsse::conf {
 
@@ -70,7 +71,8 @@ const char* EndpointKindName(EndpointKind kind);
 
 struct HostPort {
   std::string host = "127.0.0.1";
-  int port = 8080;  // 0 picks a free port
+  int port = 8080;   // 0 picks a free port
+  bool ssl = false;  // `listen HOST:PORT ssl;`: HTTPS (ServerConfig::tls)
 };
 
 struct Endpoint {
@@ -111,6 +113,14 @@ struct ServerConfig {
   Millis shutdown_timeout{5000};  // drain deadline on SIGTERM/SIGINT
   // server block
   HostPort listen;
+  // TLS (ssl_certificate, ssl_certificate_key, ssl_protocols, ssl_ciphers,
+  // ssl_ecdh_curve, ssl_client_certificate), used when listen has `ssl`.
+  // Relative paths are resolved against the directory of the file that
+  // names them. Build checks the directives, not the files: the server
+  // loads those (and reports a bad one at tls_where).
+  TlsOptions tls;
+  std::vector<std::string> ssl_protocols = {"TLSv1.2", "TLSv1.3"};
+  std::string tls_where;  // "file:line" of ssl_certificate, for messages
   Millis request_timeout{30000};  // ordinary (non-stream) HTTP requests
   HubOptions hub;                 // log_level is set in the main context
   std::vector<Endpoint> endpoints;

@@ -37,6 +37,7 @@
 #include "evsse/hub.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
+#include "evsse/tls.h"
 
 struct evhtp;
 struct event_base;
@@ -57,6 +58,16 @@ Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
 // the query, unlike libevhtp's default).
 Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
                     const PublishOptions& options);
+
+// ServeTls makes every connection `htp` accepts from now on speak TLS
+// (libevhtp's own SSL path; use it instead of evhtp_ssl_init). The files
+// are read now: a bad one is an error naming it with OpenSSL's reason, and
+// changes nothing. Calling it again reloads: connections accepted
+// afterwards get the new certificate, open streams keep theirs. evhtp_free
+// frees the context. With worker threads (evhtp_use_threads_wexit) the
+// workers read the context as they accept: call it before the server
+// accepts, and reload only on a server without workers.
+Status ServeTls(::evhtp_t* htp, const TlsOptions& options);
 
 // HubForLoop returns the Hub that runs on `base`.
 using HubForLoop = std::function<Hub*(event_base* base)>;

@@ -14,6 +14,7 @@
 #include "evsse/hub.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
+#include "evsse/tls.h"
 
 struct evhttp;
 
@@ -24,6 +25,15 @@ namespace evsse::evhttp {
 // CORS preflight, 405 for other methods.
 Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
              const StreamOptions& options = {});
+
+// ServeTls makes every connection `http` accepts from now on speak TLS
+// (through libevent's OpenSSL bufferevents, evhttp_set_bevcb: it replaces a
+// bufferevent callback set before). The files are read now: a bad one is an
+// error naming it with OpenSSL's reason, and changes nothing. Calling it
+// again reloads: connections accepted afterwards get the new certificate,
+// open streams keep theirs. Loop thread. The context is kept until the
+// process exits or ServeTls is called again for a server at that address.
+Status ServeTls(struct ::evhttp* http, const TlsOptions& options);
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.

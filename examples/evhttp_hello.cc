@@ -2,12 +2,15 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
+//                [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]]
 //                [--redis-wait-replicas N] [--cors-origin ORIGIN]...
 //                [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
 //
 // With --redis, several of them on one Redis form one multi-node service:
-// publish on any node, receive and resume on every node.
+// publish on any node, receive and resume on every node. With
+// --redis-sentinel instead, the primary is found through Redis Sentinel and
+// followed through failovers.
 //
 //   curl -N 'http://127.0.0.1:8080/events?topic=news'
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
@@ -20,6 +23,7 @@
 #include <event2/http.h>
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
+#include <evsse/pubsub/address.h>
 #include <evsse/redis.h>
 
 #include <chrono>
@@ -65,7 +69,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token, redis;
+  std::string bind = "127.0.0.1", token, redis, sentinel;
   int wait_replicas = 0;
   evsse::HubOptions hub_options;
   evsse::StreamOptions stream;
@@ -79,6 +83,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--redis-sentinel" && i + 1 < argc)
+      sentinel = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--cors-origin" && i + 1 < argc)
@@ -93,7 +99,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
-                   "[--redis HOST:PORT] [--redis-wait-replicas N] "
+                   "[--redis HOST:PORT | --redis-sentinel "
+                   "NAME@HOST:PORT[,HOST:PORT...]] [--redis-wait-replicas N] "
                    "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
                    "[--history-max-bytes N]\n",
@@ -127,9 +134,19 @@ int main(int argc, char** argv) {
   s.hub = hub->get();
   // Optional: several nodes on one Redis behave as one.
   std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty()) {
+  if (!redis.empty() || !sentinel.empty()) {
     evsse::redis::RedisOptions ro;
-    ro.address = redis;
+    if (!redis.empty()) ro.address = redis;
+    if (!sentinel.empty()) {
+      auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
+      if (!spec.ok()) {
+        std::fprintf(stderr, "%s: --redis-sentinel: %s\n", argv[0],
+                     spec.status().message().c_str());
+        return 2;
+      }
+      ro.sentinel_master = spec->master;
+      ro.sentinels = spec->sentinels;
+    }
     ro.wait_replicas = wait_replicas;
     auto attached = evsse::redis::Attach(s.hub, ro);
     if (!attached.ok()) {

@@ -25,6 +25,10 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
       reconnect_timer_(evtimer_new(env_.base, &OnReconnectTimer, this)),
       connect_timer_(evtimer_new(env_.base, &OnConnectTimer, this)),
       probe_timer_(evtimer_new(env_.base, &OnProbeTimer, this)),
+      sentinel_event_(event_new(env_.base, -1, 0, &OnSentinelEvent, this)),
+      sentinel_timer_(evtimer_new(env_.base, &OnSentinelTimer, this)),
+      sen_(env_.base, options_.connect_timeout, options_.tcp_user_timeout,
+           [this](const std::string& e) { SentinelFailed(e); }),
       cmd_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
            [this](const std::string& e) { Fail(e); }),
       sub_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
@@ -38,6 +42,13 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
   ttl_ms_ = std::to_string(std::max<int64_t>(ttl.count(), 0));
   wait_replicas_ = std::to_string(options_.wait_replicas);
   wait_timeout_ms_ = std::to_string(options_.wait_timeout.count());
+  for (const std::string& text : options_.sentinels) {
+    // Checked by MakeLink.
+    if (Result<Address> a = ParseAddress(text); a.ok()) {
+      sentinels_.push_back(std::move(a).value());
+    }
+  }
+  if (!sentinel_mode()) stats_.primary = address_.text;
 }
 
 LinkImpl::~LinkImpl() {
@@ -48,7 +59,10 @@ LinkImpl::~LinkImpl() {
   evtimer_del(reconnect_timer_);
   evtimer_del(connect_timer_);
   evtimer_del(probe_timer_);
+  event_del(sentinel_event_);
+  evtimer_del(sentinel_timer_);
   Status cancelled = CancelledError("redis link closed");
+  sen_.Close(cancelled);
   cmd_.Close(cancelled);  // pending callbacks queue their completions
   sub_.Close(cancelled);
   topics_.clear();
@@ -62,6 +76,8 @@ LinkImpl::~LinkImpl() {
   event_free(reconnect_timer_);
   event_free(connect_timer_);
   event_free(probe_timer_);
+  event_free(sentinel_event_);
+  event_free(sentinel_timer_);
 }
 
 void LinkImpl::Start(BackendSink* sink) {
@@ -98,6 +114,18 @@ void LinkImpl::Connect() {
   ++conn_gen_;
   cmd_ready_ = sub_ready_ = false;
   probe_channel_ = NewProbeChannel();
+  if (sentinel_mode()) {
+    // The data connections open once a sentinel named the primary; each
+    // sentinel has connect_timeout to answer.
+    sentinel_watching_ = false;
+    sentinel_asked_ = 0;
+    sentinel_errors_.clear();
+    return AskSentinel();
+  }
+  OpenData();
+}
+
+void LinkImpl::OpenData() {
   Status s = cmd_.Open(address_);
   if (s.ok()) s = sub_.Open(address_);
   if (!s.ok()) return Fail(s.message());
@@ -124,6 +152,11 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
     if (options_.database != 0) {
       steps.push_back({"SELECT", std::to_string(options_.database)});
     }
+    // Through Sentinel, the server named must still be the primary.
+    if (sentinel_mode()) steps.push_back({"ROLE"});
+    // The server's run_id tells the scripts when a topic's stream is served
+    // by another server than the one that last wrote it (a failover).
+    steps.push_back({"INFO", "server"});
     steps.push_back({"SCRIPT", "LOAD", kPublishScript});
     steps.push_back({"SCRIPT", "LOAD", kFetchScript});
   } else {
@@ -147,6 +180,30 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
       }
       if (r->type == REDIS_REPLY_ERROR) {
         return Fail(what + " failed: " + std::string(r->str, r->len));
+      }
+      if (what == "ROLE") {
+        std::string role =
+            r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                    r->element[0]->type == REDIS_REPLY_STRING
+                ? std::string(r->element[0]->str, r->element[0]->len)
+                : "?";
+        if (role != "master") {
+          return Switched(address_.text + " is not the primary (ROLE " +
+                          role + ")");
+        }
+      }
+      if (what == "INFO") {
+        std::string_view info =
+            r->type == REDIS_REPLY_STRING
+                ? std::string_view(r->str, r->len)
+                : std::string_view();
+        size_t at = info.find("run_id:");
+        run_id_.clear();
+        if (at != std::string_view::npos) {
+          size_t end = info.find_first_of("\r\n", at);
+          run_id_ = std::string(info.substr(at + 7, end - at - 7));
+        }
+        if (run_id_.empty()) return Fail("INFO server gave no run_id");
       }
       if (sha != nullptr) sha->assign(r->str, r->len);
       if (last) ConnReady(commands);
@@ -198,6 +255,10 @@ void LinkImpl::GoDown() {
   cmd_ready_ = sub_ready_ = false;
   StopProbing();
   Status failure = UnavailableError(DownMessage());
+  ++sentinel_gen_;
+  event_del(sentinel_event_);
+  evtimer_del(sentinel_timer_);
+  sen_.Close(failure);
   cmd_.Close(failure);
   sub_.Close(failure);
   for (auto it = topics_.begin(); it != topics_.end();) {
@@ -328,6 +389,7 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
         Result<PublishReply> reply = ParsePublishReply(r);
         if (!reply.ok()) {
           ++stats_.publish_errors;
+          CheckRoleError(r);
           return job->done(reply.status(), 0, {});
         }
         if (!wait) return job->done(Status::Ok(), reply->epoch, reply->id);
@@ -496,6 +558,18 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
   }
   Result<Address> address = ParseAddress(options.address);
   if (!address.ok()) return address.status();
+  if (options.sentinels.empty() != options.sentinel_master.empty()) {
+    return InvalidArgumentError(
+        "redis: sentinel mode needs both a master name and sentinels");
+  }
+  for (const std::string& s : options.sentinels) {
+    Result<Address> a = ParseAddress(s);
+    if (!a.ok()) return InvalidArgumentError("redis: sentinel " + a.status().message());
+    if (a->is_unix) {
+      return InvalidArgumentError("redis: sentinel \"" + s +
+                                  "\": sentinels are host:port");
+    }
+  }
   if (options.database < 0) {
     return InvalidArgumentError(
         "redis: database " + std::to_string(options.database) + " is negative");

@@ -222,6 +222,7 @@ enum class Setter {
   kHostPort,    // HOST:PORT or [IPv6]:PORT
   kAddress,     // HOST:PORT or unix:/path
   kTokenTeams,  // TOKEN TEAM... (one table entry per directive)
+  kSentinel,    // NAME HOST:PORT... (redis: the master and its sentinels)
   kBlock,       // a block: server, endpoint, redis
   kInclude,     // include PATH (expanded by Parse)
 };

@@ -24,8 +24,8 @@
 #include <evhtp/thread.h>
 #include <evsse/evhtp.h>
 #include <evsse/hub.h>
-#include <evsse/pubsub/bus.h>
 #include <evsse/pubsub/address.h>
+#include <evsse/pubsub/bus.h>
 #include <evsse/redis.h>
 
 #include <atomic>
@@ -163,8 +163,7 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     else
       threads = -1;
-    if (threads < 0 ||
-        (threads > 0 && (!redis.empty() || !sentinel.empty()))) {
+    if (threads < 0 || (threads > 0 && (!redis.empty() || !sentinel.empty()))) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
                    "          [--redis HOST:PORT | --redis-sentinel "

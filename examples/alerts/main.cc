@@ -73,11 +73,12 @@ void OnSignal(evutil_socket_t sig, short, void* arg) {
 }
 
 int Usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s --config FILE [--listen HOST:PORT] "
-               "[--redis HOST:PORT] [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]] "
-               "[--redis-wait-replicas N] [--check]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s --config FILE [--listen HOST:PORT] "
+      "[--redis HOST:PORT] [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]] "
+      "[--redis-wait-replicas N] [--check]\n",
+      argv0);
   return 2;
 }
 

@@ -474,7 +474,8 @@ class ValueSetter {
           if (Status s = ValidateRedisAddress(a); !s.ok())
             return Fail(n, "sentinel " + s.message());
           if (a.rfind("unix:", 0) == 0)
-            return Fail(n, "sentinel " + Quote(a) + ": sentinels are HOST:PORT");
+            return Fail(n,
+                        "sentinel " + Quote(a) + ": sentinels are HOST:PORT");
           if (std::find(list.begin() + 1, list.end(), a) != list.end())
             return Fail(n, "duplicate sentinel " + Quote(a));
           list.push_back(a);

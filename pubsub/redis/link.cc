@@ -188,15 +188,14 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
                 ? std::string(r->element[0]->str, r->element[0]->len)
                 : "?";
         if (role != "master") {
-          return Switched(address_.text + " is not the primary (ROLE " +
-                          role + ")");
+          return Switched(address_.text + " is not the primary (ROLE " + role +
+                          ")");
         }
       }
       if (what == "INFO") {
-        std::string_view info =
-            r->type == REDIS_REPLY_STRING
-                ? std::string_view(r->str, r->len)
-                : std::string_view();
+        std::string_view info = r->type == REDIS_REPLY_STRING
+                                    ? std::string_view(r->str, r->len)
+                                    : std::string_view();
         size_t at = info.find("run_id:");
         run_id_.clear();
         if (at != std::string_view::npos) {
@@ -345,20 +344,25 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishJob> job) {
   std::string stream = Key(job->topic, 's');
   std::string channel = Key(job->topic, 'c');
   std::string epoch_key = Key(job->topic, 'e');
+  std::string writer_key = Key(job->topic, 'w');
+  std::string forks_key = Key(job->topic, 'f');
   std::string epoch = NewEpoch();
   std::vector<std::string_view> argv{
       job->eval ? "EVAL" : "EVALSHA",
       job->eval ? std::string_view(kPublishScript) : publish_sha_,
-      "3",
+      "5",
       stream,
       channel,
       epoch_key,
+      writer_key,
+      forks_key,
       max_events_,
       max_age_ms_,
       job->type,
       job->data,
       epoch,
-      ttl_ms_};
+      ttl_ms_,
+      run_id_};
   job->sent = false;
   const int attempt = ++job->attempt;
   const bool wait = options_.wait_replicas > 0;
@@ -477,6 +481,8 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
                         Position until, size_t count, FetchFn fn, bool eval) {
   std::string stream = Key(topic, 's');
   std::string epoch_key = Key(topic, 'e');
+  std::string writer_key = Key(topic, 'w');
+  std::string forks_key = Key(topic, 'f');
   std::string from = FormatStreamId(after);
   std::string to = FormatStreamId(until);
   std::string n = std::to_string(count);
@@ -484,13 +490,16 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
   std::vector<std::string_view> script{
       eval ? "EVAL" : "EVALSHA",
       eval ? std::string_view(kFetchScript) : fetch_sha_,
-      "2",
+      "4",
       stream,
       epoch_key,
+      writer_key,
+      forks_key,
       from,
       to,
       "0",
-      epoch};
+      epoch,
+      run_id_};
   auto retry = [this, topic, after, until, count](FetchFn fn) {
     RunFetch(topic, after, until, count, std::move(fn), true);
   };
@@ -564,7 +573,8 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
   }
   for (const std::string& s : options.sentinels) {
     Result<Address> a = ParseAddress(s);
-    if (!a.ok()) return InvalidArgumentError("redis: sentinel " + a.status().message());
+    if (!a.ok())
+      return InvalidArgumentError("redis: sentinel " + a.status().message());
     if (a->is_unix) {
       return InvalidArgumentError("redis: sentinel \"" + s +
                                   "\": sentinels are host:port");

@@ -173,7 +173,7 @@ class LinkImpl final : public BackendLink {
   uint64_t sentinel_gen_ = 0;  // bumped by every sentinel conversation
   bool sentinel_watching_ = false;
   std::string sentinel_errors_;
-  std::string run_id_;  // INFO server's run_id of the primary in use
+  std::string run_id_;      // INFO server's run_id of the primary in use
   std::string max_events_;  // ARGV of the publish script
   std::string max_age_ms_;
   std::string ttl_ms_;

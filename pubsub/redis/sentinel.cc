@@ -32,9 +32,9 @@ namespace evsse::redis {
 namespace {
 
 std::string_view Text(const redisReply* r) {
-  return r != nullptr && (r->type == REDIS_REPLY_STRING ||
-                          r->type == REDIS_REPLY_STATUS ||
-                          r->type == REDIS_REPLY_ERROR)
+  return r != nullptr &&
+                 (r->type == REDIS_REPLY_STRING ||
+                  r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR)
              ? std::string_view(r->str, r->len)
              : std::string_view();
 }
@@ -64,13 +64,13 @@ void LinkImpl::AskSentinel() {
   uint64_t gen = sentinel_gen_;
   std::string who = "sentinel " + where.text;
   if (!options_.sentinel_password.empty()) {
-    sen_.Command({"AUTH", options_.sentinel_password},
-                 [this, gen, who](redisReply* r, const Status&) {
-                   if (r == nullptr || gen != sentinel_gen_) return;
-                   if (r->type == REDIS_REPLY_ERROR)
-                     SentinelFailed(who + ": AUTH failed: " +
-                                    std::string(Text(r)));
-                 });
+    sen_.Command(
+        {"AUTH", options_.sentinel_password},
+        [this, gen, who](redisReply* r, const Status&) {
+          if (r == nullptr || gen != sentinel_gen_) return;
+          if (r->type == REDIS_REPLY_ERROR)
+            SentinelFailed(who + ": AUTH failed: " + std::string(Text(r)));
+        });
   }
   sen_.Command(
       {"SENTINEL", "get-master-addr-by-name", options_.sentinel_master},

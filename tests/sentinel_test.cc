@@ -7,7 +7,8 @@
 // (SIGKILL) or paused (SIGSTOP past down-after, SIGCONT after the
 // failover), its subscriber connections are killed (CLIENT KILL TYPE
 // pubsub), or Sentinel is told to fail over while it is healthy (a demoted
-// server the nodes must leave).
+// server the nodes must leave). Two nodes list a dead and a silent sentinel
+// first: discovery skips them.
 //
 // With wait_replicas 1 every client must end with exactly the accepted
 // sequence, once each. With wait_replicas 0 a kill may lose acknowledged
@@ -17,9 +18,13 @@
 //
 // SENTINEL_SECONDS=N turns on the soak (repeated failovers for N seconds,
 // figures in tests/RELIABILITY.md).
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -76,6 +81,18 @@ class SentinelTest : public ::testing::Test {
     timeval tv{0, 10 * 1000};
     event_add(tick_, &tv);
     ASSERT_TRUE(group_.Start());
+    // A "sentinel" that never answers: a listening socket nobody accepts.
+    silent_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(silent_fd_, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    ASSERT_EQ(bind(silent_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ASSERT_EQ(listen(silent_fd_, 16), 0);
+    ASSERT_EQ(getsockname(silent_fd_, reinterpret_cast<sockaddr*>(&sa), &len),
+              0);
+    silent_port_ = ntohs(sa.sin_port);
   }
 
   void TearDown() override {
@@ -94,6 +111,7 @@ class SentinelTest : public ::testing::Test {
     }
     if (tick_ != nullptr) event_free(tick_);
     if (base_ != nullptr) event_base_free(base_);
+    if (silent_fd_ >= 0) close(silent_fd_);
   }
 
   void StartNodes(int wait_replicas) {
@@ -104,8 +122,17 @@ class SentinelTest : public ::testing::Test {
       nodes_.push_back(std::make_unique<NodeProcess>(
           EVSSE_HELLO_BIN,
           group_.server(0).dir() + "/node-" + std::to_string(i) + ".log"));
+      // Node 0 lists a dead sentinel first, node 1 a silent one (it
+      // accepts connections and never answers): both are skipped.
+      std::string flag = group_.Flag();
+      if (i < 2) {
+        size_t at = flag.find('@');
+        int bad = i == 0 ? FreeTcpPort() : silent_port_;
+        flag = flag.substr(0, at + 1) + "127.0.0.1:" + std::to_string(bad) +
+               "," + flag.substr(at + 1);
+      }
       ASSERT_TRUE(nodes_.back()->StartWith(
-          port, {"--redis-sentinel", group_.Flag(), "--redis-wait-replicas",
+          port, {"--redis-sentinel", flag, "--redis-wait-replicas",
                  std::to_string(wait_replicas)}));
     }
 #endif
@@ -279,6 +306,8 @@ class SentinelTest : public ::testing::Test {
 
   event_base* base_ = nullptr;
   event* tick_ = nullptr;
+  int silent_fd_ = -1;
+  int silent_port_ = 0;
   SentinelGroup group_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
@@ -301,9 +330,9 @@ TEST_F(SentinelTest, KilledPrimaryWithWaitReplicasKeepsTheExactSequence) {
       RunUntil([&] { return FirstDeliveryAfter(seq + 1, killed_at) >= 0; },
                milliseconds(20000)));
   int64_t first = FirstDeliveryAfter(seq + 1, killed_at);
-  // The killed server comes back empty; Sentinel makes it a replica of the
-  // new primary, and WAIT 1 confirms again.
-  ASSERT_TRUE(group_.server(0).Start());
+  // The killed server comes back empty, as a replica of the new primary,
+  // and WAIT 1 confirms again.
+  ASSERT_TRUE(group_.RestartAsReplica(0, 1));
   ASSERT_TRUE(group_.WaitRole(0, "slave", milliseconds(20000)));
   ASSERT_TRUE(WaitAccepted(200, milliseconds(20000)));
   StopAndCheck();
@@ -446,7 +475,7 @@ TEST_F(SentinelTest, Soak) {
       RunUntil([&] { return FirstDeliveryAfter(seq + 1, at) >= 0; },
                milliseconds(20000));
       firsts.push_back(FirstDeliveryAfter(seq + 1, at));
-      ASSERT_TRUE(group_.server(from).Start());
+      ASSERT_TRUE(group_.RestartAsReplica(from, to));
       ASSERT_TRUE(group_.WaitRole(from, "slave", milliseconds(30000)));
     } else {
       group_.Sentinel(0, {"SENTINEL", "FAILOVER", group_.master()});

@@ -147,6 +147,18 @@ std::vector<std::string> SentinelGroup::SentinelAddresses() const {
   return ::testing::AssertionFailure() << "sentinel " << k << " did not start";
 }
 
+::testing::AssertionResult SentinelGroup::RestartAsReplica(int i, int of) {
+  int port = servers_[i]->port();
+  servers_[i]->Kill();
+  RedisServer::Options o;
+  o.tcp = true;
+  o.port = port;
+  o.extra_args = {"--replicaof", "127.0.0.1",
+                  std::to_string(servers_[of]->port())};
+  servers_[i] = std::make_unique<RedisServer>(o);
+  return servers_[i]->Start();
+}
+
 ReplyPtr SentinelGroup::Sentinel(int k,
                                  const std::vector<std::string>& argv) const {
   timeval tv{1, 0};

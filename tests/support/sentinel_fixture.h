@@ -56,6 +56,10 @@ class SentinelGroup {
   // link up (for "slave").
   ::testing::AssertionResult WaitRole(int i, const std::string& role,
                                       std::chrono::milliseconds timeout);
+  // RestartAsReplica: server i (killed) starts again on its port, empty,
+  // as a replica of server `of` (as its rewritten config would have it;
+  // Sentinel alone would convert it only at its next INFO, up to 10 s).
+  ::testing::AssertionResult RestartAsReplica(int i, int of);
   // Sentinel runs a command on sentinel k (nullptr when down).
   ReplyPtr Sentinel(int k, const std::vector<std::string>& argv) const;
 

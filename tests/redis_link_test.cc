@@ -20,6 +20,7 @@
 
 #include "evsse/ext/backend.h"
 #include "evsse/hub.h"
+#include "evsse/pubsub/address.h"
 #include "evsse/redis.h"
 #include "redis/link.h"
 #include "redis/reply.h"
@@ -270,6 +271,33 @@ TEST(RedisAddressTest, NamesTheProblem) {
               HasSubstr("longer than"));
 }
 
+TEST(RedisAddressTest, SentinelSpecs) {
+  auto spec = pubsub::ParseSentinelSpec("mymaster@10.0.0.1:26379,[::1]:26380");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->master, "mymaster");
+  EXPECT_THAT(spec->sentinels,
+              ::testing::ElementsAre("10.0.0.1:26379", "[::1]:26380"));
+  struct Case {
+    const char* spec;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"10.0.0.1:26379", "no '@'"},
+      {"@10.0.0.1:26379", "empty master name"},
+      {"m@", "no sentinel"},
+      {"m@10.0.0.1", "no port"},
+      {"m@unix:/s.sock", "not unix sockets"},
+      {"m@1.2.3.4:5,1.2.3.4:5", "listed twice"},
+      {"m@1.2.3.4:5,", "empty"},
+      {"my m@1.2.3.4:5", "spaces"},
+  };
+  for (const Case& c : cases) {
+    auto r = pubsub::ParseSentinelSpec(c.spec);
+    EXPECT_FALSE(r.ok()) << c.spec;
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message)) << c.spec;
+  }
+}
+
 TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   event_base* base = event_base_new();
   auto error = [base](RedisOptions o) {
@@ -308,6 +336,12 @@ TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   o = {};
   o.tcp_user_timeout = std::chrono::milliseconds(-1);
   EXPECT_THAT(error(o), HasSubstr("tcp_user_timeout"));
+  o = {};
+  o.sentinels = {"127.0.0.1:26379"};
+  EXPECT_THAT(error(o), HasSubstr("both a master name and sentinels"));
+  o.sentinel_master = "m";
+  o.sentinels = {"unix:/tmp/s.sock"};
+  EXPECT_THAT(error(o), HasSubstr("sentinels are host:port"));
   auto no_base = MakeLink(LinkEnv{}, RedisOptions{});
   EXPECT_FALSE(no_base.ok());
   event_base_free(base);

@@ -33,7 +33,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'', '0-0', '0-0', '0-0', {}, {}}
 end
 local writer = redis.call('GET', KEYS[3])
-if writer ~= ARGV[5] then
+if ARGV[5] ~= '' and writer ~= ARGV[5] then
   redis.call('SET', KEYS[3], ARGV[5])
   local pttl = redis.call('PTTL', KEYS[1])
   if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end

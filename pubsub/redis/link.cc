@@ -178,6 +178,14 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
       if (r == nullptr || gen != conn_gen_ || state_ != State::kConnecting) {
         return;
       }
+      if (r->type == REDIS_REPLY_ERROR && what == "INFO") {
+        // An ACL user without INFO: no failover forks (logged), the rest
+        // works.
+        run_id_.clear();
+        Log("redis: INFO server refused (" + std::string(r->str, r->len) +
+            "): failover forks are off");
+        return;
+      }
       if (r->type == REDIS_REPLY_ERROR) {
         return Fail(what + " failed: " + std::string(r->str, r->len));
       }
@@ -202,7 +210,6 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
           size_t end = info.find_first_of("\r\n", at);
           run_id_ = std::string(info.substr(at + 7, end - at - 7));
         }
-        if (run_id_.empty()) return Fail("INFO server gave no run_id");
       }
       if (sha != nullptr) sha->assign(r->str, r->len);
       if (last) ConnReady(commands);

@@ -36,6 +36,8 @@
 --          another type, OOM under maxmemory) ends the script: nothing is
 --          broadcast.
 local function fork_if_moved()
+  -- '' : the node could not read this server's run_id (ACL): no forks.
+  if ARGV[7] == '' then return end
   local writer = redis.call('GET', KEYS[4])
   if writer == ARGV[7] then return end
   redis.call('SET', KEYS[4], ARGV[7])

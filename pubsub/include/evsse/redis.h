@@ -21,7 +21,10 @@
 //
 // Keys (the topic in braces, so both keys of a topic share a Redis Cluster
 // slot): <prefix>{<topic>}:s the stream, <prefix>{<topic>}:c the channel,
-// <prefix>{<topic>}:e the stream's epoch.
+// <prefix>{<topic>}:e the stream's epoch, <prefix>{<topic>}:w the run_id of
+// the server that last wrote it and <prefix>{<topic>}:f its failover forks
+// (publish.lua: after a failover, ids the old primary handed out and lost
+// give the gap event, and new ids sort above them).
 //
 // Threads: Attach, Detach and the Link belong to the Hub's loop thread.
 //

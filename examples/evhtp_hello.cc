@@ -2,7 +2,8 @@
 // server, on the in-process broker.
 //
 //   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
-//               [--redis HOST:PORT [--redis-wait-replicas N] | --threads N]
+//               [--redis HOST:PORT | --redis-sentinel NAME@HOST:PORT[,...]]
+//               [--redis-wait-replicas N] | --threads N]
 //               [--tls-cert FILE --tls-key FILE]
 //
 // With --redis, several of them on one Redis form one multi-node service:
@@ -10,7 +11,8 @@
 // (N >= 1; 0, the default, is one loop), libevhtp serves the connections on
 // N worker loops (evhtp_use_threads_wexit) with one Hub per loop, all on
 // one shared bus: an event published on any loop reaches every subscriber.
-// --redis works with one loop only.
+// --redis (and --redis-sentinel, the primary found through Redis Sentinel
+// and followed through failovers) works with one loop only.
 //
 //   curl -N 'http://127.0.0.1:8080/events?topic=news'
 //   curl -X POST --data 'hello' 'http://127.0.0.1:8080/publish?topic=news'
@@ -26,6 +28,7 @@
 #include <evhtp/thread.h>
 #include <evsse/evhtp.h>
 #include <evsse/hub.h>
+#include <evsse/pubsub/address.h>
 #include <evsse/pubsub/bus.h>
 #include <evsse/redis.h>
 
@@ -145,7 +148,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080, threads = 0, wait_replicas = 0;
-  std::string bind = "127.0.0.1", token, redis;
+  std::string bind = "127.0.0.1", token, redis, sentinel;
   evsse::TlsOptions tls;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -157,6 +160,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--redis-sentinel" && i + 1 < argc)
+      sentinel = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc)
@@ -167,11 +172,12 @@ int main(int argc, char** argv) {
       tls.key_file = argv[++i];
     else
       threads = -1;
-    if (threads < 0 || (threads > 0 && !redis.empty())) {
+    if (threads < 0 || (threads > 0 && (!redis.empty() || !sentinel.empty()))) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
-                   "          [--redis HOST:PORT [--redis-wait-replicas N] "
-                   "| --threads N]\n"
+                   "          [--redis HOST:PORT | --redis-sentinel "
+                   "NAME@HOST:PORT[,HOST:PORT...]]\n"
+                   "          [--redis-wait-replicas N] | --threads N]\n"
                    "          [--tls-cert FILE --tls-key FILE]\n"
                    "--threads N: N worker loops, 0 (default) for one loop; "
                    "--redis needs one loop\n",
@@ -211,9 +217,20 @@ int main(int argc, char** argv) {
   evsse::Status st;
   if (threads == 0 && (st = s.AddHub(s.base)).ok()) {
     evsse::Hub* hub = s.For(s.base);
-    if (!redis.empty()) {  // several nodes on one Redis behave as one
+    // Several nodes on one Redis behave as one.
+    if (!redis.empty() || !sentinel.empty()) {
       evsse::redis::RedisOptions ro;
-      ro.address = redis;
+      if (!redis.empty()) ro.address = redis;
+      if (!sentinel.empty()) {
+        auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
+        if (!spec.ok()) {
+          std::fprintf(stderr, "%s: --redis-sentinel: %s\n", argv[0],
+                       spec.status().message().c_str());
+          return 2;
+        }
+        ro.sentinel_master = spec->master;
+        ro.sentinels = spec->sentinels;
+      }
       ro.wait_replicas = wait_replicas;
       auto attached = evsse::redis::Attach(hub, ro);
       if (!attached.ok()) {

@@ -2,13 +2,16 @@
 // evhttp server, on the in-process broker.
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
+//                [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]]
 //                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--cors-origin ORIGIN]... [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
 //                [--tls-cert FILE --tls-key FILE]
 //
 // With --redis, several of them on one Redis form one multi-node service:
-// publish on any node, receive and resume on every node.
+// publish on any node, receive and resume on every node. With
+// --redis-sentinel instead, the primary is found through Redis Sentinel and
+// followed through failovers.
 //
 // With --kafka, it serves Kafka topics (evsse::kafka): topic NAME@P is
 // partition P of the Kafka topic NAME (NAME alone: partition 0), ids are
@@ -32,6 +35,7 @@
 #include <event2/http.h>
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
+#include <evsse/pubsub/address.h>
 #include <evsse/redis.h>
 #ifdef EVSSE_HAVE_KAFKA
 #include <evsse/kafka.h>
@@ -80,7 +84,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token, redis, kafka;
+  std::string bind = "127.0.0.1", token, redis, kafka, sentinel;
   evsse::TlsOptions tls;
   int wait_replicas = 0;
   evsse::HubOptions hub_options;
@@ -95,6 +99,8 @@ int main(int argc, char** argv) {
       token = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       redis = argv[++i];
+    else if (a == "--redis-sentinel" && i + 1 < argc)
+      sentinel = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--kafka" && i + 1 < argc)
@@ -115,7 +121,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
-                   "[--redis HOST:PORT] [--redis-wait-replicas N] "
+                   "[--redis HOST:PORT | --redis-sentinel "
+                   "NAME@HOST:PORT[,HOST:PORT...]] [--redis-wait-replicas N] "
                    "[--kafka HOST:PORT[,HOST:PORT...]] "
                    "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
@@ -124,8 +131,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!redis.empty() && !kafka.empty()) {
-    std::fprintf(stderr, "%s: --redis and --kafka: a Hub has one store\n",
+  if ((!redis.empty() || !sentinel.empty()) && !kafka.empty()) {
+    std::fprintf(stderr,
+                 "%s: --redis (or --redis-sentinel) and --kafka: a Hub has "
+                 "one store\n",
                  argv[0]);
     return 2;
   }
@@ -172,9 +181,19 @@ int main(int argc, char** argv) {
   s.hub = hub->get();
   // Optional: several nodes on one Redis behave as one.
   std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty()) {
+  if (!redis.empty() || !sentinel.empty()) {
     evsse::redis::RedisOptions ro;
-    ro.address = redis;
+    if (!redis.empty()) ro.address = redis;
+    if (!sentinel.empty()) {
+      auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
+      if (!spec.ok()) {
+        std::fprintf(stderr, "%s: --redis-sentinel: %s\n", argv[0],
+                     spec.status().message().c_str());
+        return 2;
+      }
+      ro.sentinel_master = spec->master;
+      ro.sentinels = spec->sentinels;
+    }
     ro.wait_replicas = wait_replicas;
     auto attached = evsse::redis::Attach(s.hub, ro);
     if (!attached.ok()) {

@@ -118,6 +118,9 @@ void ExpectSame(const PublishOptions& a, const PublishOptions& b) {
 
 void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.address, b.address);
+  EXPECT_EQ(a.sentinel_master, b.sentinel_master);
+  EXPECT_EQ(a.sentinels, b.sentinels);
+  EXPECT_EQ(a.sentinel_password, b.sentinel_password);
   EXPECT_EQ(a.password, b.password);
   EXPECT_EQ(a.username, b.username);
   EXPECT_EQ(a.database, b.database);
@@ -658,6 +661,15 @@ TEST(ConfErrors, RulesBetweenDirectives) {
             "main.conf:1: directive \"wait_timeout\": wait_timeout 5s must be "
             "below command_timeout and probe_timeout (a WAIT holds the "
             "command connection)");
+  EXPECT_EQ(Error("server { redis { sentinel mymaster; } }"),
+            "main.conf:1: directive \"sentinel\": too few arguments (takes 2 "
+            "to 17)");
+  EXPECT_EQ(Error("server { redis { sentinel mymaster unix:/s.sock; } }"),
+            "main.conf:1: directive \"sentinel\": sentinel \"unix:/s.sock\": "
+            "sentinels are HOST:PORT");
+  EXPECT_EQ(Error("server { redis { sentinel m 127.0.0.1:1 127.0.0.1:1; } }"),
+            "main.conf:1: directive \"sentinel\": duplicate sentinel "
+            "\"127.0.0.1:1\"");
   EXPECT_EQ(Error("server { max_topic_length 32; }"),
             "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
             "is above max_topic_length 32 (a team is a topic)");
@@ -823,6 +835,9 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(r.tcp_user_timeout, milliseconds(8000));
   EXPECT_EQ(r.wait_replicas, 1);
   EXPECT_EQ(r.wait_timeout, milliseconds(700));
+  EXPECT_EQ(r.sentinel_master, "mymaster");
+  EXPECT_THAT(r.sentinels, ElementsAre("10.0.0.1:26379", "[::1]:26380"));
+  EXPECT_EQ(r.sentinel_password, "s e n");
 
   ASSERT_TRUE(c.kafka.has_value());
   const kafka::KafkaOptions& k = *c.kafka;
@@ -961,7 +976,13 @@ TEST(ConfShipped, EvsseConfListsTheDefaults) {
   ExpectSame(stream, StreamOptions{});
   ExpectSame(c.endpoints[1].publish, PublishOptions{});
   ASSERT_TRUE(c.redis.has_value());
-  ExpectSame(*c.redis, redis::RedisOptions{});
+  redis::RedisOptions ro = *c.redis;
+  // The sentinel line is an example too: the default is none.
+  EXPECT_EQ(ro.sentinel_master, "mymaster");
+  EXPECT_EQ(ro.sentinels.size(), 3u);
+  ro.sentinel_master.clear();
+  ro.sentinels.clear();
+  ExpectSame(ro, redis::RedisOptions{});
   // The kafka block: brokers and librdkafka are examples (no default).
   ASSERT_TRUE(c.kafka.has_value());
   kafka::KafkaOptions k;
@@ -1031,8 +1052,9 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   std::map<std::string, std::string> reference =
       ReferenceDefaults(ReadSource("conf/README.md"));
   // Lines of evsse.conf that show an example, not the default.
-  const std::set<std::string> examples = {
-      "include", "subscriber_token", "cors_origins", "brokers", "librdkafka"};
+  const std::set<std::string> examples = {"include",      "subscriber_token",
+                                          "cors_origins", "sentinel",
+                                          "brokers",      "librdkafka"};
   for (const DirectiveInfo& d : DirectiveTable()) {
     std::string name(d.name);
     auto c = conf.find(name);

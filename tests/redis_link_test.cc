@@ -20,6 +20,7 @@
 
 #include "evsse/ext/backend.h"
 #include "evsse/hub.h"
+#include "evsse/pubsub/address.h"
 #include "evsse/redis.h"
 #include "redis/link.h"
 #include "redis/reply.h"
@@ -270,6 +271,33 @@ TEST(RedisAddressTest, NamesTheProblem) {
               HasSubstr("longer than"));
 }
 
+TEST(RedisAddressTest, SentinelSpecs) {
+  auto spec = pubsub::ParseSentinelSpec("mymaster@10.0.0.1:26379,[::1]:26380");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->master, "mymaster");
+  EXPECT_THAT(spec->sentinels,
+              ::testing::ElementsAre("10.0.0.1:26379", "[::1]:26380"));
+  struct Case {
+    const char* spec;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"10.0.0.1:26379", "no '@'"},
+      {"@10.0.0.1:26379", "empty master name"},
+      {"m@", "no sentinel"},
+      {"m@10.0.0.1", "no port"},
+      {"m@unix:/s.sock", "not unix sockets"},
+      {"m@1.2.3.4:5,1.2.3.4:5", "listed twice"},
+      {"m@1.2.3.4:5,", "empty"},
+      {"my m@1.2.3.4:5", "spaces"},
+  };
+  for (const Case& c : cases) {
+    auto r = pubsub::ParseSentinelSpec(c.spec);
+    EXPECT_FALSE(r.ok()) << c.spec;
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message)) << c.spec;
+  }
+}
+
 TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   event_base* base = event_base_new();
   auto error = [base](RedisOptions o) {
@@ -308,6 +336,12 @@ TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   o = {};
   o.tcp_user_timeout = std::chrono::milliseconds(-1);
   EXPECT_THAT(error(o), HasSubstr("tcp_user_timeout"));
+  o = {};
+  o.sentinels = {"127.0.0.1:26379"};
+  EXPECT_THAT(error(o), HasSubstr("both a master name and sentinels"));
+  o.sentinel_master = "m";
+  o.sentinels = {"unix:/tmp/s.sock"};
+  EXPECT_THAT(error(o), HasSubstr("sentinels are host:port"));
   auto no_base = MakeLink(LinkEnv{}, RedisOptions{});
   EXPECT_FALSE(no_base.ok());
   event_base_free(base);
@@ -557,6 +591,54 @@ TEST_F(RedisLinkTest, FetchReportsHistoryTrimmedByMaxlen) {
   EXPECT_FALSE(f.result.trimmed);
   ASSERT_EQ(f.result.events.size(), 1u);
   EXPECT_EQ(f.result.events[0].position, p[499].position);
+}
+
+// A failover, as the new primary sees it: the stream was last written by
+// another server (its run_id in :w) whose clock ran 60 s ahead, so the
+// entries it handed out sort above anything this server's clock gives, and
+// the last of them (the client's cursor) never replicated. The first touch
+// records the fork: the lost cursor gets a gap (trimmed), and new entries
+// sort above it, so a client resuming from it misses none of them.
+TEST_F(RedisLinkTest, AFailoverForkReportsLostCursorsAndNewIdsSortAboveThem) {
+  FakeSink sink;
+  auto link = NewLink(&sink, Options());
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  PublishOutcome first = Publish(link.get(), "t", "n", "1");
+  ASSERT_TRUE(first.status.ok());
+  uint64_t ahead = first.position.major + 60000;
+  std::string survived = std::to_string(ahead) + "-0";
+  ReplyPtr r =
+      redis_.Command({"XADD", "evsse:{t}:s", survived, "t", "n", "d", "2"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STRING);
+  r = redis_.Command({"SET", "evsse:{t}:w", "the-old-primary"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  Position lost{ahead, 5};  // handed out by the old primary, never copied
+
+  FetchOutcome f = Fetch(link.get(), "t", lost, kEnd, 100);
+  ASSERT_TRUE(f.status.ok()) << f.status.ToString();
+  EXPECT_TRUE(f.result.trimmed) << "a cursor the stream never had";
+  EXPECT_TRUE(f.result.events.empty());
+  r = redis_.Command({"LRANGE", "evsse:{t}:f", "0", "-1"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+  EXPECT_EQ(Str(r->element[0]).substr(0, survived.size() + 1), survived + " ");
+
+  // Written after the fork: above the lost cursor (XADD * would have given
+  // ahead-1, below it, and the client would never see it).
+  PublishOutcome after = Publish(link.get(), "t", "n", "3");
+  ASSERT_TRUE(after.status.ok()) << after.status.ToString();
+  EXPECT_GT(after.position, lost);
+  f = Fetch(link.get(), "t", lost, kEnd, 100);
+  EXPECT_TRUE(f.result.trimmed);
+  ASSERT_EQ(f.result.events.size(), 1u);
+  EXPECT_EQ(f.result.events[0].data, "3");
+  // A cursor the new primary has is no gap, and reads on to the new entry.
+  f = Fetch(link.get(), "t", {ahead, 0}, kEnd, 100);
+  EXPECT_FALSE(f.result.trimmed);
+  ASSERT_EQ(f.result.events.size(), 1u);
+  EXPECT_EQ(f.result.events[0].data, "3");
+  // The fork is recorded once: this server is the writer now.
+  r = redis_.Command({"LLEN", "evsse:{t}:f"});
+  EXPECT_TRUE(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
 }
 
 TEST_F(RedisLinkTest, MaxAgeTrimsOldEntries) {

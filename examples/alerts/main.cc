@@ -1,6 +1,7 @@
 // evsse-alerts: an alert-notification server on evsse (public headers only).
 //
 //   evsse-alerts --config FILE [--listen HOST:PORT] [--redis HOST:PORT]
+//                [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]]
 //                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--check]
 //
@@ -17,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <evsse/evhttp.h>
+#include <evsse/pubsub/address.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -73,11 +75,13 @@ void OnSignal(evutil_socket_t sig, short, void* arg) {
 }
 
 int Usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s --config FILE [--listen HOST:PORT] "
-               "[--redis HOST:PORT] [--redis-wait-replicas N] "
-               "[--kafka HOST:PORT[,HOST:PORT...]] [--check]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s --config FILE [--listen HOST:PORT] "
+      "[--redis HOST:PORT] [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]] "
+      "[--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]] "
+      "[--check]\n",
+      argv0);
   return 2;
 }
 
@@ -260,7 +264,10 @@ int Run(App& app) {
        {"tls", l.ssl ? "on" : "off"},
        {"stream", app.stream_path},
        {"config", app.config_path},
-       {"redis", app.config.redis ? app.config.redis->address : "off"},
+       {"redis", !app.config.redis ? std::string("off")
+                 : app.config.redis->sentinels.empty()
+                     ? app.config.redis->address
+                     : "sentinel " + app.config.redis->sentinel_master},
        {"kafka", app.config.kafka ? app.config.kafka->brokers[0] : "off"}});
   event_base_dispatch(app.base);
 
@@ -296,6 +303,15 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
       return evsse::InvalidArgumentError("--redis: " + s.message());
     if (!c->redis) c->redis.emplace();
     c->redis->address = app.redis_flag;
+  }
+  if (!app.sentinel_flag.empty()) {
+    auto spec = evsse::pubsub::ParseSentinelSpec(app.sentinel_flag);
+    if (!spec.ok())
+      return evsse::InvalidArgumentError("--redis-sentinel: " +
+                                         spec.status().message());
+    if (!c->redis) c->redis.emplace();
+    c->redis->sentinel_master = spec->master;
+    c->redis->sentinels = spec->sentinels;
   }
   if (!app.wait_replicas_flag.empty()) {
     auto n = evsse::conf::ParseCount(app.wait_replicas_flag);
@@ -363,6 +379,8 @@ int main(int argc, char** argv) {
       app.listen_flag = argv[++i];
     else if (a == "--redis" && i + 1 < argc)
       app.redis_flag = argv[++i];
+    else if (a == "--redis-sentinel" && i + 1 < argc)
+      app.sentinel_flag = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       app.wait_replicas_flag = argv[++i];
     else if (a == "--kafka" && i + 1 < argc)

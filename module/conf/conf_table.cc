@@ -354,6 +354,20 @@ const std::vector<Row>& Rows() {
     // redis
     v.push_back(Make<&R::address, std::string>(
         "address", kRedis, Setter::kAddress, 1, 1, 1, 65535, kAllKinds));
+    Row sentinel;
+    sentinel.info = {"sentinel",        kRedis, kAllKinds, 2, 17,
+                     Setter::kSentinel, false,  false,     1, 65535};
+    sentinel.target = Target::kRedis;
+    sentinel.store = [](void* object, Value& v) -> std::string {
+      auto& list = std::get<std::vector<std::string>>(v);
+      auto* r = static_cast<R*>(object);
+      r->sentinel_master = list[0];
+      r->sentinels.assign(list.begin() + 1, list.end());
+      return "";
+    };
+    v.push_back(sentinel);
+    v.push_back(String<&R::sentinel_password>("sentinel_password", kRedis, 0,
+                                              512, AnyString, true));
     v.push_back(String<&R::username>("username", kRedis, 0, 256, AnyString));
     v.push_back(
         String<&R::password>("password", kRedis, 0, 512, AnyString, true));
@@ -526,6 +540,27 @@ class ValueSetter {
           return Fail(n, s.message());
         *v = t0;
         return Status::Ok();
+      case Setter::kSentinel: {
+        // Sentinel's master names are words (sentinel.conf's grammar).
+        if (t0.empty() || t0.size() > 256 ||
+            t0.find_first_of(" \t\r\n\"'") != std::string::npos)
+          return Fail(n, "invalid master name " + Quote(t0) +
+                             " (1 to 256 bytes, no spaces or quotes)");
+        std::vector<std::string> list{t0};
+        for (size_t i = 1; i < n.args.size(); ++i) {
+          const std::string& a = n.args[i].text;
+          if (Status s = ValidateRedisAddress(a); !s.ok())
+            return Fail(n, "sentinel " + s.message());
+          if (a.rfind("unix:", 0) == 0)
+            return Fail(n,
+                        "sentinel " + Quote(a) + ": sentinels are HOST:PORT");
+          if (std::find(list.begin() + 1, list.end(), a) != list.end())
+            return Fail(n, "duplicate sentinel " + Quote(a));
+          list.push_back(a);
+        }
+        *v = std::move(list);
+        return Status::Ok();
+      }
       case Setter::kTokenTeams: {
         if (Status s = CheckString(r, n, 0); !s.ok()) return s;
         std::string problem = Token68(t0);

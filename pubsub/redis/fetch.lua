@@ -3,10 +3,15 @@
 --
 -- KEYS[1]  the topic's stream    <prefix>{<topic>}:s
 -- KEYS[2]  the stream's epoch    <prefix>{<topic>}:e  (a base-36 string)
+-- KEYS[3]  the stream's writer   <prefix>{<topic>}:w  (see publish.lua)
+-- KEYS[4]  the stream's forks    <prefix>{<topic>}:f  (see publish.lua)
 -- ARGV[1]  after: the exclusive start id "ms-seq" ("0-0": from the start)
 -- ARGV[2]  until: the inclusive end id "ms-seq"
 -- ARGV[3]  count: the most entries to return; "0" reads no entries
 -- ARGV[4]  candidate epoch (base 36), stored when the stream has none
+-- ARGV[5]  this server's run_id: a stream last written by another server
+--          is forked first, as in publish.lua (so a back-fill right after
+--          a failover already knows which ids were lost)
 --
 -- Result   {epoch, max_deleted, first_kept, tail, entries}
 --          epoch        the stream's epoch; "" when the stream does not exist
@@ -20,9 +25,32 @@
 --          tail         the id of the stream's last entry ("0-0": none)
 --          entries      XRANGE (after until COUNT count:
 --                       {{id, {field, value, ...}}, ...}, fields t and d
+--          forks        the stream's forks, newest first, each
+--                       "<tail> <floor_ms>": a reader at an id in
+--                       (tail, floor_ms-*] missed events
 -- Errors   WRONGTYPE when a key holds another type; ERR for a malformed id.
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {'', '0-0', '0-0', '0-0', {}}
+  return {'', '0-0', '0-0', '0-0', {}, {}}
+end
+local writer = redis.call('GET', KEYS[3])
+if ARGV[5] ~= '' and writer ~= ARGV[5] then
+  redis.call('SET', KEYS[3], ARGV[5])
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
+  if writer then
+    local last = '0-0'
+    local i0 = redis.call('XINFO', 'STREAM', KEYS[1])
+    for i = 1, #i0, 2 do
+      if i0[i] == 'last-generated-id' then last = i0[i + 1] end
+    end
+    local now = redis.call('TIME')
+    local now_ms = tonumber(now[1]) * 1000 +
+                   math.floor(tonumber(now[2]) / 1000)
+    local floor_ms = math.max(now_ms, tonumber(string.match(last, '^(%d+)')))
+    redis.call('LPUSH', KEYS[4], last .. ' ' .. string.format('%.0f', floor_ms))
+    redis.call('LTRIM', KEYS[4], 0, 15)
+    if pttl > 0 then redis.call('PEXPIRE', KEYS[4], pttl) end
+  end
 end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -64,4 +92,5 @@ if tonumber(ARGV[3]) > 0 then
   entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2],
                        'COUNT', ARGV[3])
 end
-return {epoch, max_deleted, first_kept, tail, entries}
+return {epoch, max_deleted, first_kept, tail, entries,
+        redis.call('LRANGE', KEYS[4], 0, -1)}

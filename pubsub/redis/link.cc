@@ -26,6 +26,10 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
       reconnect_timer_(evtimer_new(env_.base, &OnReconnectTimer, this)),
       connect_timer_(evtimer_new(env_.base, &OnConnectTimer, this)),
       probe_timer_(evtimer_new(env_.base, &OnProbeTimer, this)),
+      sentinel_event_(event_new(env_.base, -1, 0, &OnSentinelEvent, this)),
+      sentinel_timer_(evtimer_new(env_.base, &OnSentinelTimer, this)),
+      sen_(env_.base, options_.connect_timeout, options_.tcp_user_timeout,
+           [this](const std::string& e) { SentinelFailed(e); }),
       cmd_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
            [this](const std::string& e) { Fail(e); }),
       sub_(env_.base, options_.command_timeout, options_.tcp_user_timeout,
@@ -42,6 +46,13 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
   }
   wait_replicas_ = std::to_string(options_.wait_replicas);
   wait_timeout_ms_ = std::to_string(options_.wait_timeout.count());
+  for (const std::string& text : options_.sentinels) {
+    // Checked by MakeLink.
+    if (Result<Address> a = ParseAddress(text); a.ok()) {
+      sentinels_.push_back(std::move(a).value());
+    }
+  }
+  if (!sentinel_mode()) stats_.primary = address_.text;
 }
 
 LinkImpl::~LinkImpl() {
@@ -58,7 +69,10 @@ LinkImpl::~LinkImpl() {
   evtimer_del(reconnect_timer_);
   evtimer_del(connect_timer_);
   evtimer_del(probe_timer_);
+  event_del(sentinel_event_);
+  evtimer_del(sentinel_timer_);
   Status cancelled = CancelledError("redis link closed");
+  sen_.Close(cancelled);
   cmd_.Close(cancelled);  // pending callbacks queue their completions
   sub_.Close(cancelled);
   topics_.clear();
@@ -73,6 +87,8 @@ LinkImpl::~LinkImpl() {
   event_free(reconnect_timer_);
   event_free(connect_timer_);
   event_free(probe_timer_);
+  event_free(sentinel_event_);
+  event_free(sentinel_timer_);
 }
 
 void LinkImpl::Start(BackendSink* sink) {
@@ -109,6 +125,18 @@ void LinkImpl::Connect() {
   ++conn_gen_;
   cmd_ready_ = sub_ready_ = false;
   probe_channel_ = NewProbeChannel();
+  if (sentinel_mode()) {
+    // The data connections open once a sentinel named the primary; each
+    // sentinel has connect_timeout to answer.
+    sentinel_watching_ = false;
+    sentinel_asked_ = 0;
+    sentinel_errors_.clear();
+    return AskSentinel();
+  }
+  OpenData();
+}
+
+void LinkImpl::OpenData() {
   Status s = cmd_.Open(address_);
   if (s.ok()) s = sub_.Open(address_);
   if (!s.ok()) return Fail(s.message());
@@ -135,6 +163,11 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
     if (options_.database != 0) {
       steps.push_back({"SELECT", std::to_string(options_.database)});
     }
+    // Through Sentinel, the server named must still be the primary.
+    if (sentinel_mode()) steps.push_back({"ROLE"});
+    // The server's run_id tells the scripts when a topic's stream is served
+    // by another server than the one that last wrote it (a failover).
+    steps.push_back({"INFO", "server"});
     steps.push_back({"SCRIPT", "LOAD", kPublishScript});
     steps.push_back({"SCRIPT", "LOAD", kFetchScript});
   } else {
@@ -156,8 +189,38 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
       if (r == nullptr || gen != conn_gen_ || state_ != State::kConnecting) {
         return;
       }
+      if (r->type == REDIS_REPLY_ERROR && what == "INFO") {
+        // An ACL user without INFO: no failover forks (logged), the rest
+        // works.
+        run_id_.clear();
+        Log("redis: INFO server refused (" + std::string(r->str, r->len) +
+            "): failover forks are off");
+        return;
+      }
       if (r->type == REDIS_REPLY_ERROR) {
         return Fail(what + " failed: " + std::string(r->str, r->len));
+      }
+      if (what == "ROLE") {
+        std::string role =
+            r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                    r->element[0]->type == REDIS_REPLY_STRING
+                ? std::string(r->element[0]->str, r->element[0]->len)
+                : "?";
+        if (role != "master") {
+          return Switched(address_.text + " is not the primary (ROLE " + role +
+                          ")");
+        }
+      }
+      if (what == "INFO") {
+        std::string_view info = r->type == REDIS_REPLY_STRING
+                                    ? std::string_view(r->str, r->len)
+                                    : std::string_view();
+        size_t at = info.find("run_id:");
+        run_id_.clear();
+        if (at != std::string_view::npos) {
+          size_t end = info.find_first_of("\r\n", at);
+          run_id_ = std::string(info.substr(at + 7, end - at - 7));
+        }
       }
       if (sha != nullptr) sha->assign(r->str, r->len);
       if (last) ConnReady(commands);
@@ -209,6 +272,10 @@ void LinkImpl::GoDown() {
   cmd_ready_ = sub_ready_ = false;
   StopProbing();
   Status failure = UnavailableError(DownMessage());
+  ++sentinel_gen_;
+  event_del(sentinel_event_);
+  evtimer_del(sentinel_timer_);
+  sen_.Close(failure);
   cmd_.Close(failure);
   sub_.Close(failure);
   for (auto it = topics_.begin(); it != topics_.end();) {
@@ -346,20 +413,20 @@ bool LinkImpl::Upkeep(const std::string& topic, Clock::time_point now) {
 void LinkImpl::SendPublish(std::shared_ptr<PublishBatch> batch) {
   const size_t n = batch->jobs.size();
   std::vector<std::string> keys;
-  keys.reserve(3 * n);
+  keys.reserve(5 * n);
   for (const auto& job : batch->jobs) {
-    keys.push_back(Key(job->topic, 's'));
-    keys.push_back(Key(job->topic, 'c'));
-    keys.push_back(Key(job->topic, 'e'));
+    for (char kind : {'s', 'c', 'e', 'w', 'f'}) {
+      keys.push_back(Key(job->topic, kind));
+    }
   }
-  std::string numkeys = std::to_string(3 * n);
+  std::string numkeys = std::to_string(5 * n);
   std::string epoch = NewEpoch();
   std::vector<std::string_view> argv{
       batch->eval ? "EVAL" : "EVALSHA",
       batch->eval ? std::string_view(kPublishScript) : publish_sha_, numkeys};
-  argv.reserve(3 + 6 * n + 4);
+  argv.reserve(3 + 8 * n + 5);
   argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), {max_events_, max_age_ms_, epoch, ttl_ms_});
+  argv.insert(argv.end(), {max_events_, max_age_ms_, epoch, ttl_ms_, run_id_});
   for (size_t i = 0; i < n; ++i) {
     argv.insert(argv.end(), {batch->jobs[i]->type, batch->jobs[i]->data,
                              batch->upkeep[i] ? "1" : "0"});
@@ -401,15 +468,23 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishBatch> batch) {
                          ? ErrorStatus(r)
                          : InternalError("redis: unexpected publish reply");
           stats_.publish_errors += n;
+          CheckRoleError(r);
           for (auto& job : batch->jobs) job->done(s, 0, {});
           return;
         }
         bool any_stored = false;
+        bool role_checked = false;
         for (size_t i = 0; i < n; ++i) {
           PublishJob& job = *batch->jobs[i];
           Result<PublishReply> reply = ParsePublishReply(r->element[i]);
           if (!reply.ok()) {
             ++stats_.publish_errors;
+            // READONLY, MASTERDOWN: a demoted server; the link rediscovers
+            // (once per call).
+            if (!role_checked && r->element[i]->type == REDIS_REPLY_ERROR) {
+              role_checked = true;
+              CheckRoleError(r->element[i]);
+            }
             job.done(reply.status(), 0, {});
             continue;
           }
@@ -519,6 +594,8 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
                         Position until, size_t count, FetchFn fn, bool eval) {
   std::string stream = Key(topic, 's');
   std::string epoch_key = Key(topic, 'e');
+  std::string writer_key = Key(topic, 'w');
+  std::string forks_key = Key(topic, 'f');
   std::string from = FormatStreamId(after);
   std::string to = FormatStreamId(until);
   std::string n = std::to_string(count);
@@ -526,13 +603,16 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
   std::vector<std::string_view> script{
       eval ? "EVAL" : "EVALSHA",
       eval ? std::string_view(kFetchScript) : fetch_sha_,
-      "2",
+      "4",
       stream,
       epoch_key,
+      writer_key,
+      forks_key,
       from,
       to,
       "0",
-      epoch};
+      epoch,
+      run_id_};
   auto retry = [this, topic, after, until, count](FetchFn fn) {
     RunFetch(topic, after, until, count, std::move(fn), true);
   };
@@ -600,6 +680,19 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
   }
   Result<Address> address = ParseAddress(options.address);
   if (!address.ok()) return address.status();
+  if (options.sentinels.empty() != options.sentinel_master.empty()) {
+    return InvalidArgumentError(
+        "redis: sentinel mode needs both a master name and sentinels");
+  }
+  for (const std::string& s : options.sentinels) {
+    Result<Address> a = ParseAddress(s);
+    if (!a.ok())
+      return InvalidArgumentError("redis: sentinel " + a.status().message());
+    if (a->is_unix) {
+      return InvalidArgumentError("redis: sentinel \"" + s +
+                                  "\": sentinels are host:port");
+    }
+  }
   if (options.database < 0) {
     return InvalidArgumentError(
         "redis: database " + std::to_string(options.database) + " is negative");

@@ -115,6 +115,7 @@ class LinkImpl final : public BackendLink {
 
   // Connection life.
   void Connect();
+  void OpenData();
   void Handshake(Conn& conn, bool commands);
   void ConnReady(bool commands);
   void Fail(const std::string& error);
@@ -125,6 +126,20 @@ class LinkImpl final : public BackendLink {
   static void OnConnectTimer(evutil_socket_t, short, void* arg);
   static void OnFlushEvent(evutil_socket_t, short, void* arg);
 
+  // Sentinel (sentinel.cc): discovery of the primary, and the watch for
+  // +switch-master that stays on a sentinel while the link is up.
+  bool sentinel_mode() const { return !sentinels_.empty(); }
+  void AskSentinel();
+  void SentinelAnswered(Address primary);
+  void SentinelFailed(const std::string& error);
+  void WatchSwitches();
+  void Switched(const std::string& why);
+  static void OnSentinelSub(redisAsyncContext* ac, void* reply, void* privdata);
+  static void OnSentinelEvent(evutil_socket_t, short, void* arg);
+  static void OnSentinelTimer(evutil_socket_t, short, void* arg);
+  // IsRoleError: an answer that says this server is no longer the primary
+  // (READONLY, MASTERDOWN): in sentinel mode, the link rediscovers.
+  void CheckRoleError(const redisReply* r);
   // Scripts.
   static void OnPublishEvent(evutil_socket_t, short, void* arg);
   void FlushPublishes();
@@ -170,7 +185,17 @@ class LinkImpl final : public BackendLink {
 
   LinkEnv env_;
   RedisOptions options_;
-  Address address_;
+  Address address_;  // the primary in use (found by a sentinel, or given)
+  // Sentinel: the sentinels, the next one to ask, how many this discovery
+  // asked, and whether the current sentinel conversation is a discovery
+  // (state kConnecting) or the watch of a link that is up.
+  std::vector<Address> sentinels_;
+  size_t sentinel_next_ = 0;
+  size_t sentinel_asked_ = 0;
+  uint64_t sentinel_gen_ = 0;  // bumped by every sentinel conversation
+  bool sentinel_watching_ = false;
+  std::string sentinel_errors_;
+  std::string run_id_;      // INFO server's run_id of the primary in use
   std::string max_events_;  // ARGV of the publish script
   std::string max_age_ms_;
   std::string ttl_ms_;
@@ -214,6 +239,9 @@ class LinkImpl final : public BackendLink {
   Clock::time_point probe_answered_at_;
   Clock::time_point last_heard_;
   event* probe_timer_;
+  event* sentinel_event_;
+  event* sentinel_timer_;
+  Conn sen_;  // a sentinel: discovery, then SUBSCRIBE +switch-master
   Conn cmd_;  // scripts and reads
   Conn sub_;  // SUBSCRIBE and UNSUBSCRIBE only
 };

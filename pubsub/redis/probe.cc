@@ -88,6 +88,20 @@ void LinkImpl::SendProbe() {
   probe_sent_at_ = Clock::now();
   ++stats_.probes_sent;
   uint64_t gen = conn_gen_;
+  if (sentinel_mode()) {
+    // A primary demoted behind our back still relays PUBLISH to our
+    // subscription (replicas serve pub/sub): only its role tells.
+    cmd_.Command({"ROLE"}, [this, gen](redisReply* r, const Status&) {
+      if (r == nullptr || gen != conn_gen_ || state_ != State::kReady) return;
+      if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+          r->element[0]->type == REDIS_REPLY_STRING &&
+          std::string_view(r->element[0]->str, r->element[0]->len) !=
+              "master") {
+        Switched(address_.text + " is no longer the primary (ROLE " +
+                 std::string(r->element[0]->str, r->element[0]->len) + ")");
+      }
+    });
+  }
   cmd_.Command(
       {"PUBLISH", probe_channel_, payload},
       [this, gen](redisReply* r, const Status&) {

@@ -3,10 +3,14 @@
 -- One call carries the events a node published in one loop turn (one or
 -- more), in order; each event has its own outcome.
 --
--- For event i (1-based), KEYS[3i-2], KEYS[3i-1], KEYS[3i] are its topic's
+-- For event i (1-based), KEYS[5i-4] .. KEYS[5i] are its topic's
 --   stream    <prefix>{<topic>}:s
 --   channel   <prefix>{<topic>}:c
 --   epoch     <prefix>{<topic>}:e  (a base-36 string)
+--   writer    <prefix>{<topic>}:w  (the run_id of the server that last
+--             wrote the stream)
+--   forks     <prefix>{<topic>}:f  (a list, newest first, of
+--             "<tail> <floor_ms>": see "Failover" below)
 -- ARGV[1]  MAXLEN ~ of the streams (a positive integer)
 -- ARGV[2]  the most age of kept entries in milliseconds; "0": no age limit
 -- ARGV[3]  candidate epoch (base 36): becomes the epoch when an event
@@ -14,83 +18,133 @@
 -- ARGV[4]  time to live of a topic's keys in milliseconds, renewed as it is
 --          published to, so a topic nobody publishes to disappears; "0":
 --          the keys never expire
--- For event i, ARGV[3i+2], ARGV[3i+3], ARGV[3i+4] are
---   its type (may be empty), its data (any bytes), and "1" when the node
---   asks for upkeep (trim by age, renew the keys' time to live) with this
---   event, "0" when it had it done for this topic less than a second ago.
---   A stream this event creates always gets its time to live.
+-- ARGV[5]  this server's run_id (INFO server); "": the node could not read
+--          it (ACL), no forks are recorded
+-- For event i, ARGV[3i+3], ARGV[3i+4], ARGV[3i+5] are its type (may be
+--   empty), its data (any bytes), and "1" when the node asks for upkeep
+--   (trim by age, renew the keys' time to live) with this event, "0" when
+--   it had it done for this topic less than a second ago. A stream this
+--   event creates always gets its time to live.
+--
+-- Failover. A stream whose writer is another server than this one was
+-- copied here by replication (a failover promoted this server, or it
+-- restarted from its files): the old server may have written entries that
+-- never arrived. The first touch records a fork "<tail> <floor_ms>": tail
+-- is the last id this server has, floor_ms the larger of tail's time and
+-- this server's clock. Ids in (tail, floor_ms-*] may have been handed out
+-- by the old server and are gone: a reader there missed events (fetch.lua
+-- reports it). New entries get ids above floor_ms, so none sorts below an
+-- id a client may hold from the old server.
 --
 -- Result   one entry per event: {epoch, id} (the stream's epoch and the new
---          entry's id "ms-seq"), or the error of XADD, SET or GET that
---          stopped that event (WRONGTYPE when a key holds another type, OOM
---          under maxmemory): that event is neither stored nor broadcast,
---          and the others are not affected. Entries have the fields t (type)
---          and d (data); the channel gets
+--          entry's id "ms-seq"), or the error that stopped that event
+--          (WRONGTYPE when a key holds another type, OOM under maxmemory,
+--          READONLY on a replica): that event is neither stored nor
+--          broadcast, and the others are not affected. Entries have the
+--          fields t (type) and d (data); the channel gets
 --          epoch .. "\n" .. id .. "\n" .. type .. "\n" .. data.
 local maxlen, max_age, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-local function failed(r)
-  return type(r) == 'table' and r.err ~= nil
+local run_id = ARGV[5]
+local now_ms -- this server's clock, read at most once per call
+local function clock()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
 end
-local cutoff -- "now - max_age" as a stream id, read once per call
-local epochs = {} -- epoch key -> epoch, for topics seen in this call
+
+-- fork_if_moved records a fork when another server wrote the stream last.
+local function fork_if_moved(stream, writer_key, forks_key)
+  if run_id == '' then return end
+  local writer = redis.call('GET', writer_key)
+  if writer == run_id then return end
+  redis.call('SET', writer_key, run_id)
+  if not writer or redis.call('EXISTS', stream) == 0 then return end
+  local tail = '0-0'
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then tail = info[i + 1] end
+  end
+  local tail_ms = tonumber(string.match(tail, '^(%d+)'))
+  local floor_ms = math.max(clock(), tail_ms)
+  redis.call('LPUSH', forks_key, tail .. ' ' .. string.format('%.0f', floor_ms))
+  redis.call('LTRIM', forks_key, 0, 15)
+end
+
+-- Topics seen in this call: their epoch, newest fork floor (false: none)
+-- and whether their stream was new.
+local topics = {}
+local function topic(i)
+  local stream = KEYS[5 * i - 4]
+  local t = topics[stream]
+  if t then return t end
+  local epoch_key, writer_key, forks_key =
+      KEYS[5 * i - 2], KEYS[5 * i - 1], KEYS[5 * i]
+  fork_if_moved(stream, writer_key, forks_key)
+  t = {floor = false, created = false}
+  if redis.call('EXISTS', stream) == 0 then
+    -- A new stream is a new history: positions of an older one mean
+    -- nothing.
+    t.epoch, t.created = ARGV[3], true
+    redis.call('SET', epoch_key, t.epoch)
+  else
+    t.epoch = redis.call('GET', epoch_key)
+    if not t.epoch then
+      t.epoch = ARGV[3]
+      redis.call('SET', epoch_key, t.epoch)
+    end
+  end
+  local newest_fork = redis.call('LINDEX', forks_key, 0)
+  if newest_fork then
+    t.floor = tonumber(string.match(newest_fork, ' (%d+)$'))
+  end
+  topics[stream] = t
+  return t
+end
+
+local function publish(i)
+  local t = topic(i)
+  local stream, channel = KEYS[5 * i - 4], KEYS[5 * i - 3]
+  local type_, data = ARGV[3 * i + 3], ARGV[3 * i + 4]
+  -- Above the newest fork's floor (see "Failover").
+  local new_id = '*'
+  if t.floor and clock() <= t.floor then
+    new_id = string.format('%.0f', t.floor + 1) .. '-*'
+  end
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, new_id,
+                        't', type_, 'd', data)
+  if ARGV[3 * i + 5] == '1' or t.created then
+    t.created = false
+    if max_age > 0 and clock() > max_age then
+      -- Redis 7.0 takes one trim strategy per XADD: trim by age apart.
+      redis.call('XTRIM', stream, 'MINID', '~',
+                 string.format('%.0f', clock() - max_age))
+    end
+    if ttl > 0 then
+      redis.call('PEXPIRE', stream, ttl)
+      redis.call('PEXPIRE', KEYS[5 * i - 2], ttl)
+      redis.call('PEXPIRE', KEYS[5 * i - 1], ttl)
+      if t.floor then redis.call('PEXPIRE', KEYS[5 * i], ttl) end
+    end
+  end
+  redis.call('PUBLISH', channel,
+             t.epoch .. '\n' .. id .. '\n' .. type_ .. '\n' .. data)
+  return {t.epoch, id}
+end
+
 local out = {}
-for i = 1, #KEYS / 3 do
-  local stream, channel, epoch_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local t, d = ARGV[3 * i + 2], ARGV[3 * i + 3]
-  local upkeep = ARGV[3 * i + 4] == '1'
-  local result
-  repeat
-    local epoch = epochs[epoch_key]
-    if not epoch then
-      local r
-      if redis.call('EXISTS', stream) == 0 then
-        -- A new stream is a new history: positions of an older one mean
-        -- nothing.
-        epoch, upkeep = ARGV[3], true
-        r = redis.pcall('SET', epoch_key, epoch)
-      else
-        r = redis.pcall('GET', epoch_key)
-        if not failed(r) then
-          if r then
-            epoch = r
-          else
-            epoch = ARGV[3]
-            r = redis.pcall('SET', epoch_key, epoch)
-          end
-        end
-      end
-      if failed(r) then
-        result = r
-        break
-      end
-    end
-    local id = redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*',
-                           't', t, 'd', d)
-    if failed(id) then
-      result = id
-      break
-    end
-    epochs[epoch_key] = epoch
-    if upkeep then
-      if max_age > 0 then
-        if not cutoff then
-          -- Redis 7.0 takes one trim strategy per XADD: trim by age apart.
-          local now = redis.call('TIME')
-          local now_ms = tonumber(now[1]) * 1000 +
-                         math.floor(tonumber(now[2]) / 1000)
-          cutoff = now_ms > max_age and
-                   string.format('%.0f', now_ms - max_age) or false
-        end
-        if cutoff then redis.pcall('XTRIM', stream, 'MINID', '~', cutoff) end
-      end
-      if ttl > 0 then
-        redis.pcall('PEXPIRE', stream, ttl)
-        redis.pcall('PEXPIRE', epoch_key, ttl)
-      end
-    end
-    redis.call('PUBLISH', channel, epoch .. '\n' .. id .. '\n' .. t .. '\n' .. d)
-    result = {epoch, id}
-  until true
-  out[i] = result
+for i = 1, #KEYS / 5 do
+  -- An error (a redis.call's, raised as a table {err = ...}) stops this
+  -- event only; writes an event made before it are not rolled back, but no
+  -- event is broadcast unless it was stored.
+  local ok, result = pcall(publish, i)
+  if ok then
+    out[i] = result
+  elseif type(result) == 'table' and result.err then
+    out[i] = result
+  else
+    out[i] = {err = tostring(result)}
+  end
 end
 return out

@@ -166,7 +166,10 @@ Result<PublishReply> ParsePublishReply(const redisReply* reply) {
 
 Result<FetchReply> ParseFetchReply(const redisReply* reply) {
   if (reply->type == REDIS_REPLY_ERROR) return ErrorStatus(reply);
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+  // The forks (a sixth element) came with failover handling; a reply
+  // without them has none.
+  if (reply->type != REDIS_REPLY_ARRAY ||
+      (reply->elements != 5 && reply->elements != 6) ||
       !IsString(reply->element[0]) || !IsString(reply->element[1]) ||
       !IsString(reply->element[2]) || !IsString(reply->element[3]) ||
       reply->element[4]->type != REDIS_REPLY_ARRAY) {
@@ -186,6 +189,22 @@ Result<FetchReply> ParseFetchReply(const redisReply* reply) {
   out.tail = *tail;
   if (!ParseEntries(reply->element[4], &out.events)) {
     return Unexpected("fetch (entry)");
+  }
+  if (reply->elements == 6) {
+    const redisReply* forks = reply->element[5];
+    if (forks->type != REDIS_REPLY_ARRAY) return Unexpected("fetch (forks)");
+    for (size_t i = 0; i < forks->elements; ++i) {
+      if (!IsString(forks->element[i])) return Unexpected("fetch (fork)");
+      std::string_view f = Str(forks->element[i]);
+      size_t sp = f.find(' ');
+      uint64_t floor_ms = 0;
+      auto fork_tail = ParseStreamId(f.substr(0, sp));
+      if (sp == std::string_view::npos || !fork_tail ||
+          !ParseU64(f.substr(sp + 1), &floor_ms)) {
+        return Unexpected("fetch (fork)");
+      }
+      out.forks.push_back({*fork_tail, floor_ms});
+    }
   }
   return out;
 }

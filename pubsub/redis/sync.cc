@@ -212,7 +212,16 @@ void LinkImpl::Backfill(const std::string& name, uint64_t gen,
                return FinishSync(name, 0, {});
              }
              bool recreated = known_epoch != 0 && f.epoch != known_epoch;
-             if (recreated || f.Lost(after)) {
+             if (!recreated && f.Forked(after)) {
+               // A failover lost what this node has after the fork; every
+               // entry written since sorts above `after`: reading on from
+               // it misses none of them. Clients resuming from a lost id
+               // get the gap event (Fetch reports it).
+               Log("redis: topic '" + name + "': " + FormatStreamId(after) +
+                   " was lost in a failover; back-filling what the new "
+                   "primary wrote since");
+             }
+             if (recreated || f.Trimmed(after)) {
                Log("redis: topic '" + name + "': " +
                    (recreated ? "stream recreated" : "stream trimmed past ") +
                    (recreated ? "" : FormatStreamId(after)) +

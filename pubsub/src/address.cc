@@ -89,4 +89,34 @@ Result<Address> ParseAddress(std::string_view text) {
   return a;
 }
 
+Result<SentinelSpec> ParseSentinelSpec(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError("sentinel \"" + std::string(text) +
+                                "\": " + why +
+                                " (expected NAME@HOST:PORT[,HOST:PORT...])");
+  };
+  size_t at = text.find('@');
+  if (at == std::string_view::npos) return bad("no '@' after the master name");
+  SentinelSpec spec;
+  spec.master = std::string(text.substr(0, at));
+  if (spec.master.empty()) return bad("empty master name");
+  if (spec.master.find_first_of(" \t\r\n\"'") != std::string::npos)
+    return bad("spaces or quotes in the master name");
+  std::string_view rest = text.substr(at + 1);
+  if (rest.empty()) return bad("no sentinel after '@'");
+  while (true) {
+    size_t comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    Result<Address> a = ParseAddress(one);
+    if (!a.ok()) return bad(a.status().message());
+    if (a->is_unix) return bad("sentinels are HOST:PORT, not unix sockets");
+    for (const std::string& s : spec.sentinels)
+      if (s == one) return bad("sentinel " + s + " listed twice");
+    spec.sentinels.emplace_back(one);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return spec;
+}
+
 }  // namespace evsse::pubsub

@@ -83,9 +83,14 @@ PostReply BlockingPost(int port, const std::string& target,
 
 ::testing::AssertionResult NodeProcess::Start(int port,
                                               const std::string& redis) {
+  return StartWith(port, {"--redis", redis});
+}
+
+::testing::AssertionResult NodeProcess::StartWith(
+    int port, const std::vector<std::string>& redis_args) {
   port_ = port;
-  std::vector<std::string> args{binary_, "--port", std::to_string(port),
-                                "--redis", redis};
+  std::vector<std::string> args{binary_, "--port", std::to_string(port)};
+  args.insert(args.end(), redis_args.begin(), redis_args.end());
   std::string error;
   pid_ = Spawn(args, log_, &error);
   if (pid_ < 0) return ::testing::AssertionFailure() << error;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace evsse::testing {
 
@@ -43,6 +44,10 @@ class NodeProcess {
   // Start spawns it on `port` and waits (15 s at most) until its publish
   // endpoint answers 200: listening, and its Redis link connected.
   ::testing::AssertionResult Start(int port, const std::string& redis);
+  // StartWith: the same with other Redis flags (e.g. --redis-sentinel
+  // NAME@HOST:PORT,... --redis-wait-replicas 1).
+  ::testing::AssertionResult StartWith(
+      int port, const std::vector<std::string>& redis_args);
   // Kill: SIGKILL (a crash), and reap it.
   void Kill();
   // Stop: SIGTERM (drain), then SIGKILL after 10 s. Returns the wait status

@@ -183,6 +183,16 @@ void RedisServer::Stop(bool save) {
   if (!options_.tcp) unlink(socket_.c_str());
 }
 
+void RedisServer::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  paused_ = false;
+  if (!options_.tcp) unlink(socket_.c_str());
+}
+
 ::testing::AssertionResult RedisServer::Restart(bool save) {
   Stop(save);
   return Start();

@@ -41,6 +41,9 @@ class RedisServer {
   // `save`, a SAVE first keeps the data for the next Start.
   void Stop(bool save = false);
   ::testing::AssertionResult Restart(bool save = false);
+  // Kill: SIGKILL (a crash: nothing saved) and reap it; Start brings it
+  // back on the same port, empty.
+  void Kill();
   // Pause and Resume: SIGSTOP / SIGCONT (a hung server).
   void Pause();
   void Resume();

@@ -236,6 +236,7 @@ enum class Setter {
   kAddress,     // HOST:PORT or unix:/path
   kTokenTeams,  // TOKEN TEAM... (one table entry per directive)
   kKeyValue,    // KEY VALUE (one pair per directive)
+  kSentinel,    // NAME HOST:PORT... (redis: the master and its sentinels)
   kBlock,       // a block: server, endpoint, redis, kafka
   kInclude,     // include PATH (expanded by Parse)
 };

@@ -21,7 +21,10 @@
 //
 // Keys (the topic in braces, so both keys of a topic share a Redis Cluster
 // slot): <prefix>{<topic>}:s the stream, <prefix>{<topic>}:c the channel,
-// <prefix>{<topic>}:e the stream's epoch.
+// <prefix>{<topic>}:e the stream's epoch, <prefix>{<topic>}:w the run_id of
+// the server that last wrote it and <prefix>{<topic>}:f its failover forks
+// (publish.lua: after a failover, ids the old primary handed out and lost
+// give the gap event, and new ids sort above them).
 //
 // Threads: Attach, Detach and the Link belong to the Hub's loop thread.
 //
@@ -40,6 +43,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "evsse/status.h"
 
@@ -55,6 +59,18 @@ struct RedisOptions {
   // "host:port" (an IP literal or "localhost": hiredis resolves names with a
   // blocking call), or "unix:/path/to/redis.sock".
   std::string address = "127.0.0.1:6379";
+  // Sentinel: when `sentinels` is not empty, `address` is ignored and the
+  // primary of `sentinel_master` is found through the sentinels ("host:port"
+  // each), asked in turn (one that is down or silent for connect_timeout is
+  // skipped). The server they name must answer ROLE "master" before use.
+  // The link follows +switch-master on a sentinel; on a switch, or a
+  // READONLY / MASTERDOWN answer, it rediscovers the primary, reconnects,
+  // re-subscribes and back-fills every followed topic, as after any drop.
+  // sentinel_password: AUTH on the sentinels (their requirepass), when set;
+  // `password` stays the data servers' own.
+  std::string sentinel_master;
+  std::vector<std::string> sentinels;
+  std::string sentinel_password;
   std::string password;  // AUTH when not empty
   std::string username;  // AUTH username password (Redis 6 ACL) when set
   int database = 0;      // SELECT
@@ -132,6 +148,11 @@ struct LinkStats {
   // wait_replicas: publishes stored on the primary that fewer replicas than
   // asked confirmed in time (answered kUnknown).
   uint64_t unreplicated_publishes = 0;
+  // Sentinel: the primary in use ("host:port", empty before the first
+  // discovery), and how many times a switch (+switch-master, a server that
+  // is no longer master, READONLY) sent the link back to the sentinels.
+  std::string primary;
+  uint64_t failovers = 0;
   std::string last_error;
 };
 

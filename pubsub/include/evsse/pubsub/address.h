@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "evsse/status.h"
 
@@ -26,6 +27,16 @@ struct Address {
 // ParseAddress checks `text` and splits it; errors quote the address and
 // name the problem ("redis address \"x\": no port ...").
 Result<Address> ParseAddress(std::string_view text);
+
+// SentinelSpec: the value of --redis-sentinel, NAME@HOST:PORT[,HOST:PORT...]
+// (the master's name as the sentinels know it, and the sentinels).
+struct SentinelSpec {
+  std::string master;
+  std::vector<std::string> sentinels;
+};
+// ParseSentinelSpec checks and splits it: a non-empty name without spaces,
+// then one or more distinct HOST:PORT addresses (no unix sockets).
+Result<SentinelSpec> ParseSentinelSpec(std::string_view text);
 
 }  // namespace evsse::pubsub
 

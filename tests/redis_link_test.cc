@@ -738,9 +738,9 @@ TEST_F(RedisLinkTest, ALoopTurnsPublishesShareScriptCallsAndKeepTheirOrder) {
   }
   EXPECT_EQ(CommandCalls(redis_, "evalsha"), 3);
   // Upkeep once per topic (a new stream, and the first event of each
-  // topic): TIME once per call that trims, XTRIM and two PEXPIREs a topic.
+  // topic): XTRIM, and PEXPIRE of the stream, epoch and writer keys.
   EXPECT_EQ(CommandCalls(redis_, "xtrim"), 3);
-  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 6);
+  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 9);
   EXPECT_EQ(CommandCalls(redis_, "xadd"), n);
   EXPECT_EQ(CommandCalls(redis_, "publish"), n);
 
@@ -762,7 +762,7 @@ TEST_F(RedisLinkTest, ALoopTurnsPublishesShareScriptCallsAndKeepTheirOrder) {
   // The next second's events of a topic get their upkeep again.
   RunFor(std::chrono::milliseconds(1100));
   ASSERT_TRUE(Publish(link.get(), "a", "", "later").status.ok());
-  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 8);
+  EXPECT_EQ(CommandCalls(redis_, "pexpire"), 12);
 }
 
 TEST_F(RedisLinkTest, AnEventThatFailsInACallFailsAloneAndTheOthersAreStored) {

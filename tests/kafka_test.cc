@@ -234,7 +234,7 @@ class KafkaTest : public HttpFixture {
     auto a = kafka::Attach(hub_.get(), Options());
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     link_a_ = std::move(a).value();
-    ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend_up; },
+    ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend.up; },
                          milliseconds(15000)));
     if (!with_b) return;
     http_b_ = evhttp_new(base_);
@@ -251,7 +251,7 @@ class KafkaTest : public HttpFixture {
     auto b = kafka::Attach(hub_b_.get(), Options());
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     link_b_ = std::move(b).value();
-    ASSERT_TRUE(RunUntil([&] { return hub_b_->stats().backend_up; },
+    ASSERT_TRUE(RunUntil([&] { return hub_b_->stats().backend.up; },
                          milliseconds(15000)));
   }
 
@@ -433,7 +433,7 @@ TEST_F(KafkaTest, ResumeOnAnotherNodeFromACompositeCursor) {
   EXPECT_EQ(r3->last_event_id(), "1.4,2.3,1.3");
   HubStats sb = hub_b_->stats();
   EXPECT_GT(sb.replay_page_requests, 0u);
-  EXPECT_LT(sb.backend_replay_fetches, sb.replay_page_requests)
+  EXPECT_LT(sb.backend.replay_fetches, sb.replay_page_requests)
       << "no replay read was shared";
 
   // Then live on B, for all of them.
@@ -550,7 +550,7 @@ TEST_F(KafkaTest, WholeClusterDownPublishesFailThenEverythingResumes) {
               lost.status().code() == StatusCode::kUnknown)
       << lost.status().ToString();
   ASSERT_TRUE(
-      RunUntil([&] { return !hub_->stats().backend_up; }, milliseconds(20000)));
+      RunUntil([&] { return !hub_->stats().backend.up; }, milliseconds(20000)));
   // Down: refused at once, not stored.
   Result<std::string> refused = PublishOn(hub_.get(), "t@0", "n", "refused");
   ASSERT_FALSE(refused.ok());
@@ -560,7 +560,7 @@ TEST_F(KafkaTest, WholeClusterDownPublishesFailThenEverythingResumes) {
   for (int b = 1; b <= 3; ++b)
     ASSERT_EQ(cluster_.Command("up " + std::to_string(b)), "ok");
   ASSERT_TRUE(
-      RunUntil([&] { return hub_->stats().backend_up; }, milliseconds(20000)));
+      RunUntil([&] { return hub_->stats().backend.up; }, milliseconds(20000)));
   // 503 means not stored: a publisher retries it (the leader's broker may
   // still be reconnecting when the first one answers).
   Result<std::string> after = UnavailableError("not tried");

@@ -157,7 +157,7 @@ TEST_F(PublishOutageTest, EveryPublishGetsOneOutcomeAndNoAcceptedEventIsLost) {
   auto link = redis::Attach(hub_.get(), ro);
   ASSERT_TRUE(link.ok()) << link.status().ToString();
   link_ = std::move(link).value();
-  ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend_up; }));
+  ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend.up; }));
   std::vector<std::unique_ptr<TestClient>> subs;
   subs.push_back(Get("/events?topic=o"));
   subs.push_back(Get("/events?topic=o"));
@@ -202,11 +202,11 @@ TEST_F(PublishOutageTest, EveryPublishGetsOneOutcomeAndNoAcceptedEventIsLost) {
       Publishing([&] { return Clock::now() - stopped_at > milliseconds(600); },
                  milliseconds(5000)));
   EXPECT_GE(Tally().unavailable, unavailable_before + 10);
-  EXPECT_FALSE(hub_->stats().backend_up);
+  EXPECT_FALSE(hub_->stats().backend.up);
   ASSERT_TRUE(redis_.Start());
   ok_before = Tally().ok;
   ASSERT_TRUE(Publishing(
-      [&] { return hub_->stats().backend_up && Tally().ok >= ok_before + 100; },
+      [&] { return hub_->stats().backend.up && Tally().ok >= ok_before + 100; },
       milliseconds(15000)));
   publishing_ = false;
   ASSERT_TRUE(RunUntil(

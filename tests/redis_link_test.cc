@@ -360,7 +360,7 @@ TEST_F(RedisLinkTest, PublishReturnsTheStreamIdAndStoresTheEvent) {
   FakeSink sink;
   auto link = NewLink(&sink, Options());
   ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
-  EXPECT_TRUE(link->stats().connected);
+  EXPECT_TRUE(link->stats().up);
 
   const std::string data("a\0b\nc\r\nd", 8);
   PublishOutcome p = Publish(link.get(), "orders", "update", data);
@@ -939,7 +939,7 @@ TEST_F(RedisLinkTest, PublishFailsAtOnceWhileRedisIsDown) {
   ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
   redis_.Stop();
   ASSERT_TRUE(RunUntil([&] { return sink.down(); }));
-  EXPECT_FALSE(link->stats().connected);
+  EXPECT_FALSE(link->stats().up);
 
   PublishOutcome out;
   auto start = Clock::now();
@@ -1004,7 +1004,7 @@ TEST_F(RedisLinkTest, BackfillsEveryMissedEventBeforeSynced) {
   LinkStats stats = watcher->stats();
   EXPECT_EQ(stats.backfilled_events, missed.size());
   EXPECT_EQ(stats.reconnects, 1u);
-  EXPECT_TRUE(stats.connected);
+  EXPECT_TRUE(stats.up);
 
   PublishOutcome after = Publish(publisher.get(), "t", "", "live again");
   ASSERT_TRUE(RunUntil([&] {
@@ -1144,7 +1144,7 @@ TEST_F(RedisLinkTest, AHungRedisIsNoticedByAProbeAndBackfilled) {
       RunUntil([&] { return sub_sink.down(); }, std::chrono::seconds(20)));
   LinkStats s = watcher->stats();
   EXPECT_FALSE(s.delivering);
-  EXPECT_FALSE(s.connected);
+  EXPECT_FALSE(s.up);
   EXPECT_GE(s.probes_missed, 1u);
   EXPECT_THAT(s.last_error, HasSubstr("probe not answered within 500 ms"));
   // Publishes fail at once while the link is down.
@@ -1332,7 +1332,7 @@ TEST(RedisAuthTest, PasswordsAreCheckedAndFailuresReported) {
     ASSERT_TRUE(run_until([&] { return !link->stats().last_error.empty(); }));
     EXPECT_THAT(link->stats().last_error, HasSubstr("AUTH failed"));
     EXPECT_THAT(link->stats().last_error, HasSubstr("WRONGPASS"));
-    EXPECT_FALSE(link->stats().connected);
+    EXPECT_FALSE(link->stats().up);
     ASSERT_FALSE(log.empty());
     EXPECT_THAT(log[0], HasSubstr("AUTH failed"));
     EXPECT_TRUE(sink.changes.empty());
@@ -1475,7 +1475,7 @@ TEST_F(RedisLinkTest, AttachRoutesHubPublishesThroughRedis) {
   RedisOptions o = Options();
   auto link = Attach(hub->get(), o);
   ASSERT_TRUE(link.ok()) << link.status().ToString();
-  ASSERT_TRUE(RunUntil([&] { return (*link)->stats().connected; }));
+  ASSERT_TRUE(RunUntil([&] { return (*link)->stats().up; }));
   int calls = 0;
   Result<std::string> id = InternalError("no callback");
   ASSERT_TRUE((*hub)

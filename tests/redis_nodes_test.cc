@@ -212,7 +212,7 @@ class RedisNodesTest : public HttpFixture {
     auto a = redis::Attach(hub_.get(), ro_a);
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     link_a_ = std::move(a).value();
-    ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend_up; }));
+    ASSERT_TRUE(RunUntil([&] { return hub_->stats().backend.up; }));
     clients_before_b_ = ClientIds();
 
     http_b_ = evhttp_new(base_);
@@ -236,7 +236,7 @@ class RedisNodesTest : public HttpFixture {
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     link_b_ = std::move(b).value();
     ASSERT_TRUE(RunUntil([&] {
-      return hub_->stats().backend_up && hub_b_->stats().backend_up;
+      return hub_->stats().backend.up && hub_b_->stats().backend.up;
     }));
   }
 
@@ -569,8 +569,8 @@ TEST_F(RedisNodesTest, RedisRestartLosesNoAcceptedEvent) {
       milliseconds(2000)));
   PostReply refused = PostOn(port_b_, "/publish?topic=live&event=n", "x");
   EXPECT_EQ(refused.status, 503) << refused.body;
-  EXPECT_FALSE(hub_->stats().backend_up);
-  EXPECT_FALSE(hub_b_->stats().backend_up);
+  EXPECT_FALSE(hub_->stats().backend.up);
+  EXPECT_FALSE(hub_b_->stats().backend.up);
   size_t failed_fast = 0;
   for (size_t i = first_after_stop + 1; i < outcomes.size(); ++i) {
     ASSERT_FALSE(outcomes[i].id.ok()) << i;
@@ -589,12 +589,12 @@ TEST_F(RedisNodesTest, RedisRestartLosesNoAcceptedEvent) {
   // A is back first and publishes while B is still down.
   size_t oks_at_restart = oks();
   ASSERT_TRUE(run_publishing(
-      [&] { return hub_->stats().backend_up && oks() >= oks_at_restart + 20; },
+      [&] { return hub_->stats().backend.up && oks() >= oks_at_restart + 20; },
       milliseconds(3000)));
-  EXPECT_FALSE(hub_b_->stats().backend_up);
+  EXPECT_FALSE(hub_b_->stats().backend.up);
   size_t oks_b_down = oks();
   ASSERT_TRUE(run_publishing(
-      [&] { return hub_b_->stats().backend_up && oks() >= oks_b_down + 20; },
+      [&] { return hub_b_->stats().backend.up && oks() >= oks_b_down + 20; },
       milliseconds(5000)));
   publishing = false;
   ASSERT_TRUE(RunUntil([&] { return !in_flight; }));
@@ -631,7 +631,7 @@ TEST_F(RedisNodesTest, RedisRestartLosesNoAcceptedEvent) {
   }
   EXPECT_GE(link_a_->stats().reconnects, 1u);
   EXPECT_GE(link_b_->stats().reconnects, 1u);
-  EXPECT_GE(hub_b_->stats().backend_backfilled_events, 20u);
+  EXPECT_GE(hub_b_->stats().backend.backfilled_events, 20u);
   EXPECT_EQ(hub_->stats().gaps + hub_b_->stats().gaps, 0u);
 }
 
@@ -660,7 +660,7 @@ TEST_F(RedisNodesTest, StreamWipedWhileANodeWasAwayIsNotSilentlySkipped) {
   ASSERT_EQ(b_conns.size(), 2u);
   for (const std::string& id : b_conns)
     ASSERT_TRUE(redis_.Command({"CLIENT", "KILL", "ID", id}) != nullptr);
-  ASSERT_TRUE(RunUntil([&] { return !hub_b_->stats().backend_up; }));
+  ASSERT_TRUE(RunUntil([&] { return !hub_b_->stats().backend.up; }));
 
   // Published while B is away: only A's subscriber gets it.
   Result<std::string> missed = PublishOn(hub_.get(), "w", "n", "missed");
@@ -670,7 +670,7 @@ TEST_F(RedisNodesTest, StreamWipedWhileANodeWasAwayIsNotSilentlySkipped) {
   // is published on the new stream.
   ASSERT_TRUE(redis_.Restart());
   // B is back once its Hub logs the link up again: every watched topic is
-  // synced (HubStats::backend_up only says connected).
+  // synced (HubStats::backend.up only says connected).
   auto ups = [](const std::vector<std::string>& logs) {
     return std::count(logs.begin(), logs.end(), "backend link up");
   };
@@ -921,7 +921,7 @@ TEST_F(RedisNodesTest, ClientsResumingTogetherShareThePageReads) {
   EXPECT_EQ(st.replays, 5u);
   EXPECT_EQ(st.gaps, 0u);
   EXPECT_EQ(st.replay_page_requests, 15u);
-  EXPECT_EQ(st.backend_replay_fetches, 3u);  // ceil(2500 / 1000)
+  EXPECT_EQ(st.backend.replay_fetches, 3u);  // ceil(2500 / 1000)
   EXPECT_EQ(st.replay_pages_shared, 12u);
 }
 

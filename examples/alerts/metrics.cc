@@ -336,7 +336,7 @@ void OnStatus(evhttp_request* req, void* arg) {
     // connections up, possibly still back-filling.
     j["redis"] = {
         {"up", r.delivering},
-        {"connected", r.connected},
+        {"connected", r.up},
         {"delivery_lag_seconds", Seconds(r.delivery_lag)},
         {"last_probe_age_seconds", r.last_probe_age.count() < 0
                                        ? Json(nullptr)

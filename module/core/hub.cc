@@ -569,10 +569,7 @@ HubStats HubImpl::Stats() const {
   if (Backend* b = backend_.load()) {
     BackendStats bs = b->backend_stats();
     s.backend_attached = true;
-    s.backend_up = bs.up;
-    s.backend_reconnects = bs.reconnects;
-    s.backend_backfilled_events = bs.backfilled_events;
-    s.backend_replay_fetches = bs.replay_fetches;
+    s.backend = bs;
   }
   s.replay_page_requests = fetch_share_->requests();
   s.replay_pages_shared = fetch_share_->shared();

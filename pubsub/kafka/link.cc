@@ -755,14 +755,7 @@ LinkStats LinkImpl::stats() const {
   return s;
 }
 
-BackendStats LinkImpl::backend_stats() const {
-  BackendStats b;
-  b.up = up_;
-  b.reconnects = stats_.reconnects;
-  b.publish_errors = stats_.publish_errors;
-  b.replay_fetches = replay_fetches_.load();
-  return b;
-}
+BackendStats LinkImpl::backend_stats() const { return stats(); }
 
 }  // namespace
 

@@ -108,15 +108,7 @@ LinkStats LinkImpl::stats() const {
   return s;
 }
 
-BackendStats LinkImpl::backend_stats() const {
-  BackendStats b;
-  b.up = stats_.connected;
-  b.reconnects = stats_.reconnects;
-  b.backfilled_events = stats_.backfilled_events;
-  b.publish_errors = stats_.publish_errors;
-  b.replay_fetches = stats_.replay_fetches;
-  return b;
-}
+BackendStats LinkImpl::backend_stats() const { return stats_; }
 
 // ---- Connection life -------------------------------------------------------
 
@@ -233,7 +225,7 @@ void LinkImpl::ConnReady(bool commands) {
   if (!cmd_ready_ || !sub_ready_) return;
   evtimer_del(connect_timer_);
   state_ = State::kReady;
-  stats_.connected = true;
+  stats_.up = true;
   if (ever_ready_) ++stats_.reconnects;
   ever_ready_ = true;
   attempt_ = 0;
@@ -268,7 +260,7 @@ void LinkImpl::Fail(const std::string& error) {
 void LinkImpl::GoDown() {
   if (state_ != State::kDown) return;
   evtimer_del(connect_timer_);
-  stats_.connected = false;
+  stats_.up = false;
   cmd_ready_ = sub_ready_ = false;
   StopProbing();
   Status failure = UnavailableError(DownMessage());

@@ -81,12 +81,9 @@ struct HubStats {
   uint64_t topics_evicted = 0;
   uint64_t history_events_evicted = 0;
   uint64_t history_events_expired = 0;
-  // A shared store (evsse::redis), when one is attached.
+  // A shared store (evsse::redis, evsse::kafka), when one is attached.
   bool backend_attached = false;
-  bool backend_up = false;
-  uint64_t backend_reconnects = 0;
-  uint64_t backend_backfilled_events = 0;
-  uint64_t backend_replay_fetches = 0;
+  BackendStats backend;
   // Backend mode: pages of older events resuming sessions asked for, and
   // how many of them another session's fetch served (one in flight, or a
   // page fetched moments before): only the others reach the store.

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/millis.h"
 #include "evsse/status.h"
 
 namespace evsse {
@@ -22,8 +23,6 @@ namespace evsse {
 namespace pubsub {
 class Bus;
 }
-
-using Millis = std::chrono::milliseconds;
 
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 

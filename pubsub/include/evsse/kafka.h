@@ -40,6 +40,8 @@
 #include <utility>
 #include <vector>
 
+#include "evsse/ext/backend.h"
+#include "evsse/millis.h"
 #include "evsse/status.h"
 
 namespace evsse {
@@ -47,8 +49,6 @@ class Hub;
 }
 
 namespace evsse::kafka {
-
-using Millis = std::chrono::milliseconds;
 
 struct KafkaOptions {
   // Bootstrap brokers, "host:port" each (at least one).
@@ -81,13 +81,12 @@ Status Validate(const KafkaOptions& options);
 Status SplitTopic(std::string_view topic, std::string* kafka_topic,
                   int32_t* partition);
 
-struct LinkStats {
-  bool up = false;
+// LinkStats: what every store reports (BackendStats: replay_fetches are
+// replay reads from Kafka, reconnects the times the cluster came back),
+// and what only Kafka has.
+struct LinkStats : BackendStats {
   uint64_t records_delivered = 0;  // records handed to the Hub
   uint64_t records_skipped = 0;    // not UTF-8, or a bad type header
-  uint64_t publish_errors = 0;
-  uint64_t replay_fetches = 0;  // replay reads from Kafka
-  uint64_t reconnects = 0;      // times the cluster came back
 };
 
 class Link {

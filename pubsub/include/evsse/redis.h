@@ -45,6 +45,8 @@
 #include <string>
 #include <vector>
 
+#include "evsse/ext/backend.h"
+#include "evsse/millis.h"
 #include "evsse/status.h"
 
 namespace evsse {
@@ -52,8 +54,6 @@ class Hub;
 }
 
 namespace evsse::redis {
-
-using Millis = std::chrono::milliseconds;
 
 struct RedisOptions {
   // "host:port" (an IP literal or "localhost": hiredis resolves names with a
@@ -128,12 +128,10 @@ class Link;
 Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
 
 // LinkStats: the state of a node's Redis link.
-struct LinkStats {
-  bool connected = false;  // commands and subscriptions both up
-  uint64_t reconnects = 0;
-  uint64_t backfilled_events = 0;
-  uint64_t publish_errors = 0;
-  uint64_t replay_fetches = 0;  // XRANGE round trips for resuming clients
+// LinkStats: what every store reports (BackendStats: `up` is commands and
+// subscriptions both connected; replay_fetches counts XRANGE round trips
+// for resuming clients), and what only Redis has.
+struct LinkStats : BackendStats {
   // delivering: connected, every followed topic synced, and (with probes)
   // the subscription answers. False from a missed probe until the link has
   // reconnected and back-filled: this is what evsse_redis_up reports.

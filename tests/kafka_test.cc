@@ -701,7 +701,7 @@ TEST_F(KafkaTest, BareTopicFollowsEveryPartitionAndResumesOnAnotherNode) {
                                mid + " HTTP/1.1\r\nHost: x\r\n\r\n");
   ASSERT_TRUE(RunUntil([&] {
     return poll.closed() ||
-           poll.body().size() > 2 && poll.body().back() == '\n';
+           (poll.body().size() > 2 && poll.body().back() == '\n');
   }));
   ASSERT_EQ(poll.status(), 200) << poll.body();
   auto j = nlohmann::json::parse(poll.body(), nullptr, false);
@@ -744,6 +744,15 @@ TEST_F(KafkaTest, BareTopicReconnectReadsPartitionsAddedSinceFromTheirStart) {
   EXPECT_EQ(ByPrefix(*r, "h2"), (std::vector<std::string>{"h2-0"}));
   EXPECT_EQ(r->events.size(), 3u);
   EXPECT_EQ(r->last_event_id(), "1.2,2.1,3.1");
+
+  // More partitions than max_topics_per_connection (8): 400 naming it.
+  ASSERT_EQ(cluster_.Command("create wide 9"), "ok");
+  auto wide = Subscribe(port_b_, "/events?topic=wide");
+  ASSERT_TRUE(RunUntil([&] { return wide->has_head(); }));
+  EXPECT_EQ(wide->status(), 400);
+  EXPECT_NE(wide->body().find("max_topics_per_connection is 8"),
+            std::string::npos)
+      << wide->body();
 }
 
 // ---- Processes: the quick start (evhttp_hello --kafka) and evsse-alerts ----

@@ -14,7 +14,7 @@
 // followed through failovers.
 //
 // With --kafka, it serves Kafka topics (evsse::kafka): topic NAME@P is
-// partition P of the Kafka topic NAME (NAME alone: partition 0), ids are
+// partition P of the Kafka topic NAME (NAME alone: every partition), ids are
 // partition and offset, and publishes produce to Kafka:
 //
 //   kcat -P -b 127.0.0.1:9092 -t news -p 0 -H sse-event=note <<< 'hello'

@@ -145,6 +145,68 @@ TEST_F(BackendTest, ResumeOnAnotherNodeWithTheExactSequence) {
   EXPECT_GE(store_.fetches, 1u);
 }
 
+// Backend::Expand: a requested topic served by several store topics is
+// followed as those, with one cursor position each, and resumes on another
+// node; the expansion is asynchronous, a client may leave meanwhile, and a
+// failed one sheds the request.
+TEST_F(BackendTest, ATopicExpandedByTheStoreIsFollowedAndResumed) {
+  a_->expand = b_->expand = {{"all", {"x", "y"}}};
+  auto c = Get("/events?topic=all");
+  ASSERT_TRUE(
+      RunUntil([&] { return c->retry.has_value() && a_->watched() == 2; }));
+  std::string x1 = PublishOn(hub_.get(), "x", "x1");
+  std::string y1 = PublishOn(hub_.get(), "y", "y1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  EXPECT_EQ(c->datas(), (std::vector<std::string>{"x1", "y1"}));
+  EXPECT_EQ(c->last_event_id(), x1 + "," + y1);
+  const std::string last = c->last_event_id();
+  c->Reset();
+  std::string x2 = PublishOn(hub_.get(), "x", "x2");
+  auto r = GetB("/events?topic=all", "Last-Event-ID: " + last + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 1; }));
+  RunFor(milliseconds(10));
+  EXPECT_EQ(r->datas(), (std::vector<std::string>{"x2"}));
+  EXPECT_EQ(r->last_event_id(), x2 + "," + y1);
+  // A one-topic cursor with fewer positions: the store topics added since
+  // are read from their start.
+  auto grown = GetB("/events?topic=all", "Last-Event-ID: " + x1 + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return grown->events.size() == 2; }));
+  RunFor(milliseconds(10));
+  // (In position order: the fake store's positions are one clock.)
+  EXPECT_EQ(grown->datas(), (std::vector<std::string>{"y1", "x2"}));
+  // Two requested topics and a cursor that fits neither count: 400.
+  auto bad = GetB("/events?topic=all&topic=z", "Last-Event-ID: " + x1 + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return bad->has_head(); }));
+  EXPECT_EQ(bad->status(), 400);
+  EXPECT_NE(bad->body().find("1 position for 3 topics"), std::string::npos)
+      << bad->body();
+  // Expanded into a name already requested: 400.
+  auto dup = GetB("/events?topic=all&topic=x");
+  ASSERT_TRUE(RunUntil([&] { return dup->has_head(); }));
+  EXPECT_EQ(dup->status(), 400);
+  EXPECT_NE(dup->body().find("duplicate topic"), std::string::npos)
+      << dup->body();
+
+  // A client that leaves while its topics are being expanded.
+  b_->hold_expands = true;
+  uint64_t active = hub_b_->stats().connections_active;
+  auto gone = GetB("/events?topic=all");
+  ASSERT_TRUE(RunUntil([&] { return b_->held_fetches() == 1; }));
+  gone->Reset();
+  RunFor(milliseconds(10));
+  b_->hold_expands = false;
+  b_->ReleaseFetches();
+  RunFor(milliseconds(10));
+  EXPECT_EQ(hub_b_->stats().connections_active, active);
+  // An expansion that fails: shed (503 with Retry-After), nothing opened.
+  b_->expand_error = true;
+  auto shed = GetB("/events?topic=all");
+  ASSERT_TRUE(RunUntil([&] { return shed->has_head(); }));
+  EXPECT_EQ(shed->status(), 200);  // an EventSource is told when to retry
+  EXPECT_TRUE(shed->retry.has_value());
+  EXPECT_EQ(hub_b_->stats().connections_active, active);
+}
+
 TEST_F(BackendTest, LongResumeIsFetchedInPagesInOrder) {
   for (int i = 1; i <= 2500; ++i) PublishOn(hub_.get(), "t", std::to_string(i));
   // The fake store's first epoch is 1000 (base 36 in ids); position 0 is

@@ -237,8 +237,8 @@ int Run(App& app) {
   }
 #endif
 #ifdef EVSSE_HAVE_KAFKA
-  // Teams are bare topics: each is partition 0 of the Kafka topic of its
-  // name (evsse/kafka.h).
+  // Teams are bare topics: each is the whole Kafka topic of its name, every
+  // partition of it (evsse/kafka.h); the auth hook sees the team names.
   if (app.config.kafka) {
     auto link = evsse::kafka::Attach(app.hub.get(), *app.config.kafka);
     if (!link.ok()) {

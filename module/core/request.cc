@@ -100,7 +100,7 @@ Result<std::vector<pubsub::TopicCursor>> ParseCursorParam(
     return InvalidArgumentError(prefix + cursor.status().message() + " in " +
                                 Quote(id));
   }
-  if (cursor->size() != topic_count) {
+  if (limits.check_cursor_count && cursor->size() != topic_count) {
     return InvalidArgumentError(prefix + std::to_string(cursor->size()) +
                                 " position" + (cursor->size() == 1 ? "" : "s") +
                                 " for " + std::to_string(topic_count) +

@@ -41,6 +41,9 @@ struct SubscribeLimits {
   size_t max_topics = 8;          // topics on one connection
   size_t max_topic_length = 128;  // bytes per topic name
   size_t max_cursor_length = 0;   // 0: derived from max_topics
+  // False when a backend expands topics (Backend::Expand): the cursor's
+  // position count is checked against the expanded topics afterwards.
+  bool check_cursor_count = true;
 };
 
 struct SubscribeRequest {
@@ -58,7 +61,7 @@ struct SubscribeRequest {
 // kInvalidArgument with a message fit for a 400 body:
 //  - no topic, too many topics, a duplicate topic, a bad topic name;
 //  - a cursor that does not parse, or whose position count differs from the
-//    topic count;
+//    topic count (unless limits.check_cursor_count is false);
 //  - `transport` other than "sse"/"poll".
 Result<SubscribeRequest> ParseSubscribe(std::string_view raw_query,
                                         const char* last_event_id,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <unordered_set>
 
 #include "evsse/wire.h"
 #include "hub_impl.h"
@@ -231,6 +232,30 @@ void StreamEndpoint::Preflight(Exchange* ex) {
   ex->Reply(204, "No Content", "");
 }
 
+// Expanding holds a request while the backend expands its topics.
+class StreamEndpoint::Expanding final : public ExchangeListener {
+ public:
+  Expanding(StreamEndpoint* endpoint, Exchange* ex, SubscribeRequest r)
+      : req(std::move(r)), endpoint_(endpoint), ex_(ex) {
+    ex_->set_listener(this);
+  }
+  void OnDrained() override {}
+  void OnClosed() override { ex_ = nullptr; }
+  void Done(Result<std::vector<std::vector<std::string>>> r) {
+    if (ex_) {
+      ex_->set_listener(nullptr);
+      endpoint_->Expanded(ex_, std::move(req), std::move(r));
+    }
+    delete this;
+  }
+
+  SubscribeRequest req;
+
+ private:
+  StreamEndpoint* endpoint_;
+  Exchange* ex_;
+};
+
 void StreamEndpoint::Handle(Exchange* ex) {
   switch (ex->method()) {
     case Method::kOptions:
@@ -256,6 +281,9 @@ void StreamEndpoint::Handle(Exchange* ex) {
   SubscribeLimits limits;
   limits.max_topics = options_.max_topics_per_connection;
   limits.max_topic_length = hub_->options().max_topic_length;
+  // A backend may serve one topic by several (Expand): the cursor then
+  // counts the expanded topics, checked once they are known.
+  limits.check_cursor_count = hub_->backend() == nullptr;
   auto req = ParseSubscribe(ex->query(), ex->header("Last-Event-ID"), limits);
   if (!req.ok()) {
     Reject(ex, 400, "Bad Request", req.status().message());
@@ -286,6 +314,81 @@ void StreamEndpoint::Handle(Exchange* ex) {
       return;
     }
   }
+  if (Backend* b = hub_->backend()) {
+    // Asynchronous: the store may have to be asked. The client may leave
+    // meanwhile; the callback fires exactly once either way.
+    auto* w = new Expanding(this, ex, std::move(req).value());
+    b->Expand(w->req.topics,
+              [w](Result<std::vector<std::vector<std::string>>> r) {
+                w->Done(std::move(r));
+              });
+    return;
+  }
+  Admit(ex, std::move(req).value());
+}
+
+void StreamEndpoint::Expanded(Exchange* ex, SubscribeRequest req,
+                              Result<std::vector<std::vector<std::string>>> r) {
+  if (!r.ok()) {
+    if (hub_->LogEnabled(LogLevel::kWarning))
+      hub_->Log(LogLevel::kWarning,
+                "subscribe: expanding topics: " + r.status().message());
+    return Shed(ex, "topics not available now; reconnect later");
+  }
+  if (r->size() != req.topics.size()) {
+    return Reject(ex, 500, "Internal Server Error",
+                  "the store expanded " + std::to_string(req.topics.size()) +
+                      " topics into " + std::to_string(r->size()));
+  }
+  std::vector<std::string> topics;
+  std::unordered_set<std::string> seen;
+  size_t max = options_.max_topics_per_connection;
+  for (size_t i = 0; i < r->size(); ++i) {
+    for (std::string& name : (*r)[i]) {
+      if (topics.size() == max) {
+        return Reject(ex, 400, "Bad Request",
+                      "more than " + std::to_string(max) +
+                          " topics once expanded by the store (topic \"" +
+                          EscapeForMessage(req.topics[i]) + "\" is served by " +
+                          std::to_string((*r)[i].size()) +
+                          "); max_topics_per_connection is " +
+                          std::to_string(max));
+      }
+      if (!seen.insert(name).second) {
+        return Reject(ex, 400, "Bad Request",
+                      "duplicate topic \"" + EscapeForMessage(name) +
+                          "\" once expanded by the store (from \"" +
+                          EscapeForMessage(req.topics[i]) + "\")");
+      }
+      topics.push_back(std::move(name));
+    }
+  }
+  if (req.cursor && req.cursor->size() != topics.size()) {
+    // One topic whose store topics grew since the cursor was handed out
+    // (partitions added to a Kafka topic): the new ones are entirely after
+    // the cursor, so they start from their beginning (epoch 0, "before the
+    // stream existed"). Anything else is ambiguous.
+    if (req.topics.size() == 1 && req.cursor->size() < topics.size()) {
+      req.cursor->resize(topics.size(), pubsub::TopicCursor{});
+    } else {
+      size_t n = req.cursor->size();
+      return Reject(
+          ex, 400, "Bad Request",
+          std::string(ex->header("Last-Event-ID") ? "bad Last-Event-ID: "
+                                                  : "bad lastEventId: ") +
+              std::to_string(n) + " position" + (n == 1 ? "" : "s") + " for " +
+              std::to_string(topics.size()) + " topic" +
+              (topics.size() == 1 ? "" : "s") +
+              (topics.size() == req.topics.size()
+                   ? ""
+                   : " (once expanded by the store)"));
+    }
+  }
+  req.topics = std::move(topics);
+  Admit(ex, std::move(req));
+}
+
+void StreamEndpoint::Admit(Exchange* ex, SubscribeRequest req) {
   if (hub_->draining()) return Shed(ex, "server draining; reconnect later");
   if (hub_->stats().connections_active >= hub_->options().max_connections)
     return Shed(ex, "too many connections; reconnect later");
@@ -293,10 +396,10 @@ void StreamEndpoint::Handle(Exchange* ex) {
   // topics are looked up again once all exist; one evicted meanwhile (a
   // request for more topics than max_topics leaves room for) sheds it.
   const char* refused = nullptr;
-  for (const std::string& name : req->topics)
+  for (const std::string& name : req.topics)
     if (!hub_->GetTopic(name)) refused = "too many topics; reconnect later";
   std::vector<Topic*> topics;
-  for (const std::string& name : req->topics) {
+  for (const std::string& name : req.topics) {
     Topic* t = hub_->FindTopic(name);
     if (!t) {
       refused = "too many topics; reconnect later";
@@ -311,7 +414,7 @@ void StreamEndpoint::Handle(Exchange* ex) {
     // Topics made for this request and left unused are forgotten again.
     for (Topic* t : topics) hub_->Release(t);
     if (refused) return Shed(ex, refused);
-    if (req->poll)
+    if (req.poll)
       ex->AddHeader("Content-Type", "application/json; charset=utf-8");
     else
       AddStreamHeaders(ex);
@@ -319,21 +422,21 @@ void StreamEndpoint::Handle(Exchange* ex) {
     return;
   }
 
-  if (!req->poll) {
+  if (!req.poll) {
     // Before the first byte: Nagle must not hold back the headers either.
     Status so = ConfigureStreamSocket(ex->socket(), options_.dead_peer_timeout);
     if (!so.ok() && hub_->LogEnabled(LogLevel::kWarning))
       hub_->Log(LogLevel::kWarning, "stream socket options: " + so.message());
   }
   // The session decides where each topic resumes (resume.cc).
-  auto* s = new Session(this, ex, req->poll);
+  auto* s = new Session(this, ex, req.poll);
   hub_->AddSession(s);
-  if (!req->poll) AddStreamHeaders(ex);
+  if (!req.poll) AddStreamHeaders(ex);
   for (Topic* t : topics) {
     s->subs.emplace_back();
     hub_->Subscribe(s, t);
   }
-  s->Open(std::move(req->cursor));
+  s->Open(std::move(req.cursor));
 }
 
 }  // namespace evsse::internal

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "evsse/ext/exchange.h"
 #include "evsse/options.h"
 #include "lists.h"
+#include "request.h"
 #include "session.h"
 
 namespace evsse::internal {
@@ -34,6 +36,12 @@ class StreamEndpoint final : public Handler {
   void AddCorsHeaders(Exchange* exchange, const char* origin);
 
  private:
+  class Expanding;
+  // Expanded continues a request once the backend expanded its topics;
+  // Admit subscribes it (or sheds it).
+  void Expanded(Exchange* exchange, SubscribeRequest req,
+                Result<std::vector<std::vector<std::string>>> expanded);
+  void Admit(Exchange* exchange, SubscribeRequest req);
   bool CheckCors(Exchange* exchange, const char** origin);
   void Preflight(Exchange* exchange);
   void Reject(Exchange* exchange, int status, const char* reason,

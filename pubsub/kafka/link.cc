@@ -117,6 +117,7 @@ class LinkImpl final : public BackendLink {
                std::string_view data, PublishDone done) override;
   void Watch(const std::string& topic) override;
   void Unwatch(const std::string& topic) override;
+  void Expand(const std::vector<std::string>& topics, ExpandDone done) override;
   void Fetch(const std::string& topic, pubsub::Position after,
              pubsub::Position until, size_t limit, FetchDone done) override;
 
@@ -138,6 +139,10 @@ class LinkImpl final : public BackendLink {
   rd_kafka_topic_t* WorkerTopic(rd_kafka_t* rk, const std::string& name);
   void WorkerWatch(std::string topic, Key key, uint64_t gen);
   void WorkerProbe();
+  // WorkerPartitions: the partition count of a Kafka topic from the
+  // cluster's metadata (1 for a topic that does not exist yet), or -1 with
+  // `why` set.
+  int32_t WorkerPartitions(const std::string& topic, std::string* why);
 
   // Loop side.
   static void OnWake(evutil_socket_t fd, short, void* arg);
@@ -182,6 +187,15 @@ class LinkImpl final : public BackendLink {
   uint64_t next_publish_ = 0;
   std::unordered_map<uint64_t, FetchDone> fetches_;
   uint64_t next_fetch_ = 0;
+  struct PendingExpand {
+    std::vector<std::string> topics;
+    ExpandDone done;
+  };
+  std::unordered_map<uint64_t, PendingExpand> expands_;
+  uint64_t next_expand_ = 0;
+  // Kafka topic -> its last known partition count (used while no broker
+  // answers a metadata request).
+  std::unordered_map<std::string, int32_t> partition_counts_;
   bool up_ = false;
   bool probing_ = false;
   bool ever_up_ = false;
@@ -291,6 +305,8 @@ LinkImpl::~LinkImpl() {
   // What is pending now will never be answered.
   auto publishes = std::move(publishes_);
   auto fetches = std::move(fetches_);
+  auto expands = std::move(expands_);
+  for (auto& [id, x] : expands) x.done(CancelledError("kafka link destroyed"));
   for (auto& [id, p] : publishes)
     p.done(CancelledError("kafka link destroyed"), 0, {});
   for (auto& [id, f] : fetches) f(CancelledError("kafka link destroyed"));
@@ -416,6 +432,32 @@ void LinkImpl::WorkerProbe() {
     timeval tv{0, kRetryMs * 1000};
     event_add(retry_ev_, &tv);
   });
+}
+
+int32_t LinkImpl::WorkerPartitions(const std::string& topic, std::string* why) {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e =
+      rd_kafka_metadata(consumer_, 0, WorkerTopic(consumer_, topic), &md,
+                        static_cast<int>(o_.fetch_timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (md) rd_kafka_metadata_destroy(md);
+    *why = rd_kafka_err2str(e);
+    return -1;
+  }
+  int32_t n = -1;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const rd_kafka_metadata_topic_t& t = md->topics[i];
+    if (topic != t.topic) continue;
+    if (t.partition_cnt > 0)
+      n = t.partition_cnt;
+    else if (IsMissing(t.err) || t.err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      n = 1;  // not created yet: its partition 0, read once it is
+    else
+      *why = rd_kafka_err2str(t.err);
+  }
+  if (n < 0 && why->empty()) n = 1;  // not in the answer: not created yet
+  rd_kafka_metadata_destroy(md);
+  return n;
 }
 
 // ---- Loop thread --------------------------------------------------------
@@ -593,7 +635,8 @@ void LinkImpl::Publish(const std::string& topic, std::string_view type,
   publishes_[id].done = std::move(done);
   rd_kafka_resp_err_t e = rd_kafka_producev(
       producer_, RD_KAFKA_V_TOPIC(kt.c_str()),
-      RD_KAFKA_V_PARTITION(std::max(partition, 0)),
+      // A bare topic: librdkafka's partitioner picks the partition.
+      RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_VALUE(const_cast<char*>(data.data()), data.size()),
       RD_KAFKA_V_HEADERS(h),
@@ -629,6 +672,67 @@ void LinkImpl::Watch(const std::string& topic) {
   by_key_[w.key].push_back(topic);
   PostWork([this, topic, key = w.key, gen = w.gen] {
     WorkerWatch(topic, key, gen);
+  });
+}
+
+void LinkImpl::Expand(const std::vector<std::string>& topics, ExpandDone done) {
+  // Bare names are whole Kafka topics: ask the cluster for their partition
+  // counts (on the worker). "t@p" and names SplitTopic refuses (Watch logs
+  // them) stand for themselves.
+  std::vector<std::string> ask;
+  for (const std::string& t : topics) {
+    std::string kt;
+    int32_t partition = -1;
+    if (SplitTopic(t, &kt, &partition).ok() && partition < 0 &&
+        std::find(ask.begin(), ask.end(), kt) == ask.end())
+      ask.push_back(kt);
+  }
+  uint64_t id = ++next_expand_;
+  expands_[id] = PendingExpand{topics, std::move(done)};
+  auto finish = [this, id](std::vector<std::pair<std::string, int32_t>> counts,
+                           std::string why) {
+    auto it = expands_.find(id);
+    if (it == expands_.end()) return;
+    PendingExpand x = std::move(it->second);
+    expands_.erase(it);
+    for (auto& [name, n] : counts) {
+      if (n > 0) {
+        partition_counts_[name] = n;
+      } else if (auto c = partition_counts_.find(name);
+                 c != partition_counts_.end()) {
+        n = c->second;  // the cluster does not answer: the last count known
+      } else {
+        x.done(UnavailableError("kafka: partitions of " + name + ": " + why));
+        return;
+      }
+    }
+    std::vector<std::vector<std::string>> out;
+    for (const std::string& t : x.topics) {
+      auto c = std::find_if(counts.begin(), counts.end(),
+                            [&](const auto& kv) { return kv.first == t; });
+      if (c == counts.end() || t.find('@') != std::string::npos) {
+        out.push_back({t});
+        continue;
+      }
+      std::vector<std::string> parts;
+      for (int32_t p = 0; p < c->second; ++p)
+        parts.push_back(t + "@" + std::to_string(p));
+      out.push_back(std::move(parts));
+    }
+    x.done(std::move(out));
+  };
+  PostWork([this, ask = std::move(ask), finish = std::move(finish)] {
+    std::vector<std::pair<std::string, int32_t>> counts;
+    std::string why;
+    for (const std::string& t : ask) {
+      std::string w;
+      int32_t n = WorkerPartitions(t, &w);
+      if (n < 0) why = w;
+      counts.emplace_back(t, n);
+    }
+    PostToLoop([finish, counts = std::move(counts), why]() mutable {
+      finish(std::move(counts), why);
+    });
   });
 }
 

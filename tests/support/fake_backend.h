@@ -159,6 +159,37 @@ class FakeBackend final : public Backend {
     }
   }
 
+  // expand serves a requested topic by several (Backend::Expand), answered
+  // on the next tick (held like the fetches while hold_expands is set);
+  // empty: the seam's default. expand_error fails every expansion.
+  void Expand(const std::vector<std::string>& topics,
+              ExpandDone done) override {
+    if (expand.empty() && !expand_error)
+      return Backend::Expand(topics, std::move(done));
+    std::vector<std::vector<std::string>> out;
+    for (const std::string& t : topics) {
+      auto it = expand.find(t);
+      out.push_back(it == expand.end() ? std::vector<std::string>{t}
+                                       : it->second);
+    }
+    auto reply = [this, done, out](bool ok) {
+      if (!ok)
+        done(CancelledError("gone"));
+      else if (expand_error)
+        done(UnavailableError("fake expand failed"));
+      else
+        done(out);
+    };
+    if (hold_expands) {
+      held_.push_back(std::move(reply));
+    } else {
+      Post(std::move(reply));
+    }
+  }
+  std::map<std::string, std::vector<std::string>> expand;
+  bool expand_error = false;
+  bool hold_expands = false;
+
   // hold_fetches keeps Fetch replies (read at the call) until
   // ReleaseFetches; one released while the link is down fails.
   // hold_syncs keeps Watch's syncs the same way.

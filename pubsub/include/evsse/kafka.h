@@ -2,10 +2,12 @@
 //
 // Attach connects a Hub to a Kafka cluster (librdkafka). From then on:
 //  - The evsse topic "<topic>@<p>" is partition p of the Kafka topic
-//    <topic>, and a bare "<topic>" is its partition 0 (the whole topic when
-//    it has one partition, as an application's own topics often do). A
-//    connection follows a topic of several partitions by naming each
-//    (?topic=orders@0&topic=orders@1...), several topics alike.
+//    <topic>. A bare "<topic>" requested by a subscriber is the whole topic:
+//    the link expands it (Backend::Expand, from the cluster's metadata) into
+//    "<topic>@0" ... "<topic>@<N-1>" before the response starts ("<topic>@0"
+//    while the topic does not exist). Partitions added later are followed by
+//    the subscriber's next connection, not by an open one. (Called directly,
+//    Watch and Fetch read a bare name as its partition 0.)
 //  - An event's id names its partition and offset: epoch p+1, value
 //    offset+1 (base 36 epoch, see evsse/pubsub/cursor.h): "3.43" is
 //    partition 2, offset 42. A connection's cursor holds one such position
@@ -22,9 +24,10 @@
 //    value is not UTF-8 or whose type holds CR, LF or NUL (or is not UTF-8)
 //    are skipped and counted (LinkStats::records_skipped).
 //  - Hub::Publish and POST /publish produce to Kafka (idempotent producer,
-//    acks=all) to the partition the evsse topic names. The publisher gets the
-//    record's id once Kafka acknowledged it; kUnavailable (503) when it was not
-//    stored, kUnknown (504) when it may have been.
+//    acks=all) to the partition the evsse topic names, or for a bare topic
+//    the one librdkafka's partitioner picks (the id names it). The publisher
+//    gets the record's id once Kafka acknowledged it; kUnavailable (503) when
+//    it was not stored, kUnknown (504) when it may have been.
 //
 // Threads: Attach and the Link belong to the Hub's loop thread. librdkafka's
 // own threads hand records over through a queue event fd; blocking calls

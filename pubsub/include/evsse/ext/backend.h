@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "evsse/pubsub/cursor.h"
@@ -85,6 +86,21 @@ class Backend {
   // Synced again.
   virtual void Watch(const std::string& topic) = 0;
   virtual void Unwatch(const std::string& topic) = 0;
+
+  using ExpandDone =
+      std::function<void(Result<std::vector<std::vector<std::string>>>)>;
+  // Expand names, for each topic a client asked for (in request order), the
+  // backend topics that serve it, in a stable order (a Kafka topic: one per
+  // partition). The Hub subscribes the connection to those, before its
+  // response starts, and the connection's cursor holds one position per
+  // backend topic. An error refuses the connection for now (503, retry).
+  // The default serves every topic by itself, inside the call.
+  virtual void Expand(const std::vector<std::string>& topics, ExpandDone done) {
+    std::vector<std::vector<std::string>> out;
+    out.reserve(topics.size());
+    for (const std::string& t : topics) out.push_back({t});
+    done(std::move(out));
+  }
 
   struct FetchResult {
     uint64_t epoch = 0;  // the stream's epoch (0: no stream)

@@ -647,6 +647,17 @@ Json LoadGen::Report() const {
             Round(pub_cpu, 2);
         j["server_cpu_s_per_million_deliveries"] =
             fresh_ > 0 ? Round(pub_cpu / fresh_ * 1e6) : 0.0;
+        // How the server writes: write(2)/writev(2) calls and bytes per
+        // delivery (over TLS: records and their overhead).
+        if (fresh_ > 0 && after.write_calls >= 0 &&
+            srv_connected_.write_calls >= 0) {
+          j["server_write_calls_per_delivery"] = Round(
+              double(after.write_calls - srv_connected_.write_calls) / fresh_,
+              4);
+          j["server_write_bytes_per_delivery"] = Round(
+              double(after.write_bytes - srv_connected_.write_bytes) / fresh_,
+              1);
+        }
         j["loadgen_cpu_publish_s"] =
             Round((self_cpu_end_ ? self_cpu_end_ : SelfCpuSeconds()) -
                   self_cpu_phase_);

@@ -25,6 +25,13 @@
 # well-formed JSON with no error, loss, duplicate, reorder, gap, shed or
 # failed subscriber, and the table renders.
 #
+# TLS scenarios (tls_idle_10k, tls_max_1k, tls_lone_1k; smoke_tls): both
+# servers serve HTTPS with the certificate of tests/support/make_test_certs.sh
+# (evsse-bench-node --tls-cert/--tls-key; nginx "listen ... ssl" with
+# ssl_certificate, ssl_certificate_key, ssl_protocols TLSv1.2 TLSv1.3) and
+# evsse-loadgen runs with --tls --cacert (the chain and the name checked).
+#   ONLY=tls_max_1k,tls_lone_1k,tls_idle_10k bash bench/compare.sh build
+#
 # Environment: REPEAT (rounds, 3), ONLY (comma-separated scenario names),
 # RESULTS (the JSON lines file), SERVERS ("evsse nchan").
 # start_evsse and start_nchan are called as "start_$server".
@@ -37,7 +44,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,30p' "$0"
+      sed -n '2,37p' "$0"
       exit 0
       ;;
     -*)
@@ -177,11 +184,19 @@ stop_redis() {
   rm -rf "$WORK/redis"
 }
 
-# start_evsse [REDIS]: evsse-bench-node; the replay keeps 6,000 events.
+# make_certs: the test certificates in $WORK/certs (once).
+make_certs() {
+  [[ -f $WORK/certs/ca.pem ]] && return 0
+  bash "$HERE/../tests/support/make_test_certs.sh" "$WORK/certs" >&2
+}
+
+# start_evsse [REDIS] [TLS]: evsse-bench-node; the replay keeps 6,000 events.
 start_evsse() {
   PORT=$(free_port)
   local extra=()
   [[ -n ${1:-} ]] && extra=(--redis "127.0.0.1:$REDIS_PORT")
+  [[ -n ${2:-} ]] && extra+=(--tls-cert "$WORK/certs/server.pem"
+    --tls-key "$WORK/certs/server.key")
   (
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     exec "$NODE" --port "$PORT" --bind 127.0.0.1 --history 6000 \
@@ -194,11 +209,18 @@ start_evsse() {
   return 1
 }
 
-# nchan_conf PORT [REDIS_PORT]: one worker, no access log, everything under
-# $WORK/nginx; a buffer that keeps the replay's 5,000 events, no subscriber
-# timeout, keep-alive publish connections that are never recycled.
+# nchan_conf PORT [REDIS_PORT] [TLS]: one worker, no access log, everything
+# under $WORK/nginx; a buffer that keeps the replay's 5,000 events, no
+# subscriber timeout, keep-alive publish connections that are never recycled.
+# TLS: nginx terminates it with the test certificate.
 nchan_conf() {
-  local dir=$WORK/nginx redis=""
+  local dir=$WORK/nginx redis="" ssl="" tls=""
+  if [[ -n ${3:-} ]]; then
+    ssl=ssl
+    tls="ssl_certificate $WORK/certs/server.pem;
+    ssl_certificate_key $WORK/certs/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   if [[ -n ${2:-} ]]; then
     redis="nchan_redis_url \"redis://127.0.0.1:$2\";
     nchan_use_redis on;"
@@ -223,7 +245,8 @@ http {
   nchan_message_timeout 1h;
   nchan_subscriber_timeout 0;
   server {
-    listen 127.0.0.1:$1 backlog=1024;
+    listen 127.0.0.1:$1 $ssl backlog=1024;
+    $tls
     location = /events {
       nchan_subscriber eventsource;
       nchan_channel_id \$arg_topic;
@@ -240,7 +263,7 @@ http {
 EOF
 }
 
-# start_nchan [REDIS]: nginx in the foreground (our child), its pid file and
+# start_nchan [REDIS] [TLS]: nginx in the foreground (our child), its pid file and
 # logs in $WORK/nginx; MEASURE_PID is its single worker.
 start_nchan() {
   PORT=$(free_port)
@@ -248,7 +271,7 @@ start_nchan() {
   rm -rf "$dir"
   mkdir -p "$dir"
   chmod 755 "$dir"
-  nchan_conf "$PORT" "${1:+$REDIS_PORT}" >"$dir/nginx.conf"
+  nchan_conf "$PORT" "${1:+$REDIS_PORT}" "${2:-}" >"$dir/nginx.conf"
   (
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     exec nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
@@ -322,14 +345,17 @@ if bad:
 EOF
 }
 
-# run_one SERVER ROUND NAME TIMEOUT_S [redis] -- LOADGEN_ARGS...
+# run_one SERVER ROUND NAME TIMEOUT_S [redis] [tls] -- LOADGEN_ARGS...
 run_one() {
-  local server=$1 round=$2 name=$3 limit=$4 redis=""
+  local server=$1 round=$2 name=$3 limit=$4 redis="" tls=""
   shift 4
-  if [[ $1 == redis ]]; then
-    redis=1
+  while [[ $1 != -- ]]; do
+    case $1 in
+      redis) redis=1 ;;
+      tls) tls=1 ;;
+    esac
     shift
-  fi
+  done
   shift # --
   SERVER_NAME=$server
   if [[ -n $redis ]]; then
@@ -338,7 +364,12 @@ run_one() {
       return 0
     }
   fi
-  if ! "start_$server" "$redis"; then
+  if [[ -n $tls ]] && ! make_certs; then
+    log "could not make the test certificates"
+    FAILED=1
+    return 0
+  fi
+  if ! "start_$server" "$redis" "$tls"; then
     FAILED=1
     stop_server
     stop_redis
@@ -346,6 +377,7 @@ run_one() {
   fi
   local extra=()
   [[ -n $redis ]] && extra=(--redis-pid "$REDIS_PID" --warmup-s 1)
+  [[ -n $tls ]] && extra+=(--tls --cacert "$WORK/certs/ca.pem")
   log "round $round $server $name: $*"
   local out rc
   out=$(timeout --kill-after=5 "$((limit + 15))" "$LOADGEN" --host 127.0.0.1 \
@@ -374,6 +406,7 @@ if [[ $SMOKE == 1 ]]; then
     "smoke_topics 20 -- --subscribers 20 --topics 10 --events 50"
     "smoke_replay 20 -- --resume --subscribers 10 --topics 1 --events 100"
     "smoke_redis 20 redis -- --subscribers 20 --topics 1 --events 50"
+    "smoke_tls 20 tls -- --subscribers 20 --topics 1 --events 50"
   )
 else
   SCENARIOS=(
@@ -386,6 +419,9 @@ else
     "replay_5000 120 -- --resume --subscribers 100 --topics 1 --events 5000"
     "redis_1k_max 120 redis -- --subscribers 1000 --events 600 --rate 0"
     "redis_1k_200eps 120 redis -- --subscribers 1000 --events 400 --rate 200"
+    "tls_idle_10k 120 tls -- --idle-only --subscribers 10000 --idle-wait-s 2"
+    "tls_max_1k 120 tls -- --subscribers 1000 --events 600 --rate 0"
+    "tls_lone_1k 120 tls -- --subscribers 1000 --events 200 --rate 25"
   )
 fi
 

@@ -6,7 +6,7 @@
 Each line is one evsse-loadgen run tagged with "server" (evsse or nchan) and
 "round", or the evsse-floor line (server "floor"). For every scenario and
 figure it prints the median over the rounds for each server, the ratio
-evsse/nchan, the target of issue 8 and whether the median meets it. Runs
+evsse/nchan, the target of issue 8 (issue 14 for the tls_ scenarios) and whether the median meets it. Runs
 with an "error" field are left out of the medians and listed under the
 table, as are runs that lost, duplicated or reordered events. Exits 1 when
 the file has no run or a line that is not JSON.
@@ -48,6 +48,15 @@ FIGURES = [
     ("redis_1k_200eps", "server_cpu_s_per_million_deliveries", "server CPU s per 10^6 deliveries", 1, 2, None),
     ("redis_1k_200eps", "redis_cpu_us_per_publish", "Redis CPU per publish (us)", 1, 1, None),
     ("redis_1k_200eps", "publish_rate_achieved", "events/s achieved (asked 200)", 1, 0, None),
+    # TLS on the server (issue 14): both serve HTTPS with the same
+    # certificate; evsse-loadgen --tls verifies it.
+    ("tls_idle_10k", "server_rss_per_subscriber_bytes", "TLS: user-space RSS per idle subscriber (B)", 1, 0, ("ratio", 0.5)),
+    ("tls_idle_10k", "server_cpu_connect_s", "TLS: server CPU to accept 10k (s)", 1, 2, None),
+    ("tls_max_1k", "server_cpu_s_per_million_deliveries", "TLS: server CPU s per 10^6 deliveries", 1, 2, ("ratio", 0.5)),
+    ("tls_max_1k", "deliveries_per_s", "TLS: deliveries/s", 1, 0, None),
+    ("tls_max_1k", "latency_us_p99", "TLS: latency p99 (ms)", 1e-3, 1, None),
+    ("tls_lone_1k", "server_cpu_s_per_million_deliveries", "TLS: server CPU s per 10^6 deliveries", 1, 2, None),
+    ("tls_lone_1k", "latency_us_p99", "TLS: latency p99 (ms)", 1e-3, 2, None),
 ]
 
 # Runs of the CI smoke (evsse only) get a generic list.

@@ -24,6 +24,7 @@
 #include "proc_stats.h"
 #include "publisher.h"
 #include "subscriber.h"
+#include "tls.h"
 
 namespace evsse::bench {
 namespace {
@@ -78,6 +79,8 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
   int Error(const std::string& error);
 
   Options o_;
+  std::unique_ptr<TlsContext> tls_;  // --tls
+  std::string first_tls_error_;
   Loop loop_;
   sockaddr_in addr_{};
   int64_t start_ns_ = 0;
@@ -166,6 +169,7 @@ void LoadGen::StartConnects() {
       --handshakes_;
       ++n_failed_;
       if (!first_failure_errno_) first_failure_errno_ = s->error_number();
+      if (first_tls_error_.empty()) first_tls_error_ = s->tls_error();
       if (o_.resume) ++n_finished_;
     }
   }
@@ -273,6 +277,7 @@ void LoadGen::OnEnded(Subscriber* s) {
   if (ready_[s->index()]) {
     ++n_closed_;
     --topic_live_[s->topic()];
+    if (first_tls_error_.empty()) first_tls_error_ = s->tls_error();
   } else {
     --handshakes_;
     if (s->outcome() == Subscriber::Outcome::kShed) {
@@ -281,6 +286,7 @@ void LoadGen::OnEnded(Subscriber* s) {
       ++n_failed_;
       if (!first_failure_status_) first_failure_status_ = s->http_status();
       if (!first_failure_errno_) first_failure_errno_ = s->error_number();
+      if (first_tls_error_.empty()) first_tls_error_ = s->tls_error();
     }
   }
   if (o_.resume) Finish(s, NowNs());
@@ -365,6 +371,12 @@ int LoadGen::Run() {
   srv_before_ = Server();
   size_t capacity = o_.idle_only ? 0 : (o_.events + o_.topics - 1) / o_.topics;
   if (o_.defer_reads) rcvbuf_ = DeferredReceiveBuffer();
+  if (o_.tls) {
+    std::string err;
+    tls_.reset(TlsContext::Create(
+        o_.cacert, o_.tls_name.empty() ? o_.host : o_.tls_name, &err));
+    if (!tls_) return Error("--tls: " + err);
+  }
   ready_.assign(o_.subscribers, 0);
   topic_live_.assign(o_.topics, 0);
   acked_.assign(o_.events, 0);
@@ -381,12 +393,13 @@ int LoadGen::Run() {
         std::make_unique<Subscriber>(&loop_, this, i, i % o_.topics, capacity));
     if (nchan()) subs_.back()->AcceptIdentityBody();
     if (o_.defer_reads) subs_.back()->SetReceiveBuffer(rcvbuf_);
+    if (tls_) subs_.back()->UseTls(tls_.get());
   }
   if (!o_.idle_only) {
     for (size_t i = 0; i < o_.publishers; ++i) {
       pubs_.push_back(std::make_unique<Publisher>(&loop_, this));
       std::string err;
-      if (!pubs_.back()->Connect(addr_, &err)) return Error(err);
+      if (!pubs_.back()->Connect(addr_, tls_.get(), &err)) return Error(err);
     }
   }
   auto acked_all = [this] { return acks_ok_ + acks_failed_ >= o_.events; };
@@ -502,6 +515,7 @@ Json LoadGen::Report() const {
   j["name"] = o_.name;
   j["mode"] = mode;
   j["target"] = o_.target;
+  j["tls"] = o_.tls;
   j["subscribers"] = o_.subscribers;
   j["topics"] = o_.topics;
   j["subscribers_ready"] = n_ready_;
@@ -509,6 +523,7 @@ Json LoadGen::Report() const {
   j["subscribers_failed"] = n_failed_;
   if (first_failure_status_) j["first_failure_status"] = first_failure_status_;
   if (first_failure_errno_) j["first_failure_errno"] = first_failure_errno_;
+  if (!first_tls_error_.empty()) j["first_tls_error"] = first_tls_error_;
   j["subscribers_closed_by_server"] = n_closed_;
   if (connect_start_ns_ != 0)
     j["connect_s"] = Round(
@@ -632,6 +647,17 @@ Json LoadGen::Report() const {
             Round(pub_cpu, 2);
         j["server_cpu_s_per_million_deliveries"] =
             fresh_ > 0 ? Round(pub_cpu / fresh_ * 1e6) : 0.0;
+        // How the server writes: write(2)/writev(2) calls and bytes per
+        // delivery (over TLS: records and their overhead).
+        if (fresh_ > 0 && after.write_calls >= 0 &&
+            srv_connected_.write_calls >= 0) {
+          j["server_write_calls_per_delivery"] = Round(
+              double(after.write_calls - srv_connected_.write_calls) / fresh_,
+              4);
+          j["server_write_bytes_per_delivery"] = Round(
+              double(after.write_bytes - srv_connected_.write_bytes) / fresh_,
+              1);
+        }
         j["loadgen_cpu_publish_s"] =
             Round((self_cpu_end_ ? self_cpu_end_ : SelfCpuSeconds()) -
                   self_cpu_phase_);

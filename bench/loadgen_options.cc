@@ -10,7 +10,7 @@ const char kUsage[] =
     "  [--name S] [--timeout-s T] [--idle-only] [--resume] [--publishers C]\n"
     "  [--pipeline D] [--connect-window W] [--settle-s S] [--idle-wait-s S]\n"
     "  [--token T] [--target evsse|nchan] [--redis-pid PID] [--warmup-s S]\n"
-    "  [--defer-reads]\n";
+    "  [--defer-reads] [--tls [--cacert FILE] [--tls-name NAME]]\n";
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -27,6 +27,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->resume = true;
     } else if (a == "--defer-reads") {
       o->defer_reads = true;
+    } else if (a == "--tls") {
+      o->tls = true;
     } else if (!next(&v)) {
       return false;
     } else if (a == "--host") {
@@ -65,6 +67,10 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->target = v;
     } else if (a == "--redis-pid") {
       o->redis_pid = static_cast<pid_t>(std::atoi(v));
+    } else if (a == "--cacert") {
+      o->cacert = v;
+    } else if (a == "--tls-name") {
+      o->tls_name = v;
     } else if (a == "--warmup-s") {
       o->warmup_s = std::atof(v);
     } else {
@@ -76,7 +82,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
          !(o->idle_only && o->resume) &&
          !(o->defer_reads && (o->idle_only || o->resume)) &&
          (!o->resume || o->events > 0) &&
-         (o->target == "evsse" || o->target == "nchan") && o->warmup_s >= 0;
+         (o->target == "evsse" || o->target == "nchan") && o->warmup_s >= 0 &&
+         (o->tls || (o->cacert.empty() && o->tls_name.empty()));
 }
 
 }  // namespace evsse::bench

@@ -41,6 +41,13 @@ struct Options {
   // the server's delivery rate without the generator's reads competing for
   // the same cores (latency is then not measured). See bench/README.md.
   bool defer_reads = false;
+  // --tls: subscribers and publishers speak TLS, verifying the server's
+  // chain against --cacert (default: the system store) and its name
+  // against --tls-name (default: --host; an IP literal is checked against
+  // the certificate's IP addresses).
+  bool tls = false;
+  std::string cacert;
+  std::string tls_name;
 };
 
 extern const char kUsage[];

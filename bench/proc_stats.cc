@@ -54,6 +54,11 @@ ProcSample SampleProcess(pid_t pid) {
   int64_t rss_kb = FieldKb(status, "VmRSS");
   if (rss_kb < 0) return s;
   s.rss_bytes = rss_kb * 1024;
+  std::string io;
+  if (ReadFile(dir + "/io", &io)) {
+    s.write_calls = FieldKb(io, "syscw");
+    s.write_bytes = FieldKb(io, "wchar");
+  }
   s.ok = true;
   return s;
 }

@@ -17,9 +17,15 @@ struct ProcSample {
   bool ok = false;
   double cpu_s = 0;       // utime + stime, in seconds (clock-tick resolution)
   int64_t rss_bytes = 0;  // VmRSS
+  // /proc/<pid>/io (-1 when unreadable): write(2)/writev(2) calls and the
+  // bytes they wrote (send/sendmsg are not counted; OpenSSL's socket BIO,
+  // libevent's evbuffer_write and nginx's writev are).
+  int64_t write_calls = -1;
+  int64_t write_bytes = -1;
 };
 
-// SampleProcess reads /proc/<pid>/stat and /proc/<pid>/status.
+// SampleProcess reads /proc/<pid>/stat, /proc/<pid>/status and
+// /proc/<pid>/io.
 ProcSample SampleProcess(pid_t pid);
 
 // SelfCpuSeconds returns this process's user + system CPU (getrusage).

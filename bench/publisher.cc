@@ -16,10 +16,12 @@ Publisher::Publisher(Loop* loop, Observer* observer)
     : loop_(loop), observer_(observer) {}
 
 Publisher::~Publisher() {
+  TlsFree(ssl_);
   if (fd_ >= 0) close(fd_);
 }
 
-bool Publisher::Connect(const sockaddr_in& addr, std::string* error) {
+bool Publisher::Connect(const sockaddr_in& addr, const TlsContext* tls,
+                        std::string* error) {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0 || connect(fd_, reinterpret_cast<const sockaddr*>(&addr),
                          sizeof addr) != 0) {
@@ -30,6 +32,21 @@ bool Publisher::Connect(const sockaddr_in& addr, std::string* error) {
   }
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (tls != nullptr) {
+    bool want_write = false;
+    ssl_ = tls->NewSession(fd_);
+    if (ssl_ == nullptr || TlsHandshake(ssl_, &want_write) <= 0) {
+      *error = "publisher TLS handshake: " +
+               (ssl_ == nullptr || errno == EPROTO
+                    ? TlsLastError(ssl_)
+                    : std::string(std::strerror(errno)));
+      TlsFree(ssl_);
+      ssl_ = nullptr;
+      close(fd_);
+      fd_ = -1;
+      return false;
+    }
+  }
   fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
   loop_->Add(fd_, EPOLLIN, this);
   return true;
@@ -44,15 +61,20 @@ void Publisher::Send(uint64_t seq, std::string_view request) {
 
 void Publisher::Flush() {
   while (fd_ >= 0 && out_off_ < out_.size()) {
-    ssize_t n =
-        send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+    const char* p = out_.data() + out_off_;
+    size_t len = out_.size() - out_off_;
+    bool want_write = true;
+    ssize_t n = ssl_ != nullptr ? TlsWrite(ssl_, p, len, &want_write)
+                                : send(fd_, p, len, MSG_NOSIGNAL);
     if (n > 0) {
       out_off_ += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
-    Fail(std::string("publisher send: ") + std::strerror(errno));
+    Fail(errno == EPROTO
+             ? "publisher TLS: " + TlsLastError(ssl_)
+             : std::string("publisher send: ") + std::strerror(errno));
     return;
   }
   if (fd_ < 0) return;
@@ -73,17 +95,24 @@ void Publisher::OnIo(uint32_t events) {
   if (fd_ < 0 || !(events & (EPOLLIN | EPOLLERR | EPOLLHUP))) return;
   char buf[16 * 1024];
   for (;;) {
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    bool want_write = false;
+    ssize_t n = ssl_ != nullptr ? TlsRead(ssl_, buf, sizeof buf, &want_write)
+                                : recv(fd_, buf, sizeof buf, 0);
     if (n > 0) {
       in_.append(buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < sizeof buf) break;
+      // TLS may hold more than the socket shows (read-ahead): read on.
+      if (ssl_ == nullptr && static_cast<size_t>(n) < sizeof buf) break;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
+    // A TLS read that must write first (rare) is retried on the next
+    // request's Flush or the next readable event.
     if (n < 0 && errno == EAGAIN) break;
     ParseResponses();
     Fail(n == 0 ? "publisher: the server closed the connection"
-                : std::string("publisher recv: ") + std::strerror(errno));
+         : errno == EPROTO
+             ? "publisher TLS: " + TlsLastError(ssl_)
+             : std::string("publisher recv: ") + std::strerror(errno));
     return;
   }
   ParseResponses();
@@ -120,6 +149,8 @@ void Publisher::ParseResponses() {
 
 void Publisher::Fail(const std::string& what) {
   if (fd_ < 0) return;
+  TlsFree(ssl_);
+  ssl_ = nullptr;
   close(fd_);
   fd_ = -1;
   observer_->OnPublisherError(what);

@@ -1,5 +1,5 @@
-// Publisher: one keep-alive HTTP/1.1 connection of the load generator to
-// the publish endpoint, with requests pipelined on it.
+// Publisher: one keep-alive HTTP/1.1 connection (optionally over TLS) of the
+// load generator to the publish endpoint, with requests pipelined on it.
 //
 // Responses come back in request order; each is matched with the sequence
 // number of the event it acknowledges and handed to the observer with its
@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "loop.h"
+#include "tls.h"
 
 namespace evsse::bench {
 
@@ -34,9 +35,11 @@ class Publisher final : public IoHandler {
   Publisher(Loop* loop, Observer* observer);
   ~Publisher() override;
 
-  // Connect opens the connection (a blocking connect: loopback, once per
-  // run), then switches it to non-blocking. Returns false with `error`.
-  bool Connect(const sockaddr_in& addr, std::string* error);
+  // Connect opens the connection (a blocking connect and, with `tls`, a
+  // blocking TLS handshake: loopback, once per run), then switches it to
+  // non-blocking. Returns false with `error`. `tls` must outlive this.
+  bool Connect(const sockaddr_in& addr, const TlsContext* tls,
+               std::string* error);
 
   // Send queues the whole request that publishes event `seq` and writes
   // what the socket takes now.
@@ -55,6 +58,7 @@ class Publisher final : public IoHandler {
   Loop* loop_;
   Observer* observer_;
   int fd_ = -1;
+  SSL* ssl_ = nullptr;  // TLS session (nullptr: plain)
   bool want_write_ = false;
   std::string out_;
   size_t out_off_ = 0;

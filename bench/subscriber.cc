@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace evsse::bench {
 namespace {
@@ -68,8 +69,13 @@ Subscriber::Subscriber(Loop* loop, Observer* observer, size_t index,
   parser_.on_event = [this](const StreamParser::Event& e) { OnEvent(e); };
 }
 
-Subscriber::~Subscriber() {
+Subscriber::~Subscriber() { Drop(); }
+
+void Subscriber::Drop() {
+  TlsFree(ssl_);
+  ssl_ = nullptr;
   if (fd_ >= 0) CloseReset(fd_);
+  fd_ = -1;
 }
 
 bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
@@ -83,16 +89,28 @@ bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
     outcome_ = Outcome::kConnectError;
     return false;
   }
+  if (tls_ != nullptr && (ssl_ = tls_->NewSession(fd_)) == nullptr) {
+    tls_error_ = "SSL_new: " + TlsLastError(nullptr);
+    Drop();
+    state_ = State::kEnded;
+    outcome_ = Outcome::kConnectError;
+    return false;
+  }
+  connected_ = !in_progress;
   state_ = State::kConnecting;
   loop_->Add(fd_, in_progress ? EPOLLOUT : EPOLLIN, this);
-  if (!in_progress) WriteRequest();
+  if (!in_progress) {
+    if (ssl_ != nullptr)
+      Handshake();
+    else
+      WriteRequest();
+  }
   return true;
 }
 
 void Subscriber::Close() {
   if (fd_ < 0) return;
-  CloseReset(fd_);
-  fd_ = -1;
+  Drop();
   if (state_ != State::kEnded) {
     state_ = State::kEnded;
     outcome_ = Outcome::kClosedByUs;
@@ -104,8 +122,10 @@ void Subscriber::Pause() {
 }
 
 void Subscriber::Resume() {
-  if (fd_ >= 0 && state_ == State::kStreaming)
+  if (fd_ >= 0 && state_ == State::kStreaming) {
+    tls_out_armed_ = false;
     loop_->Modify(fd_, EPOLLIN, this);
+  }
 }
 
 size_t Subscriber::Unread() const {
@@ -120,22 +140,58 @@ void Subscriber::FinishConnect() {
     End(Outcome::kConnectError);
     return;
   }
-  WriteRequest();
+  connected_ = true;
+  if (ssl_ != nullptr)
+    Handshake();
+  else
+    WriteRequest();
+}
+
+void Subscriber::Handshake() {
+  bool want_write = false;
+  if (TlsHandshake(ssl_, &want_write) > 0) {
+    handshaken_ = true;
+    WriteRequest();
+    return;
+  }
+  if (errno == EAGAIN) {
+    loop_->Modify(fd_, want_write ? EPOLLOUT : EPOLLIN, this);
+    return;
+  }
+  TlsFailed(Outcome::kConnectError);
+}
+
+void Subscriber::TlsFailed(Outcome outcome) {
+  errno_ = errno;
+  tls_error_ = errno == EPROTO ? TlsLastError(ssl_) : std::strerror(errno);
+  End(outcome);
+}
+
+ssize_t Subscriber::Recv(char* buf, size_t len) {
+  if (ssl_ == nullptr) return recv(fd_, buf, len, 0);
+  return TlsRead(ssl_, buf, len, &tls_want_write_);
 }
 
 void Subscriber::WriteRequest() {
   // A request of a few hundred bytes fits an empty socket buffer; a partial
   // write keeps EPOLLOUT armed until the rest is out.
   while (request_sent_ < request_->size()) {
-    ssize_t n = send(fd_, request_->data() + request_sent_,
-                     request_->size() - request_sent_, MSG_NOSIGNAL);
+    const char* p = request_->data() + request_sent_;
+    size_t len = request_->size() - request_sent_;
+    bool want_write = true;
+    ssize_t n = ssl_ != nullptr ? TlsWrite(ssl_, p, len, &want_write)
+                                : send(fd_, p, len, MSG_NOSIGNAL);
     if (n > 0) {
       request_sent_ += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      loop_->Modify(fd_, EPOLLOUT, this);
+      loop_->Modify(fd_, want_write ? EPOLLOUT : EPOLLIN, this);
+      return;
+    }
+    if (n < 0 && errno == EPROTO) {
+      TlsFailed(Outcome::kConnectError);
       return;
     }
     errno_ = errno;
@@ -149,24 +205,42 @@ void Subscriber::WriteRequest() {
 void Subscriber::OnIo(uint32_t events) {
   if (fd_ < 0) return;
   if (state_ == State::kConnecting) {
-    if (request_sent_ == 0)
+    if (!connected_)
       FinishConnect();
+    else if (ssl_ != nullptr && !handshaken_)
+      Handshake();
     else
       WriteRequest();
     if (state_ != State::kHead) return;
   }
   static char buf[kReadBuffer];
   for (;;) {
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = Recv(buf, sizeof buf);
     if (n > 0) {
       recv_ns_ = NowNs();
       bytes_read_ += static_cast<uint64_t>(n);
       Consume(std::string_view(buf, static_cast<size_t>(n)));
-      if (fd_ < 0 || static_cast<size_t>(n) < sizeof buf) return;
+      if (fd_ < 0) return;
+      // A short plain read emptied the socket; TLS reads one record at a
+      // time and may hold more (read-ahead) where epoll cannot see it.
+      if (ssl_ == nullptr && static_cast<size_t>(n) < sizeof buf) return;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
+    if (n < 0 && errno == EAGAIN) {
+      // TLS: a read that must write first (a key update) waits for
+      // EPOLLOUT too, until a read succeeds again.
+      if (ssl_ != nullptr && tls_want_write_ != tls_out_armed_) {
+        tls_out_armed_ = tls_want_write_;
+        loop_->Modify(fd_, tls_want_write_ ? EPOLLIN | EPOLLOUT : EPOLLIN,
+                      this);
+      }
+      return;
+    }
+    if (n < 0 && errno == EPROTO) {
+      TlsFailed(Outcome::kProtocolError);
+      return;
+    }
     errno_ = n < 0 ? errno : 0;
     End(state_ == State::kStreaming ? Outcome::kServerClosed
                                     : Outcome::kProtocolError);
@@ -272,10 +346,7 @@ void Subscriber::OnEvent(const StreamParser::Event& e) {
 }
 
 void Subscriber::End(Outcome outcome) {
-  if (fd_ >= 0) {
-    CloseReset(fd_);
-    fd_ = -1;
-  }
+  Drop();
   state_ = State::kEnded;
   outcome_ = outcome;
   observer_->OnEnded(this);

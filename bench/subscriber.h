@@ -1,8 +1,8 @@
 // Subscriber: one SSE client connection of the load generator.
 //
-// It sends `GET /events?topic=T`, reads the response head, removes the
-// chunked coding (ChunkedDecoder) and parses the event stream with
-// evsse::StreamParser. Each event's data is "s=<seq> k=<topic> t=<ns> ..."
+// It sends `GET /events?topic=T` (over TLS after UseTls), reads the response
+// head, removes the chunked coding (ChunkedDecoder) and parses the event stream
+// with evsse::StreamParser. Each event's data is "s=<seq> k=<topic> t=<ns> ..."
 // (written by the load generator's publisher): the subscriber checks the
 // topic, marks the per-topic sequence number as received (duplicates are
 // counted), checks that the server's ids increase (an event whose id is not
@@ -23,6 +23,7 @@
 #include "evsse/stream_parser.h"
 #include "http_codec.h"
 #include "loop.h"
+#include "tls.h"
 
 namespace evsse::bench {
 
@@ -75,6 +76,11 @@ class Subscriber final : public IoHandler {
   // SetReceiveBuffer: SO_RCVBUF for the socket Start opens (0: the
   // kernel's default and autotuning).
   void SetReceiveBuffer(int bytes) { rcvbuf_ = bytes; }
+  // UseTls: speak TLS (a session of `tls`, which must outlive this
+  // subscriber) on the connection Start opens.
+  void UseTls(const TlsContext* tls) { tls_ = tls; }
+  // tls_error: why the TLS handshake or a record failed (empty otherwise).
+  const std::string& tls_error() const { return tls_error_; }
   // Pause stops reading (the socket stays registered without events, so
   // arriving data wakes nobody); Resume reads again. Unread returns the
   // bytes waiting in the socket's receive queue (FIONREAD).
@@ -107,7 +113,11 @@ class Subscriber final : public IoHandler {
 
  private:
   void FinishConnect();
+  void Handshake();
   void WriteRequest();
+  ssize_t Recv(char* buf, size_t len);
+  void TlsFailed(Outcome outcome);
+  void Drop();
   void Consume(std::string_view bytes);
   void ConsumeBody(std::string_view bytes);
   void OnEvent(const StreamParser::Event& e);
@@ -128,6 +138,15 @@ class Subscriber final : public IoHandler {
   int64_t recv_ns_ = 0;  // receive time of the bytes being parsed
   uint64_t bytes_read_ = 0;
   int rcvbuf_ = 0;
+  bool connected_ = false;  // the TCP connect completed
+  // TLS: the session (nullptr on plain connections), whether its handshake
+  // is done, whether it waits for the socket to be writable.
+  const TlsContext* tls_ = nullptr;
+  SSL* ssl_ = nullptr;
+  bool handshaken_ = false;
+  bool tls_want_write_ = false;
+  bool tls_out_armed_ = false;  // EPOLLOUT is armed for tls_want_write_
+  std::string tls_error_;
   std::string head_;
   ChunkedDecoder chunked_;
   StreamParser parser_;

@@ -8,9 +8,12 @@
 //   evsse-bench-node --port N [--bind 127.0.0.1] [--redis HOST:PORT|unix:PATH]
 //                    [--kafka HOST:PORT[,HOST:PORT...]] [--kafka-set K=V]...
 //                    [--history N] [--max-connections N]
+//                    [--tls-cert FILE --tls-key FILE]
 //
 // Without --redis or --kafka it runs on the in-process broker (memory mode).
 // --kafka (when evsse::kafka is built) serves Kafka topics instead.
+// --tls-cert and --tls-key serve HTTPS (evsse::evhttp::ServeTls, as
+// evhttp_hello), for the TLS scenarios of bench/compare.sh.
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   std::string bind = "127.0.0.1", redis, kafka;
   std::vector<std::pair<std::string, std::string>> kafka_settings;
   size_t history = 1000, max_connections = 10000;
+  evsse::TlsOptions tls;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) a = "?";
@@ -99,10 +103,15 @@ int main(int argc, char** argv) {
       history = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--max-connections") {
       max_connections = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--tls-cert") {
+      tls.certificate_file = argv[++i];
+    } else if (a == "--tls-key") {
+      tls.key_file = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: %s --port N [--bind ADDR] [--redis ADDR] "
-                   "[--history N] [--max-connections N]\n",
+                   "[--history N] [--max-connections N] "
+                   "[--tls-cert FILE --tls-key FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -117,6 +126,13 @@ int main(int argc, char** argv) {
   Node node;
   node.base = event_base_new();
   evhttp* http = evhttp_new(node.base);
+  if (!tls.certificate_file.empty() || !tls.key_file.empty()) {
+    evsse::Status st = evsse::evhttp::ServeTls(http, tls);
+    if (!st.ok()) {
+      std::fprintf(stderr, "evsse-bench-node: %s\n", st.message().c_str());
+      return 2;
+    }
+  }
   if (evhttp_bind_socket_with_handle(http, bind.c_str(), port) == nullptr) {
     std::fprintf(stderr, "evsse-bench-node: cannot listen on %s:%d\n",
                  bind.c_str(), port);

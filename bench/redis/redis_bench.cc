@@ -422,7 +422,7 @@ int Bench::Run() {
   deadline_ = start + static_cast<int64_t>(o_.timeout_s * 1e9);
   pub_ = std::make_unique<Publisher>(&loop_, this);
   std::string err;
-  if (!pub_->Connect(pub_addr_, &err)) return Fail(err);
+  if (!pub_->Connect(pub_addr_, nullptr, &err)) return Fail(err);
   // Sequence numbers: 0 is the warm-up (fanout) or the cursor (replay);
   // the measured events are 1..M.
   const size_t capacity = o_.events + 1;

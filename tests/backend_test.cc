@@ -247,6 +247,52 @@ TEST_F(BackendTest, UnknownEpochGivesTheGapEvent) {
   EXPECT_EQ(c->events[0].data, R"({"topics":["t"],"reason":"unknown"})");
 }
 
+// A failover that lost the newest events: the store goes on under a new
+// epoch from what its copy has, and its new positions sort among the lost
+// ones. A subscriber that had lost events is closed; a cursor up to the
+// copy's end resumes without a gap, one past it gets the gap event and then
+// everything written since, on a node that followed the fork and on one
+// that did not (the store's record decides).
+TEST_F(BackendTest, AFailoverContinuesGoodCursorsAndTellsLostOnes) {
+  auto live = GetB("/events?topic=t");
+  ASSERT_TRUE(
+      RunUntil([&] { return hub_b_->stats().connections_active == 1; }));
+  std::vector<std::string> ids;
+  for (int i = 1; i <= 5; ++i)
+    ids.push_back(PublishOn(hub_.get(), "t", std::to_string(i)));
+  ASSERT_TRUE(RunUntil([&] { return live->events.size() == 5; }));
+  store_.Fork("t", 2);  // 4 and 5 are lost
+  ids.push_back(PublishOn(hub_.get(), "t", "6"));
+  ids.push_back(PublishOn(hub_.get(), "t", "7"));
+  EXPECT_NE(ids[5].substr(0, ids[5].find('.')),
+            ids[0].substr(0, ids[0].find('.')));
+  // B followed the fork: its subscriber had 4 and 5, so it resumes.
+  ASSERT_TRUE(RunUntil([&] { return live->chunked_end(); }));
+  EXPECT_EQ(live->datas(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+
+  for (int node = 0; node < 2; ++node) {
+    SCOPED_TRACE(node == 0 ? "node A (did not follow)" : "node B (followed)");
+    auto get = [&](const std::string& id) {
+      std::string h = "Last-Event-ID: " + id + "\r\n";
+      return node == 0 ? Get("/events?topic=t", h) : GetB("/events?topic=t", h);
+    };
+    auto good = get(ids[1]);
+    ASSERT_TRUE(RunUntil([&] { return good->events.size() == 3; }));
+    EXPECT_EQ(good->datas(), (std::vector<std::string>{"3", "6", "7"}));
+    // Each event keeps the id it was published with: 3 its old epoch's.
+    EXPECT_EQ(good->ids(), (std::vector<std::string>{ids[2], ids[5], ids[6]}));
+    auto lost = get(ids[4]);
+    ASSERT_TRUE(RunUntil([&] { return lost->events.size() == 3; }));
+    EXPECT_EQ(lost->events[0].type, "gap");
+    EXPECT_EQ(lost->events[1].data, "6");
+    EXPECT_EQ(lost->events[2].data, "7");
+    // The new ids resume as any others.
+    auto again = get(ids[5]);
+    ASSERT_TRUE(RunUntil([&] { return again->events.size() == 1; }));
+    EXPECT_EQ(again->datas(), (std::vector<std::string>{"7"}));
+  }
+}
+
 TEST_F(BackendTest, LinkLossFailsPublishesAndBackFillLosesNothing) {
   auto c = GetB("/events?topic=t");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && b_->watched(); }));

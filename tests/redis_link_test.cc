@@ -76,6 +76,15 @@ class FakeSink : public BackendSink {
       p = from;
     }
   }
+  void Continued(const std::string& topic, uint64_t old_epoch, uint64_t epoch,
+                 Position end) override {
+    continued.push_back({topic, old_epoch, epoch, end});
+    auto& [e, p] = last[topic];
+    if (e == old_epoch) {
+      e = epoch;
+      p = std::min(p, end);
+    }
+  }
   Position LastPosition(const std::string& topic, uint64_t* epoch) override {
     auto it = last.find(topic);
     if (it == last.end()) {
@@ -97,6 +106,13 @@ class FakeSink : public BackendSink {
 
   std::vector<Delivered> delivered;
   std::vector<SyncedCall> synced;
+  struct ContinuedCall {
+    std::string topic;
+    uint64_t old_epoch;
+    uint64_t epoch;
+    Position end;
+  };
+  std::vector<ContinuedCall> continued;
   std::vector<bool> changes;
   std::map<std::string, std::pair<uint64_t, Position>> last;
 };
@@ -597,14 +613,16 @@ TEST_F(RedisLinkTest, FetchReportsHistoryTrimmedByMaxlen) {
 // another server (its run_id in :w) whose clock ran 60 s ahead, so the
 // entries it handed out sort above anything this server's clock gives, and
 // the last of them (the client's cursor) never replicated. The first touch
-// records the fork: the lost cursor gets a gap (trimmed), and new entries
-// sort above it, so a client resuming from it misses none of them.
-TEST_F(RedisLinkTest, AFailoverForkReportsLostCursorsAndNewIdsSortAboveThem) {
+// ends the epoch where this server's copy ends and starts a new one: a
+// cursor up to the end reads on in the new epoch; one past it (lost) is
+// told apart by the epoch, whatever the ids of new entries are.
+TEST_F(RedisLinkTest, AFailoverForkEndsTheEpochWhereTheCopyEnds) {
   FakeSink sink;
   auto link = NewLink(&sink, Options());
   ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
   PublishOutcome first = Publish(link.get(), "t", "n", "1");
   ASSERT_TRUE(first.status.ok());
+  uint64_t old_epoch = first.epoch;
   uint64_t ahead = first.position.major + 60000;
   std::string survived = std::to_string(ahead) + "-0";
   ReplyPtr r =
@@ -612,33 +630,74 @@ TEST_F(RedisLinkTest, AFailoverForkReportsLostCursorsAndNewIdsSortAboveThem) {
   ASSERT_TRUE(r && r->type == REDIS_REPLY_STRING);
   r = redis_.Command({"SET", "evsse:{t}:w", "the-old-primary"});
   ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  Position end{ahead, 0};
   Position lost{ahead, 5};  // handed out by the old primary, never copied
 
   FetchOutcome f = Fetch(link.get(), "t", lost, kEnd, 100);
   ASSERT_TRUE(f.status.ok()) << f.status.ToString();
-  EXPECT_TRUE(f.result.trimmed) << "a cursor the stream never had";
+  uint64_t new_epoch = f.result.epoch;
+  EXPECT_NE(new_epoch, old_epoch) << "a fork starts a new epoch";
+  ASSERT_EQ(f.result.former.size(), 1u);
+  EXPECT_EQ(f.result.former[0].epoch, old_epoch);
+  EXPECT_EQ(f.result.former[0].end, end);
+  EXPECT_EQ(ContinuedEnd(f.result.former, old_epoch), end);
+  EXPECT_EQ(ContinuedEnd(f.result.former, new_epoch + 1), std::nullopt);
   EXPECT_TRUE(f.result.events.empty());
-  r = redis_.Command({"LRANGE", "evsse:{t}:f", "0", "-1"});
-  ASSERT_TRUE(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
-  EXPECT_EQ(Str(r->element[0]).substr(0, survived.size() + 1), survived + " ");
 
-  // Written after the fork: above the lost cursor (XADD * would have given
-  // ahead-1, below it, and the client would never see it).
+  // Written after the fork, in the new epoch. Its id is above the end but
+  // below the lost cursor (XADD * on a server whose clock is behind):
+  // only the epoch tells the lost cursor from a good one.
   PublishOutcome after = Publish(link.get(), "t", "n", "3");
   ASSERT_TRUE(after.status.ok()) << after.status.ToString();
-  EXPECT_GT(after.position, lost);
-  f = Fetch(link.get(), "t", lost, kEnd, 100);
-  EXPECT_TRUE(f.result.trimmed);
-  ASSERT_EQ(f.result.events.size(), 1u);
-  EXPECT_EQ(f.result.events[0].data, "3");
-  // A cursor the new primary has is no gap, and reads on to the new entry.
-  f = Fetch(link.get(), "t", {ahead, 0}, kEnd, 100);
+  EXPECT_EQ(after.epoch, new_epoch);
+  EXPECT_GT(after.position, end);
+  EXPECT_LT(after.position, lost);
+  // A cursor the new primary has reads on to the new entry, no gap.
+  f = Fetch(link.get(), "t", end, kEnd, 100);
   EXPECT_FALSE(f.result.trimmed);
   ASSERT_EQ(f.result.events.size(), 1u);
   EXPECT_EQ(f.result.events[0].data, "3");
   // The fork is recorded once: this server is the writer now.
   r = redis_.Command({"LLEN", "evsse:{t}:f"});
   EXPECT_TRUE(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+  // A second failover (back to the first server, whose copy ends at the
+  // new entry) chains: the first epoch still ends at `end`.
+  r = redis_.Command({"SET", "evsse:{t}:w", "the-old-primary"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  f = Fetch(link.get(), "t", end, kEnd, 100);
+  ASSERT_EQ(f.result.former.size(), 2u);
+  EXPECT_EQ(ContinuedEnd(f.result.former, new_epoch), after.position);
+  EXPECT_EQ(ContinuedEnd(f.result.former, old_epoch), end);
+}
+
+// A node following a topic live sees an event of a new epoch (another node
+// published first on the new primary): it reads the fork from the stream,
+// tells the Hub where the old epoch ended (Continued), then delivers what
+// came after, in the new epoch, nothing twice.
+TEST_F(RedisLinkTest, ALiveEventOfANewEpochIsContinuedFromTheFork) {
+  FakeSink sink;
+  auto link = NewLink(&sink, Options());
+  ASSERT_TRUE(RunUntil([&] { return sink.up(); }));
+  link->Watch("t");
+  ASSERT_TRUE(RunUntil([&] { return sink.synced_count("t") == 1; }));
+  PublishOutcome first = Publish(link.get(), "t", "n", "1");
+  ASSERT_TRUE(first.status.ok());
+  ASSERT_TRUE(RunUntil([&] { return sink.delivered.size() == 1; }));
+  // The server is now "another" one than the stream's writer.
+  ReplyPtr r = redis_.Command({"SET", "evsse:{t}:w", "the-old-primary"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  PublishOutcome second = Publish(link.get(), "t", "n", "2");
+  ASSERT_TRUE(second.status.ok());
+  EXPECT_NE(second.epoch, first.epoch);
+  ASSERT_TRUE(RunUntil([&] { return sink.delivered.size() == 2; }));
+  RunFor(std::chrono::milliseconds(100));
+  ASSERT_EQ(sink.continued.size(), 1u);
+  EXPECT_EQ(sink.continued[0].old_epoch, first.epoch);
+  EXPECT_EQ(sink.continued[0].epoch, second.epoch);
+  EXPECT_EQ(sink.continued[0].end, first.position);
+  ASSERT_EQ(sink.delivered.size(), 2u);
+  EXPECT_EQ(sink.delivered[1].epoch, second.epoch);
+  EXPECT_EQ(sink.delivered[1].event.data, "2");
 }
 
 TEST_F(RedisLinkTest, MaxAgeTrimsOldEntries) {
@@ -987,12 +1046,19 @@ TEST_F(RedisLinkTest, BackfillsEveryMissedEventBeforeSynced) {
   // More than one back-fill page (1000).
   std::vector<PublishOutcome> missed = PublishMany(publisher.get(), "t", 1205);
   ASSERT_TRUE(sub_sink.down()) << "the watcher reconnected too early";
-  EXPECT_EQ(missed[0].epoch, live[0].epoch);  // same stream, same epoch
+  // A server restarted from its files may have lost its newest entries:
+  // the stream goes on under a new epoch, continuing the old one up to
+  // where the copy ends (here: everything).
+  EXPECT_NE(missed[0].epoch, live[0].epoch);
 
   ASSERT_TRUE(RunUntil([&] { return sub_sink.up(); }));
+  ASSERT_EQ(sub_sink.continued.size(), 1u);
+  EXPECT_EQ(sub_sink.continued[0].old_epoch, live[0].epoch);
+  EXPECT_EQ(sub_sink.continued[0].epoch, missed[0].epoch);
+  EXPECT_EQ(sub_sink.continued[0].end, live[1].position);
   ASSERT_EQ(sub_sink.synced.size(), 2u);
   const auto& resync = sub_sink.synced[1];
-  EXPECT_EQ(resync.epoch, live[0].epoch);
+  EXPECT_EQ(resync.epoch, missed[0].epoch);
   EXPECT_EQ(resync.from, live[1].position);
   EXPECT_EQ(resync.delivered_before, 2u + missed.size());
   ASSERT_EQ(sub_sink.delivered.size(), 2u + missed.size());
@@ -1061,11 +1127,13 @@ TEST_F(RedisLinkTest, StreamTrimmedDuringAnOutageSyncsAtItsTail) {
   ASSERT_TRUE(RunUntil([&] { return pub_sink.up(); }));
   std::vector<PublishOutcome> missed = PublishMany(publisher.get(), "t", 500);
   ASSERT_TRUE(sub_sink.down()) << "the watcher reconnected too early";
-  EXPECT_EQ(missed[0].epoch, seen.epoch);
+  EXPECT_NE(missed[0].epoch, seen.epoch);  // continued (see above)
 
   ASSERT_TRUE(RunUntil([&] { return sub_sink.up(); }));
+  ASSERT_EQ(sub_sink.continued.size(), 1u);
+  EXPECT_EQ(sub_sink.continued[0].end, seen.position);
   ASSERT_EQ(sub_sink.synced.size(), 2u);
-  EXPECT_EQ(sub_sink.synced[1].epoch, seen.epoch);
+  EXPECT_EQ(sub_sink.synced[1].epoch, missed[0].epoch);
   EXPECT_EQ(sub_sink.synced[1].from, missed.back().position);
   EXPECT_EQ(sub_sink.delivered.size(), 1u);
   EXPECT_EQ(watcher->stats().backfilled_events, 0u);

@@ -87,20 +87,20 @@ struct StoredEntry {
   std::string data;
 };
 
-// ReadStream reads a whole topic stream with a synchronous XRANGE.
+// ReadStream reads a whole topic stream with a synchronous XRANGE, each
+// id with the epoch its entry was written in (WrittenEpochs).
 std::vector<StoredEntry> ReadStream(const RedisServer& redis,
                                     const std::string& topic) {
   std::vector<StoredEntry> out;
-  ReplyPtr epoch = redis.Command({"GET", "evsse:{" + topic + "}:e"});
+  WrittenEpochs epochs(redis, topic);
   ReplyPtr range =
       redis.Command({"XRANGE", "evsse:{" + topic + "}:s", "-", "+"});
-  EXPECT_TRUE(epoch && epoch->type == REDIS_REPLY_STRING);
   EXPECT_TRUE(range && range->type == REDIS_REPLY_ARRAY);
-  if (!epoch || !range || range->type != REDIS_REPLY_ARRAY) return out;
+  if (!range || range->type != REDIS_REPLY_ARRAY) return out;
   for (size_t i = 0; i < range->elements; ++i) {
     const redisReply* e = range->element[i];
     StoredEntry s;
-    s.id = WireId(Str(epoch.get()), Str(e->element[0]));
+    s.id = WireId(epochs.Of(Str(e->element[0])), Str(e->element[0]));
     const redisReply* f = e->element[1];
     for (size_t j = 0; j + 1 < f->elements; j += 2) {
       if (Str(f->element[j]) == "t") s.type = Str(f->element[j + 1]);
@@ -616,7 +616,14 @@ TEST_F(RedisNodesTest, RedisRestartLosesNoAcceptedEvent) {
   EXPECT_LE(stored.size(), accepted.size() + 1);
   EXPECT_GE(stored.size(), accepted.size());
   EXPECT_EQ(stored.front().substr(0, stored.front().find('.')), epoch_before);
-  EXPECT_EQ(stored.back().substr(0, stored.back().find('.')), epoch_before);
+  // A server restarted from its files may have lost its last writes: the
+  // stream went on under a new epoch that continues the old one where the
+  // copy ends (nothing was lost here, so no subscriber noticed).
+  ReplyPtr fork = redis_.Command({"LINDEX", "evsse:{live}:f", "0"});
+  ASSERT_TRUE(fork && fork->type == REDIS_REPLY_STRING);
+  EXPECT_EQ(Str(fork.get()).substr(0, epoch_before.size() + 1),
+            epoch_before + " ");
+  EXPECT_NE(stored.back().substr(0, stored.back().find('.')), epoch_before);
   ASSERT_TRUE(RunUntil(
       [&] {
         for (auto& c : clients)

@@ -207,17 +207,41 @@ TEST(FetchReplyTest, DecodesTheExecOfAPageRead) {
   EXPECT_FALSE(IsExecNoScript(Parse("*2\r\n" + meta + entries).get()));
 }
 
-TEST(FetchReplyTest, LostComparesTheCursorWithWhatWasRemoved) {
+TEST(FetchReplyTest, TrimmedComparesTheCursorWithWhatWasRemoved) {
   FetchReply f;
-  EXPECT_FALSE(f.Lost({}));  // nothing ever removed
-  f.first_kept = {10, 0};    // everything older than 10-0 was trimmed
-  EXPECT_TRUE(f.Lost({}));
-  EXPECT_TRUE(f.Lost({9, 5}));
-  EXPECT_FALSE(f.Lost({10, 0}));
-  EXPECT_FALSE(f.Lost({12, 0}));
+  EXPECT_FALSE(f.Trimmed({}));  // nothing ever removed
+  f.first_kept = {10, 0};       // everything older than 10-0 was trimmed
+  EXPECT_TRUE(f.Trimmed({}));
+  EXPECT_TRUE(f.Trimmed({9, 5}));
+  EXPECT_FALSE(f.Trimmed({10, 0}));
+  EXPECT_FALSE(f.Trimmed({12, 0}));
   f.max_deleted = {20, 1};  // an XDEL
-  EXPECT_TRUE(f.Lost({12, 0}));
-  EXPECT_FALSE(f.Lost({20, 1}));
+  EXPECT_TRUE(f.Trimmed({12, 0}));
+  EXPECT_FALSE(f.Trimmed({20, 1}));
+}
+
+// The forks: "<old epoch> <end>", newest first. The older record
+// ("<tail> <floor_ms>") names no epoch and is skipped; anything else is an
+// error, never a guess.
+TEST(FetchReplyTest, ForksNameTheEpochsTheStreamContinues) {
+  auto reply = [](const std::string& forks) {
+    return Parse("*6\r\n" + Bulk("k2") + Bulk("0-0") + Bulk("0-0") +
+                 Bulk("30-0") + "*0\r\n" + forks);
+  };
+  auto two = ParseFetchReply(
+      reply("*3\r\n" + Bulk("k1 25-3") + Bulk("24-0 1700") + Bulk("k0 20-0"))
+          .get());
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  ASSERT_EQ(two->former.size(), 2u);
+  EXPECT_EQ(two->former[0].epoch, *ParseEpoch("k1"));
+  EXPECT_EQ(two->former[0].end, (pubsub::Position{25, 3}));
+  EXPECT_EQ(two->former[1].epoch, *ParseEpoch("k0"));
+  EXPECT_EQ(ContinuedEnd(two->former, *ParseEpoch("k0")),
+            (pubsub::Position{20, 0}));
+  for (const std::string& bad : {Bulk("k1"), Bulk("k1 x"), Bulk("?? 1-0")}) {
+    auto b = ParseFetchReply(reply("*1\r\n" + bad).get());
+    EXPECT_EQ(b.status().code(), StatusCode::kInternal) << bad;
+  }
 }
 
 }  // namespace

@@ -96,11 +96,13 @@ void FetchShare::Complete(const std::shared_ptr<Flight>& flight,
     auto page = std::make_shared<Page>();
     page->epoch = r->epoch;
     page->trimmed = r->trimmed;
+    page->former = r->former;
     page->more = r->more;
     page->until = flight->until;
     page->events.reserve(r->events.size());
     for (const StoredEvent& e : r->events) {
-      page->events.push_back(encode_(flight->topic, r->epoch, e));
+      page->events.push_back(encode_(
+          flight->topic, WrittenEpoch(r->former, r->epoch, e.position), e));
       page->bytes += page->events.back()->wire.size() + flight->topic.size() +
                      kEventOverhead;
     }

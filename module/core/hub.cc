@@ -28,6 +28,8 @@ namespace {
 // a stream wiped behind this node's back is not replayed for long.
 constexpr size_t kFetchShareBytes = 16 << 20;
 constexpr Millis kFetchShareTtl{5000};
+// Failovers a topic remembers (cursors of older epochs get the gap event).
+constexpr size_t kMaxFormerEpochs = 8;
 
 }  // namespace
 
@@ -271,7 +273,12 @@ void HubImpl::Deliver(const std::string& topic, uint64_t epoch,
                       const StoredEvent& event) {
   Topic* t = FindTopic(topic);
   if (!t || !t->watched) return;
-  if (t->epoch != epoch) {
+  std::optional<pubsub::Position> end;
+  if (t->epoch != epoch && t->former &&
+      (end = ContinuedEnd(*t->former, epoch)) && event.position <= *end) {
+    // Written before a failover, in an epoch the stream continues: it
+    // keeps its id.
+  } else if (t->epoch != epoch) {
     // The stream was recreated: reset, then keep this, its first event.
     if (t->epoch != 0) ResetTopic(t, epoch);
     t->epoch = epoch;  // the first event created the stream
@@ -366,6 +373,35 @@ void HubImpl::ResetTopic(Topic* t, uint64_t epoch) {
   t->epoch = epoch;
   t->synced_from = pubsub::Position();
   Retouch(t, false);  // it has subscribers (or is watched): kept
+}
+
+// Continued: a failover moved the topic's stream to a server that went on
+// from what it had (`end`) under a new epoch. Cursors up to `end` stay
+// good; what this node holds past it was lost, and so is the place of every
+// subscriber that had any of it: those resume and learn of the gap.
+void HubImpl::Continued(const std::string& topic, uint64_t old_epoch,
+                        uint64_t epoch, pubsub::Position end) {
+  Topic* t = FindTopic(topic);
+  if (!t || !t->watched || t->epoch == epoch) return;
+  if (t->epoch != old_epoch) return ResetTopic(t, epoch);
+  std::string at;
+  pubsub::AppendPosition(at, {old_epoch, end});
+  Log(LogLevel::kWarning, "topic '" + t->name + "': the stream goes on " +
+                              "under a new epoch after " + at +
+                              " (a failover); closing subscribers past it");
+  if (!t->former) t->former = std::make_unique<std::vector<FormerEpoch>>();
+  std::vector<FormerEpoch>& former = *t->former;
+  former.insert(former.begin(), {old_epoch, end});
+  if (former.size() > kMaxFormerEpochs) former.resize(kMaxFormerEpochs);
+  fetch_share_->DropTopic(t->name);
+  t->history.DropAfter(end);
+  t->synced_from = std::min(t->synced_from, end);
+  t->epoch = epoch;
+  for (Session* s : t->subscribers) {
+    // A session still replaying holds pages of the old epoch: it resumes.
+    if (s->catching_up() || !s->Continue(t, old_epoch, epoch, end))
+      s->Close(CloseReason::kUnavailable);
+  }
 }
 
 void HubImpl::Synced(const std::string& topic, uint64_t epoch,

@@ -74,6 +74,8 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
                const StoredEvent& event) override;
   void Synced(const std::string& topic, uint64_t epoch,
               pubsub::Position from) override;
+  void Continued(const std::string& topic, uint64_t old_epoch, uint64_t epoch,
+                 pubsub::Position end) override;
   pubsub::Position LastPosition(const std::string& topic,
                                 uint64_t* epoch) override;
   void LinkChanged(bool up) override;

@@ -100,6 +100,7 @@ void Session::Gap(size_t k, bool unknown) {
   Sub& s = subs[k];
   resume_->gapped.push_back(s.topic->name);
   resume_->unknown = resume_->unknown || unknown;
+  s.epoch = s.topic->epoch;
   s.pos = endpoint_->hub()->Tail(s.topic);
   s.backlog.reset();
 }
@@ -125,15 +126,33 @@ void Session::ResolveTopic(size_t k) {
     s.pos = c.position;
     return;
   }
-  // Epoch 0 is "before the stream existed": everything since is after it.
-  if ((c.epoch != t->epoch && c.epoch != 0) ||
-      static_cast<int64_t>(c.position.major) > WallMs() + kFutureSlackMs)
+  if (static_cast<int64_t>(c.position.major) > WallMs() + kFutureSlackMs)
     return Gap(k, true);
-  s.pos = c.position;
+  // Epoch 0 is "before the stream existed": everything since is after it.
+  uint64_t epoch = c.epoch;
+  pubsub::Position position = c.position;
+  if (epoch != t->epoch && epoch != 0 && t->former) {
+    // An epoch the stream continues (a failover): good up to where it
+    // ended; after that, the events the cursor names were lost.
+    if (auto end = ContinuedEnd(*t->former, epoch)) {
+      epoch = t->epoch;
+      if (c.position > *end) {
+        // The cursor names events that were lost: the client is told, and
+        // gets everything the stream has had since (none of it sorts
+        // after the lost ids necessarily).
+        resume_->gapped.push_back(t->name);
+        position = *end;
+      }
+    }
+  }
+  s.pos = position;
   pubsub::Position floor = hub->Floor(t);
-  if (c.position >= floor && c.epoch == t->epoch) return;
+  if (position >= floor && epoch == t->epoch) return;
+  // Another epoch this node does not know (yet): the store decides
+  // (OnFetched) whether its stream continues it or the cursor is unknown.
+  if (epoch != 0) s.epoch = epoch;
   s.backlog = std::make_unique<Backlog>();
-  s.backlog->next_after = c.epoch == 0 ? pubsub::Position() : c.position;
+  s.backlog->next_after = epoch == 0 ? pubsub::Position() : position;
   s.backlog->until = floor;
   resume_->resolved[k] = false;
   ++resume_->fetching;
@@ -167,6 +186,21 @@ void Session::OnFetched(size_t k, Result<PageRef> r) {
     return;
   }
   const Page& page = **r;
+  if (first && page.epoch != s.epoch && s.epoch != 0) {
+    // The stream may continue the cursor's epoch (a failover this node has
+    // not followed yet): up to its end the cursor is good; past it, the
+    // client is told of the gap and reads on from the end.
+    std::optional<pubsub::Position> end = ContinuedEnd(page.former, s.epoch);
+    if (end) {
+      s.epoch = page.epoch;
+      if (b.next_after > *end) {
+        resume_->gapped.push_back(s.topic->name);
+        b.next_after = *end;
+        s.pos = *end;
+        return Fetch(k);
+      }
+    }
+  }
   if (first) {
     resume_->resolved[k] = true;
     --resume_->fetching;

@@ -209,6 +209,16 @@ void Session::Pump() {
   }
 }
 
+bool Session::Continue(const Topic* t, uint64_t old_epoch, uint64_t epoch,
+                       pubsub::Position end) {
+  for (Sub& s : subs) {
+    if (s.topic != t) continue;
+    if (s.pos > end || (s.epoch != old_epoch && s.epoch != epoch)) return false;
+    s.epoch = epoch;
+  }
+  return true;
+}
+
 bool Session::FellBehindHistory() const {
   for (const Sub& s : subs)
     if (!s.backlog && s.pos < s.topic->history.evicted_up_to()) return true;

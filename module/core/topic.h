@@ -4,9 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "evsse/ext/backend.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/pubsub/history.h"
 #include "lists.h"
@@ -49,6 +51,9 @@ struct Topic final : Link<TopicTag> {
   bool synced = true;
   pubsub::Position synced_from;
   std::vector<Session*> waiting;  // sessions waiting for the first sync
+  // Earlier epochs `epoch` continues, newest first (a failover; see
+  // BackendSink::Continued). Rare: not allocated until one happens.
+  std::unique_ptr<std::vector<FormerEpoch>> former;
 };
 
 }  // namespace evsse::internal

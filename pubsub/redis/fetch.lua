@@ -11,7 +11,8 @@
 -- ARGV[4]  candidate epoch (base 36), stored when the stream has none
 -- ARGV[5]  this server's run_id: a stream last written by another server
 --          is forked first, as in publish.lua (so a back-fill right after
---          a failover already knows which ids were lost)
+--          a failover already knows where the old epoch ended); the
+--          candidate epoch becomes the new one
 --
 -- Result   {epoch, max_deleted, first_kept, tail, entries}
 --          epoch        the stream's epoch; "" when the stream does not exist
@@ -26,30 +27,32 @@
 --          entries      XRANGE (after until COUNT count:
 --                       {{id, {field, value, ...}}, ...}, fields t and d
 --          forks        the stream's forks, newest first, each
---                       "<tail> <floor_ms>": a reader at an id in
---                       (tail, floor_ms-*] missed events
+--                       "<old epoch> <end>": the epoch continues the old
+--                       one up to end (see publish.lua, "Failover")
 -- Errors   WRONGTYPE when a key holds another type; ERR for a malformed id.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'', '0-0', '0-0', '0-0', {}, {}}
 end
 local writer = redis.call('GET', KEYS[3])
 if ARGV[5] ~= '' and writer ~= ARGV[5] then
+  -- As in publish.lua: end the epoch where this server's copy ends.
   redis.call('SET', KEYS[3], ARGV[5])
   local pttl = redis.call('PTTL', KEYS[1])
   if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
-  if writer then
+  local old_epoch = redis.call('GET', KEYS[2])
+  if writer and old_epoch then
     local last = '0-0'
     local i0 = redis.call('XINFO', 'STREAM', KEYS[1])
     for i = 1, #i0, 2 do
       if i0[i] == 'last-generated-id' then last = i0[i + 1] end
     end
-    local now = redis.call('TIME')
-    local now_ms = tonumber(now[1]) * 1000 +
-                   math.floor(tonumber(now[2]) / 1000)
-    local floor_ms = math.max(now_ms, tonumber(string.match(last, '^(%d+)')))
-    redis.call('LPUSH', KEYS[4], last .. ' ' .. string.format('%.0f', floor_ms))
+    redis.call('SET', KEYS[2], ARGV[4])
+    redis.call('LPUSH', KEYS[4], old_epoch .. ' ' .. last)
     redis.call('LTRIM', KEYS[4], 0, 15)
-    if pttl > 0 then redis.call('PEXPIRE', KEYS[4], pttl) end
+    if pttl > 0 then
+      redis.call('PEXPIRE', KEYS[2], pttl)
+      redis.call('PEXPIRE', KEYS[4], pttl)
+    end
   end
 end
 local epoch = redis.call('GET', KEYS[2])

@@ -567,7 +567,8 @@ void LinkImpl::Fetch(const std::string& topic, Position after, Position until,
              if (!r.ok()) return done(r.status());
              FetchResult out;
              out.epoch = r->epoch;
-             out.trimmed = r->epoch != 0 && r->Lost(after);
+             out.trimmed = r->epoch != 0 && r->Trimmed(after);
+             out.former = std::move(r->former);
              out.events = std::move(r->events);
              if (out.events.size() > want) {
                out.more = true;

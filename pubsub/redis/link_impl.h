@@ -163,8 +163,11 @@ class LinkImpl final : public BackendLink {
   void FinishSync(const std::string& name, uint64_t epoch, Position from);
   void SyncFailed(const std::string& name, const Status& status);
   Topic* Current(const std::string& name, uint64_t gen, uint64_t conn_gen);
+  // DeliverOne hands the Hub an event of the stream in `epoch` (what the
+  // topic's sync tracks), labelled with the epoch it was written in
+  // (`written_in`, 0: `epoch`; see WrittenEpoch).
   void DeliverOne(const std::string& name, Topic& t, uint64_t epoch,
-                  const StoredEvent& event);
+                  const StoredEvent& event, uint64_t written_in = 0);
   void MaybeReportUp();
 
   // Probing the subscription (probe.cc).

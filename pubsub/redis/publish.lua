@@ -10,7 +10,7 @@
 --   writer    <prefix>{<topic>}:w  (the run_id of the server that last
 --             wrote the stream)
 --   forks     <prefix>{<topic>}:f  (a list, newest first, of
---             "<tail> <floor_ms>": see "Failover" below)
+--             "<old epoch> <end>": see "Failover" below)
 -- ARGV[1]  MAXLEN ~ of the streams (a positive integer)
 -- ARGV[2]  the most age of kept entries in milliseconds; "0": no age limit
 -- ARGV[3]  candidate epoch (base 36): becomes the epoch when an event
@@ -29,12 +29,13 @@
 -- Failover. A stream whose writer is another server than this one was
 -- copied here by replication (a failover promoted this server, or it
 -- restarted from its files): the old server may have written entries that
--- never arrived. The first touch records a fork "<tail> <floor_ms>": tail
--- is the last id this server has, floor_ms the larger of tail's time and
--- this server's clock. Ids in (tail, floor_ms-*] may have been handed out
--- by the old server and are gone: a reader there missed events (fetch.lua
--- reports it). New entries get ids above floor_ms, so none sorts below an
--- id a client may hold from the old server.
+-- never arrived, and ids this server hands out next may sort below them
+-- (its clock may be behind the old one's). So the first touch ends the
+-- stream's epoch where this server's copy ends and starts a new one (the
+-- candidate, ARGV[3]), recording the fork "<old epoch> <end>", end being
+-- the last id this server has: a cursor of the old epoch up to end reads
+-- on in the new one; one past end names events that were lost (fetch.lua
+-- returns the forks; the reader gets the gap event). No clock is trusted.
 --
 -- Result   one entry per event: {epoch, id} (the stream's epoch and the new
 --          entry's id "ms-seq"), or the error that stopped that event
@@ -55,25 +56,31 @@ local function clock()
 end
 
 -- fork_if_moved records a fork when another server wrote the stream last.
-local function fork_if_moved(stream, writer_key, forks_key)
+local function fork_if_moved(stream, epoch_key, writer_key, forks_key)
   if run_id == '' then return end
   local writer = redis.call('GET', writer_key)
   if writer == run_id then return end
   redis.call('SET', writer_key, run_id)
   if not writer or redis.call('EXISTS', stream) == 0 then return end
+  local old_epoch = redis.call('GET', epoch_key)
+  if not old_epoch then return end
   local tail = '0-0'
   local info = redis.call('XINFO', 'STREAM', stream)
   for i = 1, #info, 2 do
     if info[i] == 'last-generated-id' then tail = info[i + 1] end
   end
-  local tail_ms = tonumber(string.match(tail, '^(%d+)'))
-  local floor_ms = math.max(clock(), tail_ms)
-  redis.call('LPUSH', forks_key, tail .. ' ' .. string.format('%.0f', floor_ms))
+  redis.call('SET', epoch_key, ARGV[3])
+  redis.call('LPUSH', forks_key, old_epoch .. ' ' .. tail)
   redis.call('LTRIM', forks_key, 0, 15)
+  local pttl = redis.call('PTTL', stream)
+  if pttl > 0 then
+    redis.call('PEXPIRE', epoch_key, pttl)
+    redis.call('PEXPIRE', forks_key, pttl)
+  end
 end
 
--- Topics seen in this call: their epoch, newest fork floor (false: none)
--- and whether their stream was new.
+-- Topics seen in this call: their epoch, whether they have forks and
+-- whether their stream was new.
 local topics = {}
 local function topic(i)
   local stream = KEYS[5 * i - 4]
@@ -81,8 +88,8 @@ local function topic(i)
   if t then return t end
   local epoch_key, writer_key, forks_key =
       KEYS[5 * i - 2], KEYS[5 * i - 1], KEYS[5 * i]
-  fork_if_moved(stream, writer_key, forks_key)
-  t = {floor = false, created = false}
+  fork_if_moved(stream, epoch_key, writer_key, forks_key)
+  t = {forked = false, created = false}
   if redis.call('EXISTS', stream) == 0 then
     -- A new stream is a new history: positions of an older one mean
     -- nothing.
@@ -95,10 +102,7 @@ local function topic(i)
       redis.call('SET', epoch_key, t.epoch)
     end
   end
-  local newest_fork = redis.call('LINDEX', forks_key, 0)
-  if newest_fork then
-    t.floor = tonumber(string.match(newest_fork, ' (%d+)$'))
-  end
+  t.forked = redis.call('EXISTS', forks_key) == 1
   topics[stream] = t
   return t
 end
@@ -107,12 +111,7 @@ local function publish(i)
   local t = topic(i)
   local stream, channel = KEYS[5 * i - 4], KEYS[5 * i - 3]
   local type_, data = ARGV[3 * i + 3], ARGV[3 * i + 4]
-  -- Above the newest fork's floor (see "Failover").
-  local new_id = '*'
-  if t.floor and clock() <= t.floor then
-    new_id = string.format('%.0f', t.floor + 1) .. '-*'
-  end
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, new_id,
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
                         't', type_, 'd', data)
   if ARGV[3 * i + 5] == '1' or t.created then
     t.created = false
@@ -125,7 +124,7 @@ local function publish(i)
       redis.call('PEXPIRE', stream, ttl)
       redis.call('PEXPIRE', KEYS[5 * i - 2], ttl)
       redis.call('PEXPIRE', KEYS[5 * i - 1], ttl)
-      if t.floor then redis.call('PEXPIRE', KEYS[5 * i], ttl) end
+      if t.forked then redis.call('PEXPIRE', KEYS[5 * i], ttl) end
     end
   end
   redis.call('PUBLISH', channel,

@@ -197,13 +197,16 @@ Result<FetchReply> ParseFetchReply(const redisReply* reply) {
       if (!IsString(forks->element[i])) return Unexpected("fetch (fork)");
       std::string_view f = Str(forks->element[i]);
       size_t sp = f.find(' ');
-      uint64_t floor_ms = 0;
-      auto fork_tail = ParseStreamId(f.substr(0, sp));
-      if (sp == std::string_view::npos || !fork_tail ||
-          !ParseU64(f.substr(sp + 1), &floor_ms)) {
+      if (sp == std::string_view::npos) return Unexpected("fetch (fork)");
+      auto old_epoch = ParseEpoch(f.substr(0, sp));
+      auto end = ParseStreamId(f.substr(sp + 1));
+      if (!old_epoch || *old_epoch == 0 || !end) {
+        // "<tail> <floor_ms>", the older record (before forks ended
+        // epochs): it does not say which epoch ended, so none continues.
+        if (ParseStreamId(f.substr(0, sp))) continue;
         return Unexpected("fetch (fork)");
       }
-      out.forks.push_back({*fork_tail, floor_ms});
+      out.former.push_back({*old_epoch, *end});
     }
   }
   return out;

@@ -57,13 +57,9 @@ struct FetchReply {
   pubsub::Position first_kept;   // {0,0}: nothing was ever removed
   pubsub::Position tail;
   std::vector<StoredEvent> events;
-  // Failover forks (publish.lua): ids in (tail, {floor_ms, max}] may have
-  // been handed out by a server that lost them.
-  struct Fork {
-    pubsub::Position tail;
-    uint64_t floor_ms = 0;
-  };
-  std::vector<Fork> forks;
+  // Failover forks (publish.lua), newest first: the epochs this one
+  // continues, each up to where it ended.
+  std::vector<FormerEpoch> former;
 
   // Trimmed: entries newer than `after` were trimmed or deleted, so a
   // reader at `after` missed some. A reader exactly at the last trimmed
@@ -72,16 +68,6 @@ struct FetchReply {
   bool Trimmed(pubsub::Position after) const {
     return max_deleted > after ||
            (first_kept != pubsub::Position{} && after < first_kept);
-  }
-  // Forked: `after` names an entry a failover lost (the stream never had
-  // it here); every entry written since sorts above it.
-  bool Forked(pubsub::Position after) const {
-    for (const Fork& f : forks)
-      if (after > f.tail && after.major <= f.floor_ms) return true;
-    return false;
-  }
-  bool Lost(pubsub::Position after) const {
-    return Trimmed(after) || Forked(after);
   }
 };
 // ParseFetchReply decodes fetch.lua's {epoch, max_deleted, first_kept,

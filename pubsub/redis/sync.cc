@@ -149,6 +149,14 @@ void LinkImpl::OnMessage(const std::string& name, std::string_view payload) {
   Topic& t = it->second;
   std::optional<Payload> p = ParsePayload(payload);
   if (!p) return;  // not written by evsse's publish script
+  if (t.live && t.last_epoch != 0 && p->epoch != t.last_epoch) {
+    // A new epoch: a failover forked the stream (or it was recreated).
+    // Read from the stream where it stands, like a back-fill after a link
+    // loss, holding live messages meanwhile.
+    t.live = false;
+    t.held.emplace_back(p->epoch, std::move(p->event));
+    return Backfill(name, ++t.gen, t.last_epoch, t.last, t.last);
+  }
   if (t.live) return DeliverOne(name, t, p->epoch, p->event);
   // Syncing: hold it; the sync decides what the Hub already has.
   if (t.overflow) return;
@@ -192,6 +200,17 @@ void LinkImpl::BeginSync(const std::string& name) {
   Backfill(name, gen, epoch, from, from);
 }
 
+namespace {
+
+// Before is the position just before `p`.
+pubsub::Position Before(pubsub::Position p) {
+  if (p.minor > 0) return {p.major, p.minor - 1};
+  if (p.major > 0) return {p.major - 1, UINT64_MAX};
+  return p;
+}
+
+}  // namespace
+
 // Backfill delivers the stream's entries after `after`, a page at a time,
 // then reports Synced(from). A stream that was recreated (another epoch)
 // or trimmed past `after` cannot fill the gap: the topic is synced at the
@@ -199,51 +218,72 @@ void LinkImpl::BeginSync(const std::string& name) {
 void LinkImpl::Backfill(const std::string& name, uint64_t gen,
                         uint64_t known_epoch, Position after, Position from) {
   uint64_t conn_gen = conn_gen_;
-  RunFetch(name, after, kEnd, kBackfillPage,
-           [this, name, gen, known_epoch, after, from, conn_gen](
-               Result<FetchReply> r, bool lost) {
-             Topic* t = Current(name, gen, conn_gen);
-             if (t == nullptr || lost) return;
-             if (!r.ok()) return SyncFailed(name, r.status());
-             FetchReply& f = *r;
-             if (f.epoch == 0) {
-               t->last_epoch = 0;
-               t->last = {};
-               return FinishSync(name, 0, {});
-             }
-             bool recreated = known_epoch != 0 && f.epoch != known_epoch;
-             if (!recreated && f.Forked(after)) {
-               // A failover lost what this node has after the fork; every
-               // entry written since sorts above `after`: reading on from
-               // it misses none of them. Clients resuming from a lost id
-               // get the gap event (Fetch reports it).
-               Log("redis: topic '" + name + "': " + FormatStreamId(after) +
-                   " was lost in a failover; back-filling what the new "
-                   "primary wrote since");
-             }
-             if (recreated || f.Trimmed(after)) {
-               Log("redis: topic '" + name + "': " +
-                   (recreated ? "stream recreated" : "stream trimmed past ") +
-                   (recreated ? "" : FormatStreamId(after)) +
-                   " while the link was down; syncing at its tail");
-               t->last_epoch = f.epoch;
-               t->last = f.tail;
-               return FinishSync(name, f.epoch, f.tail);
-             }
-             bool full = f.events.size() == kBackfillPage;
-             for (const StoredEvent& e : f.events) {
-               t = Current(name, gen, conn_gen);
-               if (t == nullptr) return;
-               ++stats_.backfilled_events;
-               DeliverOne(name, *t, f.epoch, e);
-             }
-             if (Current(name, gen, conn_gen) == nullptr) return;
-             if (full) {
-               return Backfill(name, gen, f.epoch, f.events.back().position,
-                               from);
-             }
-             FinishSync(name, f.epoch, from);
-           });
+  RunFetch(
+      name, after, kEnd, kBackfillPage,
+      [this, name, gen, known_epoch, after, from, conn_gen](
+          Result<FetchReply> r, bool lost) {
+        Topic* t = Current(name, gen, conn_gen);
+        if (t == nullptr || lost) return;
+        if (!r.ok()) return SyncFailed(name, r.status());
+        FetchReply& f = *r;
+        if (f.epoch == 0) {
+          t->last_epoch = 0;
+          t->last = {};
+          return FinishSync(name, 0, {});
+        }
+        if (known_epoch != 0 && f.epoch != known_epoch) {
+          // A failover ended the epoch this node follows (fetch.lua
+          // forked it): what it has up to the end stays good, and
+          // the rest of the stream is read from there.
+          std::optional<Position> end = ContinuedEnd(f.former, known_epoch);
+          if (end) {
+            sink_->Continued(name, known_epoch, f.epoch, *end);
+            t = Current(name, gen, conn_gen);
+            if (t == nullptr) return;
+            t->last_epoch = f.epoch;
+            t->last = std::min(t->last, *end);
+            if (after > *end) {
+              Log("redis: topic '" + name + "': " + FormatStreamId(after) +
+                  " and what came before it after " + FormatStreamId(*end) +
+                  " were lost in a failover; back-filling from there");
+              return Backfill(name, gen, f.epoch, *end, std::min(from, *end));
+            }
+            return Backfill(name, gen, f.epoch, after, from);
+          }
+        }
+        bool recreated = known_epoch != 0 && f.epoch != known_epoch;
+        if (recreated || f.Trimmed(after)) {
+          Log("redis: topic '" + name + "': " +
+              (recreated ? "stream recreated" : "stream trimmed past ") +
+              (recreated ? "" : FormatStreamId(after)) +
+              "; syncing at its tail");
+          Position at = f.tail;
+          // Live messages of the new stream held meanwhile are still
+          // delivered (the first of them may be what told of it).
+          for (const auto& [e, event] : t->held) {
+            if (e == f.epoch && event.position <= at) {
+              at = Before(event.position);
+              break;
+            }
+          }
+          t->last_epoch = f.epoch;
+          t->last = at;
+          return FinishSync(name, f.epoch, at);
+        }
+        bool full = f.events.size() == kBackfillPage;
+        for (const StoredEvent& e : f.events) {
+          t = Current(name, gen, conn_gen);
+          if (t == nullptr) return;
+          ++stats_.backfilled_events;
+          DeliverOne(name, *t, f.epoch, e,
+                     WrittenEpoch(f.former, f.epoch, e.position));
+        }
+        if (Current(name, gen, conn_gen) == nullptr) return;
+        if (full) {
+          return Backfill(name, gen, f.epoch, f.events.back().position, from);
+        }
+        FinishSync(name, f.epoch, from);
+      });
 }
 
 void LinkImpl::FinishSync(const std::string& name, uint64_t epoch,
@@ -296,11 +336,11 @@ LinkImpl::Topic* LinkImpl::Current(const std::string& name, uint64_t gen,
 }
 
 void LinkImpl::DeliverOne(const std::string& name, Topic& t, uint64_t epoch,
-                          const StoredEvent& event) {
+                          const StoredEvent& event, uint64_t written_in) {
   if (epoch == t.last_epoch && event.position <= t.last) return;
   t.last_epoch = epoch;
   t.last = event.position;
-  sink_->Deliver(name, epoch, event);
+  sink_->Deliver(name, written_in != 0 ? written_in : epoch, event);
 }
 
 void LinkImpl::MaybeReportUp() {

@@ -105,6 +105,30 @@ size_t TopicHistory::DropUpTo(Position p) {
   return n;
 }
 
+size_t TopicHistory::DropAfter(Position p) {
+  size_t n = 0;
+  for (; size_ > 0 && (*this)[size_ - 1]->position > p; ++n) {
+    EventRef& slot = ring_[(head_ + size_ - 1) & (capacity_ - 1)];
+    size_t b = EventBytes(*slot);
+    bytes_ -= b;
+    if (meter_) {
+      meter_->bytes -= b;
+      --meter_->events;
+    }
+    slot = EventRef();
+    --size_;
+  }
+  if (size_ == 0) {
+    ring_.reset();
+    capacity_ = head_ = 0;
+  } else if (capacity_ > kMinShrink && size_ <= capacity_ / 4) {
+    Resize(capacity_ / 2);
+  }
+  last_ = std::min(last_, p);
+  evicted_up_to_ = std::min(evicted_up_to_, p);
+  return n;
+}
+
 size_t TopicHistory::DropAll() {
   size_t n = size_;
   while (size_ > 0) PopOldest();

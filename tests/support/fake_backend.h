@@ -28,7 +28,21 @@ struct FakeStore {
     uint64_t epoch = 0;
     std::vector<StoredEvent> events;
     pubsub::Position max_deleted;
+    std::vector<FormerEpoch> former;  // newest first
   };
+  // Fork is a failover as Redis shows it: the promoted copy of `topic`
+  // lacks its newest `lost` events and goes on under a new epoch; its
+  // clock is behind, so new positions sort right after the copy's end
+  // (among the lost ones: only the epoch tells them apart).
+  void Fork(const std::string& topic, size_t lost) {
+    Stream& s = streams[topic];
+    s.events.resize(s.events.size() - std::min(lost, s.events.size()));
+    pubsub::Position end =
+        s.events.empty() ? pubsub::Position() : s.events.back().position;
+    s.former.insert(s.former.begin(), {s.epoch, end});
+    s.epoch = next_epoch++;
+    clock_ms = end.major;
+  }
   std::map<std::string, Stream> streams;
   std::vector<FakeBackend*> nodes;
   uint64_t clock_ms = 1700000000000;
@@ -136,6 +150,7 @@ class FakeBackend final : public Backend {
     const FakeStore::Stream& s = store_->streams[topic];
     r.epoch = s.epoch;
     r.trimmed = s.max_deleted > after;
+    r.former = s.former;
     for (const StoredEvent& e : s.events) {
       if (e.position <= after || e.position > until) continue;
       if (r.events.size() == limit) {
@@ -214,7 +229,17 @@ class FakeBackend final : public Backend {
                  const StoredEvent& e) {
     if (!up_ || !watched_.count(topic)) return;  // at-most-once, like Redis
     Post([this, topic, epoch, e](bool ok) {
-      if (ok && up_ && watched_.count(topic)) sink_->Deliver(topic, epoch, e);
+      if (!ok || !up_ || !watched_.count(topic)) return;
+      // A new epoch: tell where the one the Hub has ended, as the Redis
+      // link does after reading the fork.
+      uint64_t known = 0;
+      sink_->LastPosition(topic, &known);
+      if (known != 0 && known != epoch) {
+        const auto& former = store_->streams[topic].former;
+        if (auto end = ContinuedEnd(former, known))
+          sink_->Continued(topic, known, epoch, *end);
+      }
+      sink_->Deliver(topic, epoch, e);
     });
   }
   void Post(std::function<void(bool)> f) {

@@ -260,4 +260,40 @@ std::string RedisServer::LogTail() const {
   return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
 }
 
+namespace {
+
+bool StreamId(const std::string& id, std::pair<uint64_t, uint64_t>* out) {
+  char dash = 0;
+  std::istringstream in(id);
+  return static_cast<bool>(in >> out->first >> dash >> out->second) &&
+         dash == '-';
+}
+
+}  // namespace
+
+WrittenEpochs::WrittenEpochs(const RedisServer& redis,
+                             const std::string& topic) {
+  ReplyPtr epoch = redis.Command({"GET", "evsse:{" + topic + "}:e"});
+  if (epoch && epoch->type == REDIS_REPLY_STRING)
+    current_.assign(epoch->str, epoch->len);
+  ReplyPtr forks =
+      redis.Command({"LRANGE", "evsse:{" + topic + "}:f", "0", "-1"});
+  if (!forks || forks->type != REDIS_REPLY_ARRAY) return;
+  for (size_t i = forks->elements; i-- > 0;) {
+    std::string f(forks->element[i]->str, forks->element[i]->len);
+    size_t sp = f.find(' ');
+    std::pair<uint64_t, uint64_t> end;
+    if (sp != std::string::npos && StreamId(f.substr(sp + 1), &end))
+      ends_.push_back({f.substr(0, sp), end});
+  }
+}
+
+std::string WrittenEpochs::Of(const std::string& id) const {
+  std::pair<uint64_t, uint64_t> at;
+  if (!StreamId(id, &at)) return current_;
+  for (const auto& [epoch, end] : ends_)
+    if (at <= end) return epoch;
+  return current_;
+}
+
 }  // namespace evsse::testing

@@ -10,8 +10,10 @@
 #include <hiredis/hiredis.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "resp.h"
@@ -69,6 +71,22 @@ class RedisServer {
   int port_ = 0;
   pid_t pid_ = -1;
   bool paused_ = false;
+};
+
+// WrittenEpochs tells, for each entry of a topic's stream, the epoch it
+// was written in (what its subscribers got live): the stream's epoch, or,
+// for an entry up to the end of a fork (a failover or a restart from
+// files; see pubsub/redis/publish.lua), the older epoch that fork ended.
+class WrittenEpochs {
+ public:
+  WrittenEpochs(const RedisServer& redis, const std::string& topic);
+  // Of returns the epoch of the entry with the stream id `id` ("ms-seq").
+  std::string Of(const std::string& id) const;
+
+ private:
+  std::string current_;
+  // The forks, oldest first: {epoch, end as {ms, seq}}.
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> ends_;
 };
 
 // FreeTcpPort returns a port on 127.0.0.1 that nothing listened on a moment

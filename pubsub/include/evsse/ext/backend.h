@@ -9,8 +9,10 @@
 #ifndef EVSSE_EXT_BACKEND_H_
 #define EVSSE_EXT_BACKEND_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,12 +30,48 @@ struct StoredEvent {
   std::string data;
 };
 
+// FormerEpoch: an earlier epoch of a topic's stream that its current epoch
+// continues. A failover promotes a server that may lack the old primary's
+// newest entries: the stream goes on under a new epoch from what the new
+// server has. Positions of `epoch` up to `end` mean the same in the current
+// epoch; later positions of `epoch` were lost.
+struct FormerEpoch {
+  uint64_t epoch = 0;
+  pubsub::Position end;
+};
+
+// ContinuedEnd returns where `epoch` ends inside the current epoch, given
+// the former epochs newest first, or nullopt when `epoch` is none of them.
+// Across several failovers the least end along the way counts.
+inline std::optional<pubsub::Position> ContinuedEnd(
+    const std::vector<FormerEpoch>& former, uint64_t epoch) {
+  std::optional<pubsub::Position> end;
+  for (const FormerEpoch& f : former) {
+    end = end ? std::min(*end, f.end) : f.end;
+    if (f.epoch == epoch) return end;
+  }
+  return std::nullopt;
+}
+
+// WrittenEpoch is the epoch the event at `p` was written in, for a stream
+// now in `epoch` that continues `former` (newest first): the oldest former
+// epoch whose end is at or after `p`, else `epoch`. An event keeps the id
+// it was first delivered with, whichever way it is read later.
+inline uint64_t WrittenEpoch(const std::vector<FormerEpoch>& former,
+                             uint64_t epoch, pubsub::Position p) {
+  for (auto f = former.rbegin(); f != former.rend(); ++f)
+    if (p <= f->end) return f->epoch;
+  return epoch;
+}
+
 // BackendSink: what a Backend tells the Hub. Implemented by the Hub.
 class BackendSink {
  public:
   virtual ~BackendSink() = default;
 
-  // Deliver hands over one live (or back-filled) event of a watched topic.
+  // Deliver hands over one live (or back-filled) event of a watched topic,
+  // with the epoch it was written in (WrittenEpoch: after Continued, an
+  // event up to the end of the old epoch still carries the old one).
   // Events of one topic must come in position order; the Hub ignores any
   // position it already has, so re-delivery after a reconnect is harmless.
   virtual void Deliver(const std::string& topic, uint64_t epoch,
@@ -45,6 +83,14 @@ class BackendSink {
   // does not exist yet).
   virtual void Synced(const std::string& topic, uint64_t epoch,
                       pubsub::Position from) = 0;
+
+  // Continued: `topic`'s stream goes on under `epoch`, continuing
+  // `old_epoch` up to `end` (see FormerEpoch). Called before any event of
+  // `epoch` is delivered. The Hub keeps what it has up to `end`, forgets
+  // what it has after it (lost), and closes the subscribers that had any of
+  // that: they resume with their cursor and get the gap event.
+  virtual void Continued(const std::string& topic, uint64_t old_epoch,
+                         uint64_t epoch, pubsub::Position end) = 0;
 
   // LastPosition returns the newest position of `topic` the Hub holds
   // (where a back-fill after a reconnect starts), and its epoch.
@@ -107,6 +153,9 @@ class Backend {
     // True when events after `after` were trimmed from the stream: the
     // client missed some (it gets the gap event).
     bool trimmed = false;
+    // Earlier epochs the stream continues, newest first (see FormerEpoch):
+    // a cursor of one of them up to its end reads on in `epoch`.
+    std::vector<FormerEpoch> former;
     std::vector<StoredEvent> events;  // in position order
     bool more = false;                // `limit` cut the range short
   };

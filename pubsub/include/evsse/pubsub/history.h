@@ -66,6 +66,10 @@ class TopicHistory {
   size_t TrimOlderThan(int64_t min_published_ms);
   // DropUpTo drops the events at or before `p`.
   size_t DropUpTo(Position p);
+  // DropAfter drops the events after `p`, newest first, and forgets that
+  // they were ever there: last() and evicted_up_to() go no higher than `p`
+  // (a failover lost them; what is appended next may sort below them).
+  size_t DropAfter(Position p);
   // DropAll drops every event (they count as evicted: cursors before the
   // newest one get a gap).
   size_t DropAll();

@@ -774,6 +774,13 @@ Json LoadGen::Report() const {
     j["fanout_spread_us_p99"] = Percentile(spread, 0.99);
   }
   if (o_.subscribe_only) j["subscribers_complete"] = n_complete_;
+  if (nodes_.size() > 1) {
+    // Streaming subscribers per node of --ports, now.
+    std::vector<size_t> per_node(nodes_.size(), 0);
+    for (const auto& s : subs_)
+      if (ready_[s->index()]) ++per_node[s->node];
+    j["subscribers_per_node"] = per_node;
+  }
   if (o_.reconnect) {
     std::vector<uint32_t> ms = reconnect_ms_;
     std::sort(ms.begin(), ms.end());

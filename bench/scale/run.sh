@@ -209,6 +209,11 @@ for port in "${PORTS[@]}"; do
 done
 log "connected in ${connect_s}s; per node: ${ACTIVE[*]}"
 
+# Redis's own idle cost (serverCron, the nodes' probes) over 2 s, to read
+# its CPU during the publishing net of it.
+idle0=$(redis_cpu)
+sleep 2
+idle1=$(redis_cpu)
 # Publish; kill the first node after KILL_AT events.
 cpu0=$(redis_cpu)
 pub_ns=$(mono_ns)
@@ -232,29 +237,23 @@ wait "$PUB_PID"
 pub_rc=$?
 pub_end_ns=$(mono_ns)
 cpu1=$(redis_cpu)
-# Where the subscribers are once the publisher is done (the storm is over
-# unless it outlasts the publishing).
 RSS2=()
 for pid in "${NODE_PIDS[@]}"; do RSS2+=("$(rss_kb "$pid")"); done
-ACTIVE2=()
-for port in "${PORTS[@]}"; do
-  ACTIVE2+=("$(curl -s --max-time 5 "http://127.0.0.1:$port/stats" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["connections_active"])' 2>/dev/null || echo 0)")
-done
 for pid in "${GEN_PIDS[@]}"; do wait "$pid"; done
 
 python3 - "$WORK" "$LOADGENS" "$NODES" "$SUBS" "$EVENTS" "$RATE" "$KILL_AT" \
-  "$kill_ns" "$pub_ns" "$pub_end_ns" "$cpu0" "$cpu1" "$connect_s" "$pub_rc" \
-  "${RSS0[*]}" "${RSS1[*]}" "${RSS2[*]}" "${ACTIVE[*]}" "${ACTIVE2[*]}" \
+  "$kill_ns" "$pub_ns" "$pub_end_ns" "$cpu0" "$cpu1" "$idle0" "$idle1" \
+  "$connect_s" "$pub_rc" \
+  "${RSS0[*]}" "${RSS1[*]}" "${RSS2[*]}" "${ACTIVE[*]}" \
   "$SMOKE" <<'PY'
 import json, math, os, sys
 (work, gens, nodes, subs, events, rate, kill_at, kill_ns, pub_ns, pub_end_ns,
- cpu0, cpu1, connect_s, pub_rc, rss0, rss1, rss2, active, active2,
+ cpu0, cpu1, idle0, idle1, connect_s, pub_rc, rss0, rss1, rss2, active,
  smoke) = sys.argv[1:]
 gens, nodes, subs, events = int(gens), int(nodes), int(subs), int(events)
 kill_ns, kill_at = int(kill_ns), int(kill_at)
 rss0, rss1, rss2 = ([int(x) for x in r.split()] for r in (rss0, rss1, rss2))
-active, active2 = ([int(x) for x in a.split()] for a in (active, active2))
+active = [int(x) for x in active.split()]
 reports = []
 for g in range(gens):
     text = open(os.path.join(work, "gen%d.json" % g)).read().strip()
@@ -329,8 +328,12 @@ j["rss_connected_kb"] = rss1
 j["rss_after_kb"] = rss2
 cpu = float(cpu1) - float(cpu0)
 j["redis_cpu_s"] = round(cpu, 3)
-j["redis_cpu_ms_per_event"] = round(cpu / events * 1e3, 3) if events else None
-j["publish_window_s"] = round((int(pub_end_ns) - int(pub_ns)) / 1e9, 2)
+window = (int(pub_end_ns) - int(pub_ns)) / 1e9
+idle = (float(idle1) - float(idle0)) / 2
+j["publish_window_s"] = round(window, 2)
+j["redis_idle_cpu_ms_per_s"] = round(idle * 1e3, 2)
+j["redis_cpu_net_ms_per_event"] = (
+    round(max(0.0, cpu - idle * window) / events * 1e3, 3) if events else None)
 if kill_ns:
     closes = [r["first_close_ns"] for r in reports if r.get("first_close_ns")]
     ends = [r["last_reconnect_ns"] for r in reports if r.get("last_reconnect_ns")]
@@ -353,7 +356,12 @@ if kill_ns:
     j["storm_stayed_delivery_ms_p99"] = pct(hs, 0.99)
     hm = merged(lambda e: e["sent_ns"] and e["sent_ns"] >= kill_ns, ("moved",))
     j["moved_delivery_ms_p99"] = pct(hm, 0.99)
-    j["subscribers_per_node_after"] = active2
+    # Where the subscribers were at the end (the load generators' view).
+    after = [0] * nodes
+    for r in reports:
+        for i, n in enumerate(r.get("subscribers_per_node", [])):
+            after[i] += n
+    j["subscribers_per_node_after"] = after
 errors = [r["error"] for r in reports if r.get("error")]
 if pub.get("error"):
     errors.append("publisher: " + pub["error"])

@@ -84,8 +84,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 wait_port() { # PORT PID
-  local i
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     kill -0 "$2" 2>/dev/null || return 1
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05

@@ -20,7 +20,8 @@
 # Environment: NODES, SUBS, LOADGENS, SOURCES, EVENTS, RATE, KILL_AT (0: no
 # kill), SIZE (64), HISTORY (1000), TIMEOUT_S (300: bound of the whole run
 # after the connects), SETTLE_S (10), KEEP (1: keep the temp dir and say
-# where), REDIS_CLUSTER (reserved: see README.md).
+# where), REDIS_CLUSTER (HOST:PORT[,HOST:PORT...]: no private Redis; the
+# nodes get --redis-cluster with these seeds, see README.md).
 # --smoke: 2 nodes x 500 subscribers, 2 load generators, 10 events at 5/s,
 # a node killed after 4 (a few seconds).
 set -u -o pipefail
@@ -31,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,25p' "$0"
+      sed -n '2,26p' "$0"
       exit 0
       ;;
     -*)
@@ -57,6 +58,7 @@ HISTORY=${HISTORY:-1000}
 TIMEOUT_S=${TIMEOUT_S:-300}
 SETTLE_S=${SETTLE_S:-10}
 KEEP=${KEEP:-0}
+REDIS_CLUSTER=${REDIS_CLUSTER:-}
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
 log() { echo "scale: $*" >&2; }
@@ -111,8 +113,7 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 wait_port() { # PORT PID
-  local i
-  for i in $(seq 1 200); do
+  for _ in $(seq 1 200); do
     kill -0 "$2" 2>/dev/null || return 1
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
@@ -122,22 +123,32 @@ wait_port() { # PORT PID
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 mono_ns() { python3 -c 'import time; print(time.monotonic_ns())'; }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-  --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 200); do
-  redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -p "$REDIS_PORT" PING >/dev/null || {
-  log "redis-server did not start"
-  exit 1
-}
-redis_cpu() {
-  redis-cli -p "$REDIS_PORT" INFO cpu | tr -d '\r' |
-    awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
+if [[ -n $REDIS_CLUSTER ]]; then
+  # A cluster started elsewhere: the nodes get its seeds, Redis CPU is
+  # summed over the listed servers (list the primaries).
+  REDIS_ARGS=(--redis-cluster "$REDIS_CLUSTER")
+  IFS=, read -r -a REDIS_SERVERS <<<"$REDIS_CLUSTER"
+else
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 1 200); do
+    redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  redis-cli -p "$REDIS_PORT" PING >/dev/null || {
+    log "redis-server did not start"
+    exit 1
+  }
+  REDIS_ARGS=(--redis "127.0.0.1:$REDIS_PORT")
+  REDIS_SERVERS=("127.0.0.1:$REDIS_PORT")
+fi
+redis_cpu() { # used_cpu_sys + used_cpu_user, summed over REDIS_SERVERS
+  local s
+  for s in "${REDIS_SERVERS[@]}"; do
+    redis-cli -h "${s%:*}" -p "${s##*:}" INFO cpu | tr -d '\r'
+  done | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
 }
 
 PORTS=()
@@ -147,7 +158,7 @@ for n in $(seq 1 "$NODES"); do
   (
     ulimit -n "$HARD"
     exec "$NODE" --port "$port" --bind 127.0.0.1 --history "$HISTORY" \
-      --max-connections $((HARD - 200)) --redis "127.0.0.1:$REDIS_PORT"
+      --max-connections $((HARD - 200)) "${REDIS_ARGS[@]}"
   ) 2>>"$WORK/node$n.log" &
   pid=$!
   PIDS+=("$pid")
@@ -227,7 +238,6 @@ kill_ns=0
 if ((KILL_AT > 0)); then
   # The KILL_AT-th event is due (KILL_AT - 1) / RATE s after the first one.
   sleep "$(echo "($KILL_AT - 1) / $RATE + 0.5 / $RATE" | bc -l)"
-  RSS_PEAK_BEFORE_KILL=$(rss_kb "${NODE_PIDS[0]}")
   kill_ns=$(mono_ns)
   kill -9 "${NODE_PIDS[0]}"
   wait "${NODE_PIDS[0]}" 2>/dev/null

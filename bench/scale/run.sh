@@ -121,6 +121,20 @@ wait_port() { # PORT PID
   return 1
 }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# CPU seconds (utime + stime) of a process, 0 once it is gone.
+cpu_s() {
+  local tck
+  tck=$(getconf CLK_TCK)
+  awk -v t="$tck" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / t }' \
+    "/proc/$1/stat" 2>/dev/null || echo 0
+}
+nodes_cpu() { # the nodes' CPU seconds, summed
+  local pid sum=0
+  for pid in "${NODE_PIDS[@]}"; do
+    sum=$(echo "$sum + $(cpu_s "$pid")" | bc)
+  done
+  echo "$sum"
+}
 mono_ns() { python3 -c 'import time; print(time.monotonic_ns())'; }
 
 if [[ -n $REDIS_CLUSTER ]]; then
@@ -227,6 +241,7 @@ sleep 2
 idle1=$(redis_cpu)
 # Publish; kill the first node after KILL_AT events.
 cpu0=$(redis_cpu)
+ncpu0=$(nodes_cpu)
 pub_ns=$(mono_ns)
 "$LOADGEN" --port "${PORTS[NODES - 1]}" --subscribers 0 --events "$EVENTS" \
   --rate "$RATE" --size "$SIZE" --publishers 1 --pipeline 1 \
@@ -239,6 +254,8 @@ if ((KILL_AT > 0)); then
   # The KILL_AT-th event is due (KILL_AT - 1) / RATE s after the first one.
   sleep "$(echo "($KILL_AT - 1) / $RATE + 0.5 / $RATE" | bc -l)"
   kill_ns=$(mono_ns)
+  # The dead node's CPU up to the kill counts; the others' are read at the end.
+  ncpu_killed=$(cpu_s "${NODE_PIDS[0]}")
   kill -9 "${NODE_PIDS[0]}"
   wait "${NODE_PIDS[0]}" 2>/dev/null
   log "killed node 1 (pid ${NODE_PIDS[0]})"
@@ -247,18 +264,20 @@ wait "$PUB_PID"
 pub_rc=$?
 pub_end_ns=$(mono_ns)
 cpu1=$(redis_cpu)
+ncpu1=$(echo "$(nodes_cpu) + ${ncpu_killed:-0}" | bc)
 RSS2=()
 for pid in "${NODE_PIDS[@]}"; do RSS2+=("$(rss_kb "$pid")"); done
 for pid in "${GEN_PIDS[@]}"; do wait "$pid"; done
 
 python3 - "$WORK" "$LOADGENS" "$NODES" "$SUBS" "$EVENTS" "$RATE" "$KILL_AT" \
   "$kill_ns" "$pub_ns" "$pub_end_ns" "$cpu0" "$cpu1" "$idle0" "$idle1" \
+  "$ncpu0" "$ncpu1" \
   "$connect_s" "$pub_rc" \
   "${RSS0[*]}" "${RSS1[*]}" "${RSS2[*]}" "${ACTIVE[*]}" \
   "$SMOKE" <<'PY'
 import json, math, os, sys
 (work, gens, nodes, subs, events, rate, kill_at, kill_ns, pub_ns, pub_end_ns,
- cpu0, cpu1, idle0, idle1, connect_s, pub_rc, rss0, rss1, rss2, active,
+ cpu0, cpu1, idle0, idle1, ncpu0, ncpu1, connect_s, pub_rc, rss0, rss1, rss2, active,
  smoke) = sys.argv[1:]
 gens, nodes, subs, events = int(gens), int(nodes), int(subs), int(events)
 kill_ns, kill_at = int(kill_ns), int(kill_at)
@@ -338,6 +357,12 @@ j["rss_connected_kb"] = rss1
 j["rss_after_kb"] = rss2
 cpu = float(cpu1) - float(cpu0)
 j["redis_cpu_s"] = round(cpu, 3)
+# The nodes' CPU over the publishing (10 ms ticks), per delivery received.
+ncpu = float(ncpu1) - float(ncpu0)
+j["nodes_cpu_s"] = round(ncpu, 2)
+j["nodes_cpu_us_per_delivery"] = (
+    round(ncpu / j["deliveries_received"] * 1e6, 2)
+    if j["deliveries_received"] else None)
 window = (int(pub_end_ns) - int(pub_ns)) / 1e9
 idle = (float(idle1) - float(idle0)) / 2
 j["publish_window_s"] = round(window, 2)

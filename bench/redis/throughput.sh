@@ -25,7 +25,9 @@
 # numbers complete and in order ("lost", "duplicated", "reordered" must be
 # 0). Exits non-zero otherwise. Stops everything it started by pid.
 # Environment: NODES (2), EVENTS (300000), BATCH (25), TOPICS (1), SIZE (64
-# bytes), HISTORY (6000: the stream's MAXLEN ~).
+# bytes), HISTORY (6000: the stream's MAXLEN ~), PUBLISH_LUA (the script to
+# measure; default pubsub/redis/publish.lua: an older one for an A/B, e.g.
+# `git show REV:pubsub/redis/publish.lua > /tmp/old.lua`).
 set -u -o pipefail
 
 SMOKE=0
@@ -34,7 +36,7 @@ for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
     -h | --help)
-      sed -n '2,29p' "$0"
+      sed -n '2,31p' "$0"
       exit 0
       ;;
     -*)
@@ -52,7 +54,7 @@ SIZE=${SIZE:-64}
 HISTORY=${HISTORY:-6000}
 ((SMOKE)) && EVENTS=20000
 HERE=$(cd "$(dirname "$0")" && pwd)
-SCRIPT=$HERE/../../pubsub/redis/publish.lua
+SCRIPT=${PUBLISH_LUA:-$HERE/../../pubsub/redis/publish.lua}
 NODE=$BUILD/bench/redis/evsse-bench-node
 if [[ ! -x $NODE ]]; then
   echo "throughput.sh: $NODE not found; build evsse-bench-node first" >&2

@@ -251,8 +251,18 @@ PUB_PID=$!
 PIDS+=("$PUB_PID")
 kill_ns=0
 if ((KILL_AT > 0)); then
-  # The KILL_AT-th event is due (KILL_AT - 1) / RATE s after the first one.
-  sleep "$(echo "($KILL_AT - 1) / $RATE + 0.5 / $RATE" | bc -l)"
+  # Once the publishing node has accepted KILL_AT events (its /stats), half
+  # an interval later: between two events, every subscriber with an id to
+  # resume from.
+  while :; do
+    published=$(curl -s --max-time 2 "http://127.0.0.1:${PORTS[NODES - 1]}/stats" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["events_published"])' \
+        2>/dev/null || echo 0)
+    ((published >= KILL_AT)) && break
+    kill -0 "$PUB_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  sleep "$(echo "0.5 / $RATE" | bc -l)"
   kill_ns=$(mono_ns)
   # The dead node's CPU up to the kill counts; the others' are read at the end.
   ncpu_killed=$(cpu_s "${NODE_PIDS[0]}")

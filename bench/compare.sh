@@ -419,6 +419,7 @@ else
     "replay_5000 120 -- --resume --subscribers 100 --topics 1 --events 5000"
     "redis_1k_max 120 redis -- --subscribers 1000 --events 600 --rate 0"
     "redis_1k_200eps 120 redis -- --subscribers 1000 --events 400 --rate 200"
+    "redis_publish_max 120 redis -- --subscribers 100 --events 20000 --rate 0 --publishers 16 --pipeline 4"
     "tls_idle_10k 120 tls -- --idle-only --subscribers 10000 --idle-wait-s 2"
     "tls_max_1k 120 tls -- --subscribers 1000 --events 600 --rate 0"
     "tls_lone_1k 120 tls -- --subscribers 1000 --events 200 --rate 25"

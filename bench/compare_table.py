@@ -48,6 +48,10 @@ FIGURES = [
     ("redis_1k_200eps", "server_cpu_s_per_million_deliveries", "server CPU s per 10^6 deliveries", 1, 2, None),
     ("redis_1k_200eps", "redis_cpu_us_per_publish", "Redis CPU per publish (us)", 1, 1, None),
     ("redis_1k_200eps", "publish_rate_achieved", "events/s achieved (asked 200)", 1, 0, None),
+    # Publishing as fast as 16 connections x 4 in flight are acknowledged
+    # (issue 17: batched publish calls).
+    ("redis_publish_max", "redis_cpu_us_per_publish", "Redis CPU per publish at max rate (us)", 1, 1, None),
+    ("redis_publish_max", "publish_rate_achieved", "publishes/s at max rate", 1, 0, None),
     # TLS on the server (issue 14): both serve HTTPS with the same
     # certificate; evsse-loadgen --tls verifies it.
     ("tls_idle_10k", "server_rss_per_subscriber_bytes", "TLS: user-space RSS per idle subscriber (B)", 1, 0, ("ratio", 0.5)),

@@ -16,7 +16,10 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <queue>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loadgen_options.h"
@@ -45,6 +48,18 @@ uint32_t Percentile(const std::vector<uint32_t>& sorted, double q) {
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
+// --event-histograms: latency buckets of 5 % width, bucket b holding
+// [1.05^b, 1.05^(b+1)) µs (b 0 also holds 0 µs); 480 buckets reach past
+// 10^10 µs.
+constexpr double kBucketRatio = 1.05;
+constexpr size_t kBuckets = 480;
+size_t Bucket(int64_t us) {
+  if (us <= 1) return 0;
+  auto b = static_cast<size_t>(std::log(static_cast<double>(us)) /
+                               std::log(kBucketRatio));
+  return std::min(b, kBuckets - 1);
+}
+
 class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
  public:
   explicit LoadGen(Options o) : o_(std::move(o)) {}
@@ -61,6 +76,8 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
  private:
   bool RunUntil(const char* phase, const std::function<bool(int64_t)>& done);
   void StartConnects();
+  void PumpReconnects(int64_t now);
+  void ScheduleReconnect(Subscriber* s, int64_t now);
   void PumpPublish();
   int PollTimeoutMs(int64_t now) const;
   void BuildSubscribeRequests(const std::string& last_event_id);
@@ -83,6 +100,21 @@ class LoadGen final : public Subscriber::Observer, public Publisher::Observer {
   std::string first_tls_error_;
   Loop loop_;
   sockaddr_in addr_{};
+  std::vector<sockaddr_in> nodes_;    // --ports (or --port alone)
+  std::vector<sockaddr_in> sources_;  // --source-addrs
+  // --reconnect: (when, subscriber index), soonest first.
+  std::priority_queue<std::pair<int64_t, size_t>,
+                      std::vector<std::pair<int64_t, size_t>>, std::greater<>>
+      reconnect_due_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  uint64_t n_disconnects_ = 0, n_reconnected_ = 0, n_reconnect_failures_ = 0;
+  int64_t first_close_ns_ = 0, last_reconnect_ns_ = 0;
+  std::vector<uint32_t> reconnect_ms_;  // stream lost -> streaming again
+  size_t capacity_ = 0;                 // events per subscriber's topic
+  size_t n_complete_ = 0;               // subscribers with all of them
+  // --event-histograms, per event: latency buckets of the subscribers that
+  // never lost their stream, and of those that did.
+  std::vector<std::vector<uint32_t>> hist_stayed_, hist_moved_;
   int64_t start_ns_ = 0;
   int64_t deadline_ns_ = 0;
   const char* phase_ = "start";
@@ -165,12 +197,43 @@ void LoadGen::StartConnects() {
          handshakes_ < o_.connect_window) {
     Subscriber* s = subs_[next_connect_++].get();
     ++handshakes_;
-    if (!s->Start(addr_, &requests_[s->topic()])) {
+    if (!s->Start(nodes_[s->node], &requests_[s->topic()])) {
       --handshakes_;
       ++n_failed_;
       if (!first_failure_errno_) first_failure_errno_ = s->error_number();
       if (first_tls_error_.empty()) first_tls_error_ = s->tls_error();
       if (o_.resume) ++n_finished_;
+    }
+  }
+}
+
+// ScheduleReconnect: after the server's retry (3 s, an EventSource's
+// default, when it sent none), to another node picked at random.
+void LoadGen::ScheduleReconnect(Subscriber* s, int64_t now) {
+  if (nodes_.size() > 1) {
+    size_t n = rng_() % (nodes_.size() - 1);
+    s->node = n >= s->node ? n + 1 : n;
+  }
+  uint64_t ms = s->retry_ms() > 0 ? s->retry_ms() : 3000;
+  reconnect_due_.emplace(now + static_cast<int64_t>(ms) * 1'000'000,
+                         s->index());
+}
+
+void LoadGen::PumpReconnects(int64_t now) {
+  while (!reconnect_due_.empty() && reconnect_due_.top().first <= now) {
+    Subscriber* s = subs_[reconnect_due_.top().second].get();
+    reconnect_due_.pop();
+    s->Reset();
+    s->resume_request = requests_[s->topic()];
+    if (!s->last_event_id().empty()) {
+      s->resume_request.insert(s->resume_request.size() - 2,
+                               "Last-Event-ID: " + s->last_event_id() + "\r\n");
+    }
+    ++handshakes_;
+    if (!s->Start(nodes_[s->node], &s->resume_request)) {
+      --handshakes_;
+      ++n_reconnect_failures_;
+      ScheduleReconnect(s, now);
     }
   }
 }
@@ -214,6 +277,10 @@ int LoadGen::PollTimeoutMs(int64_t now) const {
     ms = std::clamp<int64_t>((due - now + 999999) / 1000000, 0, 20);
   }
   if (o_.defer_reads && publishing_) ms = std::min<int64_t>(ms, 5);
+  if (!reconnect_due_.empty()) {
+    int64_t due = reconnect_due_.top().first;
+    ms = std::clamp<int64_t>((due - now + 999999) / 1000000, 0, ms);
+  }
   return static_cast<int>(ms);
 }
 
@@ -222,6 +289,7 @@ bool LoadGen::RunUntil(const char* phase,
   phase_ = phase;
   for (;;) {
     StartConnects();
+    PumpReconnects(NowNs());
     PumpPublish();
     int64_t now = NowNs();
     if (!publisher_error_.empty()) return false;
@@ -237,6 +305,12 @@ void LoadGen::OnReady(Subscriber* s) {
   --handshakes_;
   ++topic_live_[s->topic()];
   last_activity_ns_ = NowNs();
+  if (s->disconnects > 0) {
+    ++n_reconnected_;
+    last_reconnect_ns_ = last_activity_ns_;
+    reconnect_ms_.push_back(
+        static_cast<uint32_t>((last_activity_ns_ - s->closed_ns) / 1000000));
+  }
   if (o_.resume && s->expected == 0) Finish(s, last_activity_ns_);
 }
 
@@ -254,12 +328,19 @@ void LoadGen::OnDelivery(Subscriber* s, uint64_t seq, int64_t sent_ns,
     return;
   }
   ++fresh_;
+  if (s->unique() == capacity_) ++n_complete_;
   if (o_.resume) {
     if (s->unique() >= s->expected) Finish(s, recv_ns);
     return;
   }
   if (o_.defer_reads) return;  // read after the window: no latency
   uint64_t g = seq * o_.topics + s->topic();
+  if (g >= o_.events) return;
+  if (o_.subscribe_only && sent_ns_[g] == 0) sent_ns_[g] = sent_ns;
+  if (o_.event_histograms) {
+    auto& h = s->disconnects == 0 ? hist_stayed_ : hist_moved_;
+    ++h[g][Bucket((recv_ns - sent_ns) / 1000)];
+  }
   if (first_recv_ns_[g] == 0 || recv_ns < first_recv_ns_[g])
     first_recv_ns_[g] = recv_ns;
   last_recv_ns_[g] = std::max(last_recv_ns_[g], recv_ns);
@@ -274,6 +355,25 @@ void LoadGen::OnGap(Subscriber* s) {
 }
 
 void LoadGen::OnEnded(Subscriber* s) {
+  if (o_.reconnect && (ready_[s->index()] || s->disconnects > 0)) {
+    // A lost stream, or a failed attempt to get it back: try again.
+    int64_t now = NowNs();
+    last_activity_ns_ = now;
+    if (ready_[s->index()]) {
+      ready_[s->index()] = 0;
+      --n_ready_;
+      --topic_live_[s->topic()];
+      ++n_disconnects_;
+      ++s->disconnects;
+      s->closed_ns = now;
+      if (first_close_ns_ == 0) first_close_ns_ = now;
+    } else {
+      --handshakes_;
+      ++n_reconnect_failures_;
+    }
+    ScheduleReconnect(s, now);
+    return;
+  }
   if (ready_[s->index()]) {
     ++n_closed_;
     --topic_live_[s->topic()];
@@ -364,12 +464,31 @@ int LoadGen::Run() {
                 Json(o_.name).dump().c_str());
     return 2;
   }
+  nodes_.push_back(addr_);
+  if (!o_.ports.empty()) {
+    nodes_.clear();
+    for (int port : o_.ports) {
+      nodes_.emplace_back();
+      ResolveIpv4(o_.host, port, &nodes_.back());
+    }
+  }
+  for (const std::string& a : o_.source_addrs) {
+    sources_.emplace_back();
+    // Port 0: IP_BIND_ADDRESS_NO_PORT picks it at connect.
+    if (!ResolveIpv4(a, 1, &sources_.back())) {
+      std::printf("{\"name\":%s,\"error\":\"bad --source-addrs\"}\n",
+                  Json(o_.name).dump().c_str());
+      return 2;
+    }
+    sources_.back().sin_port = 0;
+  }
   start_ns_ = NowNs();
   deadline_ns_ = start_ns_ + static_cast<int64_t>(o_.timeout_s * 1e9);
   self_cpu_start_ = SelfCpuSeconds();
   machine_start_ = MachineBusySeconds();
   srv_before_ = Server();
   size_t capacity = o_.idle_only ? 0 : (o_.events + o_.topics - 1) / o_.topics;
+  capacity_ = capacity;
   if (o_.defer_reads) rcvbuf_ = DeferredReceiveBuffer();
   if (o_.tls) {
     std::string err;
@@ -379,8 +498,13 @@ int LoadGen::Run() {
   }
   ready_.assign(o_.subscribers, 0);
   topic_live_.assign(o_.topics, 0);
-  acked_.assign(o_.events, 0);
+  // --subscribe-only: another process publishes every event.
+  acked_.assign(o_.events, o_.subscribe_only ? 1 : 0);
   sent_ns_.assign(o_.events, 0);
+  if (o_.event_histograms) {
+    hist_stayed_.assign(o_.events, std::vector<uint32_t>(kBuckets, 0));
+    hist_moved_.assign(o_.events, std::vector<uint32_t>(kBuckets, 0));
+  }
   if (!o_.resume) {
     first_recv_ns_.assign(o_.events, 0);
     last_recv_ns_.assign(o_.events, 0);
@@ -394,8 +518,11 @@ int LoadGen::Run() {
     if (nchan()) subs_.back()->AcceptIdentityBody();
     if (o_.defer_reads) subs_.back()->SetReceiveBuffer(rcvbuf_);
     if (tls_) subs_.back()->UseTls(tls_.get());
+    subs_.back()->node = i % nodes_.size();
+    if (!sources_.empty())
+      subs_.back()->SetSource(&sources_[i % sources_.size()]);
   }
-  if (!o_.idle_only) {
+  if (!o_.idle_only && !o_.subscribe_only) {
     for (size_t i = 0; i < o_.publishers; ++i) {
       pubs_.push_back(std::make_unique<Publisher>(&loop_, this));
       std::string err;
@@ -448,7 +575,22 @@ int LoadGen::Run() {
     srv_connected_ = Server();
     redis_connected_ = Redis();
     self_cpu_phase_ = SelfCpuSeconds();
-    if (o_.idle_only) {
+    if (o_.subscribe_only) {
+      if (!o_.ready_file.empty()) {
+        if (FILE* f = std::fopen(o_.ready_file.c_str(), "w")) {
+          std::fprintf(f, "%zu\n", n_ready_);
+          std::fclose(f);
+        }
+      }
+      last_activity_ns_ = NowNs();
+      bool ok = RunUntil("subscribe", [&](int64_t now) {
+        if (!reconnect_due_.empty() || handshakes_ > 0) return false;
+        if (n_complete_ >= subs_.size()) return true;
+        return fresh_ > 0 && now - last_activity_ns_ >
+                                 static_cast<int64_t>(o_.settle_s * 1e9);
+      });
+      if (!ok) return Error("timeout");
+    } else if (o_.idle_only) {
       int64_t until =
           connect_done_ns_ + static_cast<int64_t>(o_.idle_wait_s * 1e9);
       if (!RunUntil("idle", [&](int64_t now) { return now >= until; }))
@@ -630,6 +772,49 @@ Json LoadGen::Report() const {
     j["first_delivery_us_p99"] = Percentile(first, 0.99);
     j["fanout_spread_us_p50"] = Percentile(spread, 0.5);
     j["fanout_spread_us_p99"] = Percentile(spread, 0.99);
+  }
+  if (o_.subscribe_only) j["subscribers_complete"] = n_complete_;
+  if (nodes_.size() > 1) {
+    // Streaming subscribers per node of --ports, now.
+    std::vector<size_t> per_node(nodes_.size(), 0);
+    for (const auto& s : subs_)
+      if (ready_[s->index()]) ++per_node[s->node];
+    j["subscribers_per_node"] = per_node;
+  }
+  if (o_.reconnect) {
+    std::vector<uint32_t> ms = reconnect_ms_;
+    std::sort(ms.begin(), ms.end());
+    j["disconnects"] = n_disconnects_;
+    j["reconnects"] = n_reconnected_;
+    j["reconnect_failures"] = n_reconnect_failures_;
+    j["reconnect_ms_p50"] = Percentile(ms, 0.5);
+    j["reconnect_ms_p99"] = Percentile(ms, 0.99);
+    j["reconnect_ms_max"] = Percentile(ms, 1.0);
+    // CLOCK_MONOTONIC, comparable across the processes of one machine.
+    j["first_close_ns"] = first_close_ns_;
+    j["last_reconnect_ns"] = last_reconnect_ns_;
+  }
+  if (o_.event_histograms) {
+    // Per event: [send, first receive, last receive] (CLOCK_MONOTONIC ns)
+    // and the non-empty latency buckets [bucket, count] of subscribers that
+    // never lost their stream ("stayed") and of those that did ("moved").
+    Json events = Json::array();
+    for (size_t g = 0; g < o_.events; ++g) {
+      Json e;
+      e["g"] = g;
+      e["sent_ns"] = sent_ns_[g];
+      e["first_recv_ns"] = first_recv_ns_.empty() ? 0 : first_recv_ns_[g];
+      e["last_recv_ns"] = last_recv_ns_.empty() ? 0 : last_recv_ns_[g];
+      for (auto* h : {&hist_stayed_, &hist_moved_}) {
+        Json b = Json::array();
+        for (size_t i = 0; i < kBuckets; ++i)
+          if ((*h)[g][i] > 0) b.push_back({i, (*h)[g][i]});
+        e[h == &hist_stayed_ ? "stayed" : "moved"] = b;
+      }
+      events.push_back(e);
+    }
+    j["bucket_ratio"] = kBucketRatio;
+    j["event_detail"] = events;
   }
   j["wall_s"] = Round((now - start_ns_) / 1e9);
   j["loadgen_cpu_s"] = Round(

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace evsse::bench {
 
@@ -48,6 +49,29 @@ struct Options {
   bool tls = false;
   std::string cacert;
   std::string tls_name;
+  // Several nodes (the 100,000-subscriber benchmark, bench/scale/run.sh):
+  // --ports P1,P2,...: subscriber i connects to node i % count (publishes
+  // still go to --port, which defaults to the first of them).
+  std::vector<int> ports;
+  // --source-addrs A1,A2,...: subscriber i binds to address i % count
+  // before connecting (127.0.0.x: each adds a whole ephemeral port range).
+  std::vector<std::string> source_addrs;
+  // --reconnect: a subscriber whose stream ends (its node died) reconnects
+  // after the server's `retry:` (jittered by the server) to another node of
+  // --ports picked at random, with Last-Event-ID, like an EventSource behind
+  // a load balancer; loss and duplicates are still counted per subscriber.
+  // Needs --subscribe-only.
+  bool reconnect = false;
+  // --subscribe-only: no publisher here; another process publishes
+  // (--subscribers 0) the --events. Ends when every subscriber has every
+  // event of its topic, or --settle-s after the last delivery.
+  bool subscribe_only = false;
+  // --ready-file F: written once every subscriber is connected.
+  std::string ready_file;
+  // --event-histograms: per event, its send time, first and last receive
+  // time and log-bucketed latency histograms (subscribers that never lost
+  // their stream apart), for merging the reports of several processes.
+  bool event_histograms = false;
 };
 
 extern const char kUsage[];

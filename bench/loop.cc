@@ -1,6 +1,7 @@
 #include "loop.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,11 +45,17 @@ int Loop::Poll(int timeout_ms) {
   return n < 0 ? 0 : n;
 }
 
-int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf) {
+int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf,
+                const sockaddr_in* source) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  if (rcvbuf > 0 &&
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) {
+  int one = 1;
+  if ((rcvbuf > 0 &&
+       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) != 0) ||
+      (source != nullptr && (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+                                        &one, sizeof one) != 0 ||
+                             bind(fd, reinterpret_cast<const sockaddr*>(source),
+                                  sizeof *source) != 0))) {
     int saved = errno;
     close(fd);
     errno = saved;

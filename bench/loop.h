@@ -49,8 +49,12 @@ class Loop {
 // OpenConnect starts a non-blocking TCP connect to `addr`. Returns the
 // descriptor (the connect may still be in progress: wait for EPOLLOUT and
 // check ConnectError) or -1 with errno set. A `rcvbuf` above 0 sets
-// SO_RCVBUF before the connect (so the window scale covers it).
-int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf = 0);
+// SO_RCVBUF before the connect (so the window scale covers it). A `source`
+// binds the socket to that local address first (port 0 with
+// IP_BIND_ADDRESS_NO_PORT: the port is picked at connect, unique per
+// 4-tuple, so each source address adds a whole ephemeral port range).
+int OpenConnect(const sockaddr_in& addr, bool* in_progress, int rcvbuf = 0,
+                const sockaddr_in* source = nullptr);
 
 // ConnectError returns the pending SO_ERROR of a connecting socket.
 int ConnectError(int fd);

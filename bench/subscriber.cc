@@ -82,7 +82,7 @@ bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
   request_ = request;
   connect_ns_ = NowNs();
   bool in_progress = false;
-  fd_ = OpenConnect(addr, &in_progress, rcvbuf_);
+  fd_ = OpenConnect(addr, &in_progress, rcvbuf_, source_);
   if (fd_ < 0) {
     errno_ = errno;
     state_ = State::kEnded;
@@ -106,6 +106,26 @@ bool Subscriber::Start(const sockaddr_in& addr, const std::string* request) {
       WriteRequest();
   }
   return true;
+}
+
+void Subscriber::Reset() {
+  Drop();
+  state_ = State::kNew;
+  outcome_ = Outcome::kNone;
+  http_status_ = 0;
+  errno_ = 0;
+  request_ = nullptr;
+  request_sent_ = 0;
+  connected_ = false;
+  handshaken_ = false;
+  tls_want_write_ = false;
+  tls_out_armed_ = false;
+  tls_error_.clear();
+  head_.clear();
+  chunked_ = ChunkedDecoder();
+  parser_.Finish();
+  got_first_bytes_ = false;
+  identity_ = false;
 }
 
 void Subscriber::Close() {

@@ -76,6 +76,17 @@ class Subscriber final : public IoHandler {
   // SetReceiveBuffer: SO_RCVBUF for the socket Start opens (0: the
   // kernel's default and autotuning).
   void SetReceiveBuffer(int bytes) { rcvbuf_ = bytes; }
+  // SetSource: bind to this local address before connecting (see
+  // OpenConnect); nullptr: the kernel's choice.
+  void SetSource(const sockaddr_in* source) { source_ = source; }
+  // Reset makes an ended subscriber ready for Start again (a reconnect): the
+  // received sequence numbers, counters, last event id and retry persist,
+  // the connection's state does not.
+  void Reset();
+  // last_event_id: the id to resume from (Last-Event-ID); retry_ms: the
+  // server's last `retry:`, 0 when it sent none.
+  const std::string& last_event_id() const { return parser_.last_event_id(); }
+  uint64_t retry_ms() const { return parser_.retry().value_or(0); }
   // UseTls: speak TLS (a session of `tls`, which must outlive this
   // subscriber) on the connection Start opens.
   void UseTls(const TlsContext* tls) { tls_ = tls; }
@@ -110,6 +121,12 @@ class Subscriber final : public IoHandler {
   // Bookkeeping the load generator keeps per subscriber (replay runs).
   uint64_t expected = 0;
   int64_t done_ns = 0;
+  // Reconnecting runs (--reconnect): the node (index into --ports) it is on,
+  // how often it lost its stream, and when it last did.
+  size_t node = 0;
+  uint32_t disconnects = 0;
+  int64_t closed_ns = 0;
+  std::string resume_request;  // the GET of the current reconnect
 
  private:
   void FinishConnect();
@@ -138,6 +155,7 @@ class Subscriber final : public IoHandler {
   int64_t recv_ns_ = 0;  // receive time of the bytes being parsed
   uint64_t bytes_read_ = 0;
   int rcvbuf_ = 0;
+  const sockaddr_in* source_ = nullptr;
   bool connected_ = false;  // the TCP connect completed
   // TLS: the session (nullptr on plain connections), whether its handshake
   // is done, whether it waits for the socket to be writable.

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/cluster_link.h"
 #include "cluster/slots.h"
 #include "link_impl.h"
 #include "scripts.h"
@@ -761,6 +762,30 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
       options.tcp_user_timeout.count() > std::numeric_limits<int>::max()) {
     return InvalidArgumentError(
         "redis: tcp_user_timeout must be between 0 and 2^31 ms");
+  }
+  if (!options.cluster_seeds.empty()) {
+    if (!options.sentinels.empty()) {
+      return InvalidArgumentError(
+          "redis: cluster and sentinel are mutually exclusive");
+    }
+    if (options.database != 0) {
+      return InvalidArgumentError("redis: a cluster has only database 0");
+    }
+    std::vector<Address> seeds;
+    for (const std::string& text : options.cluster_seeds) {
+      Result<Address> a = ParseAddress(text);
+      if (!a.ok()) {
+        return InvalidArgumentError("redis: cluster seed " +
+                                    a.status().message());
+      }
+      if (a->is_unix) {
+        return InvalidArgumentError("redis: cluster seed \"" + text +
+                                    "\": seeds are host:port");
+      }
+      seeds.push_back(std::move(a).value());
+    }
+    return cluster::MakeClusterLink(std::move(env), std::move(options),
+                                    std::move(seeds));
   }
   return std::unique_ptr<BackendLink>(new LinkImpl(
       std::move(env), std::move(options), std::move(address).value()));

@@ -44,7 +44,6 @@
 #include <evsse/kafka.h>
 #endif
 
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -199,10 +198,14 @@ int main(int argc, char** argv) {
   if (!redis.empty() || !sentinel.empty() || !cluster.empty()) {
     evsse::redis::RedisOptions ro;
     if (!redis.empty()) ro.address = redis;
-    for (size_t at = 0; !cluster.empty() && at <= cluster.size();) {
-      size_t end = std::min(cluster.find(',', at), cluster.size());
-      ro.cluster_seeds.push_back(cluster.substr(at, end - at));
-      at = end + 1;
+    if (!cluster.empty()) {
+      auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
+      if (!seeds.ok()) {
+        std::fprintf(stderr, "%s: --redis-cluster: %s\n", argv[0],
+                     seeds.status().message().c_str());
+        return 2;
+      }
+      ro.cluster_seeds = std::move(seeds).value();
     }
     if (!sentinel.empty()) {
       auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);

@@ -295,8 +295,12 @@ class ClusterLinkTest : public ::testing::Test {
     return r && r->type == REDIS_REPLY_STRING ? Str(r.get()) : "";
   }
 
-  // Migrate moves `slot` from its primary to `to`, keys and all.
-  ::testing::AssertionResult Migrate(int slot, RedisServer* to) {
+  // Migrate moves `slot` from its primary to `to`, keys and all. `hold`:
+  // how long the slot stays MIGRATING before its keys move, and how long
+  // the moved keys wait for SETSLOT NODE (publishes then meet TRYAGAIN and
+  // ASK, which the link retries).
+  ::testing::AssertionResult Migrate(int slot, RedisServer* to,
+                                     milliseconds hold = milliseconds(0)) {
     RedisServer* from = cluster_.PrimaryOf(slot);
     if (from == nullptr || from == to)
       return ::testing::AssertionFailure() << "no source";
@@ -308,6 +312,7 @@ class ClusterLinkTest : public ::testing::Test {
     if (!ok(to->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id})) ||
         !ok(from->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id})))
       return ::testing::AssertionFailure() << "SETSLOT IMPORTING/MIGRATING";
+    RunFor(hold);
     for (;;) {
       ReplyPtr keys = from->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
       if (!keys || keys->type != REDIS_REPLY_ARRAY)
@@ -323,6 +328,7 @@ class ClusterLinkTest : public ::testing::Test {
         return ::testing::AssertionFailure()
                << "MIGRATE: " << (m ? Str(m.get()) : "no answer");
     }
+    RunFor(hold);
     // The new owner first, then the old one, then the other primaries.
     std::vector<RedisServer*> order{to, from};
     for (auto& n : cluster_.nodes()) {
@@ -450,13 +456,17 @@ TEST_F(ClusterLinkTest, MigratedSlotLosesNothing) {
   int slot = SlotOf(topics_[0]);
   RedisServer* to = cluster_.PrimaryOf(SlotOf(topics_[1]));
   ASSERT_NE(to, nullptr);
-  ASSERT_TRUE(Migrate(slot, to));
+  ASSERT_TRUE(Migrate(slot, to, milliseconds(300)));
   ASSERT_EQ(cluster_.PrimaryOf(slot), to);
   ASSERT_TRUE(WaitAccepted(200, milliseconds(20000)));
   // And back, while still live.
   ASSERT_TRUE(Migrate(slot, cluster_.PrimaryOf(SlotOf(topics_[2]))));
   ASSERT_TRUE(WaitAccepted(200, milliseconds(20000)));
   StopAndCheck();
+  // A publish that met the migration (TRYAGAIN, ASK, MOVED) was sent
+  // again until it landed: none was refused.
+  EXPECT_EQ(publisher_->Counts().rejected, 0u);
+  EXPECT_EQ(publisher_->Counts().unknown, 0u);
   // Every node moved the topic twice (the server dropped its sharded
   // subscription, or a command was redirected) and follows it on its
   // last shard.

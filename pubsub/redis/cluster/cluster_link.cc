@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,8 +25,14 @@ namespace {
 // The most redirections (MOVED, ASK, TRYAGAIN) one command follows.
 constexpr int kMaxRedirects = 8;
 // ASK and TRYAGAIN: the slot is being migrated; the command is sent again
-// after this (MOVED follows once the migration is done).
+// to the same primary after kRetryDelay, doubling up to kMaxRetryDelay
+// (about 1.2 s in all before the caller gets 503), until MOVED says the
+// migration is done. Following ASK to the importing node with ASKING would
+// not help evsse's scripts: their keys include the channel and the forks
+// list, which do not exist as keys, and a multi-key command with missing
+// keys in a slot being migrated is answered TRYAGAIN there too.
 constexpr Millis kRetryDelay{25};
+constexpr Millis kMaxRetryDelay{200};
 // While a shard is down or a topic waits for its new shard, the slot map
 // is asked again this often.
 constexpr Millis kRefreshRetry{250};
@@ -77,9 +84,10 @@ class ClusterLink final : public BackendLink {
     ctl_.Close(CancelledError("redis link closed"));
     // Engines cancel what they hold (their callbacks see closing_).
     shards_.clear();
-    std::vector<std::function<void()>> retries;
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void()>>
+        retries;
     retries.swap(retries_);
-    for (auto& fn : retries) fn();
+    for (auto& [at, fn] : retries) fn();
     while (!completions_.empty()) {
       std::function<void()> fn = std::move(completions_.front());
       completions_.pop_front();
@@ -287,13 +295,19 @@ class ClusterLink final : public BackendLink {
     return raw;
   }
 
-  // Retry: a redirected command, sent again later (ASK, TRYAGAIN) or now.
-  void Later(std::function<void()> fn) {
-    retries_.push_back(std::move(fn));
-    if (!evtimer_pending(retry_timer_, nullptr)) {
-      timeval tv = ToTimeval(kRetryDelay);
-      evtimer_add(retry_timer_, &tv);
-    }
+  // Later: a command sent again after `delay` (ASK, TRYAGAIN).
+  void Later(Millis delay, std::function<void()> fn) {
+    auto at = std::chrono::steady_clock::now() + delay;
+    retries_.emplace(at, std::move(fn));
+    ArmRetry();
+  }
+
+  void ArmRetry() {
+    evtimer_del(retry_timer_);
+    if (retries_.empty()) return;
+    timeval tv =
+        ToTimeval(retries_.begin()->first - std::chrono::steady_clock::now());
+    evtimer_add(retry_timer_, &tv);
   }
 
   // Redirected: whether `s` redirects a command that may follow it once
@@ -305,7 +319,11 @@ class ClusterLink final : public BackendLink {
     if (closing_ || !Redirection(s, &r, &tryagain)) return false;
     if (++*redirects > kMaxRedirects) return false;
     if (tryagain || r.ask) {
-      Later(std::move(retry));
+      Millis delay = kRetryDelay;
+      for (int i = 1; i < *redirects && delay < kMaxRetryDelay; ++i) {
+        delay *= 2;
+      }
+      Later(std::min(delay, kMaxRetryDelay), std::move(retry));
     } else {
       map_.Moved(r.slot, r.address);
       retry();
@@ -569,9 +587,14 @@ class ClusterLink final : public BackendLink {
 
   static void OnRetryTimer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<ClusterLink*>(arg);
-    std::vector<std::function<void()>> retries;
-    retries.swap(self->retries_);
-    for (auto& fn : retries) fn();
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::function<void()>> due;
+    while (!self->retries_.empty() && self->retries_.begin()->first <= now) {
+      due.push_back(std::move(self->retries_.begin()->second));
+      self->retries_.erase(self->retries_.begin());
+    }
+    self->ArmRetry();
+    for (auto& fn : due) fn();
   }
 
   static void OnFlushEvent(evutil_socket_t, short, void* arg) {
@@ -614,7 +637,9 @@ class ClusterLink final : public BackendLink {
   size_t next_ = 0;
   uint64_t ctl_gen_ = 0;
   std::string ctl_errors_;
-  std::vector<std::function<void()>> retries_;
+  // Redirected commands waiting to be sent again, by when.
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>>
+      retries_;
   std::deque<std::function<void()>> completions_;
   event* refresh_timer_;
   event* ctl_event_;

@@ -1,7 +1,8 @@
 // Redis Cluster mode of evsse::redis (issue 17), end to end: a six-node
 // cluster started by the test (redis_cluster.h, three primaries with a
 // replica each), three examples/evhttp_hello nodes started with
-// --redis-cluster, reconnecting evsse::Client subscribers spread over them
+// --redis-cluster (the third an evhtp_hello when libevhtp is there),
+// reconnecting evsse::Client subscribers spread over them
 // (single-topic and composite multi-topic cursors), and a publisher posting
 // a numbered sequence round-robin over the nodes (failover_support.h).
 // The three topics are picked so that each lives on another shard.
@@ -103,14 +104,20 @@ class ClusterLinkTest : public ::testing::Test {
     ASSERT_EQ(topics_.size(), 3u);
   }
 
-  void StartNodes(int wait_replicas) {
+  // StartNodes: three evsse nodes; with `evhtp`, the third is evhtp_hello
+  // (when built).
+  void StartNodes(int wait_replicas, bool evhtp = false) {
 #ifdef EVSSE_HELLO_BIN
     // Each node knows one seed (another one each): the rest it learns.
     for (int i = 0; i < 3; ++i) {
       int port = FreeTcpPort();
       ports_.push_back(port);
+      std::string binary = EVSSE_HELLO_BIN;
+#ifdef EVSSE_HTP_HELLO_BIN
+      if (evhtp && i == 2) binary = EVSSE_HTP_HELLO_BIN;
+#endif
       nodes_.push_back(std::make_unique<NodeProcess>(
-          EVSSE_HELLO_BIN,
+          binary,
           cluster_.nodes()[0]->dir() + "/evsse-" + std::to_string(i) + ".log"));
       std::string seed =
           "127.0.0.1:" + std::to_string(cluster_.nodes()[i]->port());
@@ -356,7 +363,7 @@ class ClusterLinkTest : public ::testing::Test {
 };
 
 TEST_F(ClusterLinkTest, FanOutAndResumeAcrossShards) {
-  StartNodes(0);
+  StartNodes(0, /*evhtp=*/true);
   StartClients();
   ASSERT_TRUE(WaitLive());
   // Each topic's stream is on another primary.

@@ -107,14 +107,17 @@ class ClusterLink final : public BackendLink {
   }
 
   LinkStats stats() const override {
+    // up: every shard's connections are; delivering: every shard delivers
+    // (what LinkChanged reported).
     LinkStats s;
-    s.up = reported_up_;
+    s.up = have_map_ && !shards_.empty();
     s.delivering = reported_up_;
     s.publish_errors = publish_errors_;
     s.failovers = map_changes_;
     s.last_error = last_error_;
     for (const auto& shard : shards_) {
       LinkStats e = shard->link->stats();
+      s.up = s.up && e.up;
       s.delivering = s.delivering && e.delivering;
       s.reconnects += e.reconnects;
       s.backfilled_events += e.backfilled_events;

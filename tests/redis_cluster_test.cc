@@ -1,13 +1,17 @@
 // Redis Cluster building blocks of evsse::redis (pubsub/redis/cluster):
 // key slots, the slot map, redirections, and PushConn (evsse's own
 // connection for sharded pub/sub), against crafted replies and against a
-// real six-node cluster started by the test (redis_cluster.h).
+// real six-node cluster started by the test (redis_cluster.h); and the
+// cluster link itself in process (routing, bounded redirections).
+// End to end with evsse nodes: cluster_link_test.cc.
 #include <event2/event.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -16,6 +20,7 @@
 
 #include "redis/cluster/push_conn.h"
 #include "redis/cluster/slots.h"
+#include "redis/link.h"
 #include "redis_cluster.h"
 #include "redis_fixture.h"
 #include "run_loop.h"
@@ -338,6 +343,135 @@ TEST_F(ClusterTest, AKilledShardFailsItsConnectionAndPendingRequests) {
   EXPECT_THAT(failures_[0], HasSubstr("timed out after 2000 ms"));
   EXPECT_FALSE(conn->open());
   primary->Resume();
+}
+
+// RecordingSink: what a cluster link tells its Hub.
+class RecordingSink : public BackendSink {
+ public:
+  void Deliver(const std::string& topic, uint64_t epoch,
+               const StoredEvent& event) override {
+    delivered.push_back(topic + " " + event.data);
+    last[topic] = {epoch, event.position};
+  }
+  void Synced(const std::string& topic, uint64_t epoch,
+              pubsub::Position from) override {
+    synced.push_back(topic);
+    if (last[topic].first != epoch || last[topic].second < from) {
+      last[topic] = {epoch, from};
+    }
+  }
+  pubsub::Position LastPosition(const std::string& topic,
+                                uint64_t* epoch) override {
+    *epoch = last[topic].first;
+    return last[topic].second;
+  }
+  void LinkChanged(bool is_up) override { up = is_up; }
+
+  bool up = false;
+  std::vector<std::string> delivered;
+  std::vector<std::string> synced;
+  std::map<std::string, std::pair<uint64_t, pubsub::Position>> last;
+};
+
+// The cluster link in process: a topic on each shard is published to and
+// delivered; a slot stuck MIGRATING (every publish answered TRYAGAIN or
+// ASK) ends in kUnavailable after the bounded redirections, and works again
+// once the slot is STABLE.
+TEST_F(ClusterTest, ClusterLinkRoutesByShardAndBoundsRedirections) {
+  auto map = Map();
+  ASSERT_TRUE(map.ok());
+  // One topic per shard.
+  std::vector<std::string> topics;
+  std::set<std::string> shards;
+  for (int i = 0; topics.size() < 3 && i < 1000; ++i) {
+    std::string t = "r" + std::to_string(i);
+    if (shards
+            .insert(map->ShardOf(KeySlot("evsse:{" + t + "}:s"))->primary.text)
+            .second)
+      topics.push_back(t);
+  }
+  ASSERT_EQ(topics.size(), 3u);
+  LinkEnv env;
+  env.base = base_;
+  RedisOptions options;
+  options.cluster_seeds = {
+      "127.0.0.1:1",  // a dead seed is skipped
+      "127.0.0.1:" + std::to_string(cluster_->nodes()[3]->port())};
+  auto made = MakeLink(env, options);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::unique_ptr<BackendLink> link = std::move(made).value();
+  RecordingSink sink;
+  link->Start(&sink);
+  for (const std::string& t : topics) link->Watch(t);
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return sink.up && sink.synced.size() == 3; },
+      std::chrono::seconds(10)));
+  std::string primaries = link->stats().primary;
+  EXPECT_EQ(std::count(primaries.begin(), primaries.end(), ','), 2)
+      << primaries;
+  int answered = 0;
+  for (const std::string& t : topics) {
+    link->Publish(t, "", "hello " + t,
+                  [&](Status s, uint64_t, pubsub::Position) {
+                    EXPECT_TRUE(s.ok()) << s.ToString();
+                    ++answered;
+                  });
+  }
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return answered == 3 && sink.delivered.size() == 3; },
+      std::chrono::seconds(10)));
+  // Each topic's channel is followed on its own shard only, sharded.
+  for (const std::string& t : topics) {
+    std::string channel = "evsse:{" + t + "}:c";
+    testing::RedisServer* p =
+        cluster_->NodeOnPort(map->ShardOf(KeySlot(channel))->primary.port);
+    ASSERT_NE(p, nullptr);
+    ReplyPtr n = p->Command({"PUBSUB", "SHARDNUMSUB", channel});
+    ASSERT_TRUE(n && n->type == REDIS_REPLY_ARRAY && n->elements == 2);
+    EXPECT_EQ(n->element[1]->integer, 1) << t;
+  }
+
+  // The first topic's slot stays MIGRATING to another primary.
+  uint16_t slot = KeySlot("evsse:{" + topics[0] + "}:s");
+  testing::RedisServer* from =
+      cluster_->NodeOnPort(map->ShardOf(slot)->primary.port);
+  testing::RedisServer* to = cluster_->NodeOnPort(
+      map->ShardOf(KeySlot("evsse:{" + topics[1] + "}:s"))->primary.port);
+  ReplyPtr to_id = to->Command({"CLUSTER", "MYID"});
+  ASSERT_TRUE(to_id && to_id->type == REDIS_REPLY_STRING);
+  std::string id(to_id->str, to_id->len);
+  ReplyPtr r = from->Command(
+      {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", id});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  Status refused;
+  bool done = false;
+  auto started = std::chrono::steady_clock::now();
+  link->Publish(topics[0], "", "stuck",
+                [&](Status s, uint64_t, pubsub::Position) {
+                  refused = s;
+                  done = true;
+                });
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return done; }, std::chrono::seconds(10)));
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_THAT(refused.message(), HasSubstr("redirections"));
+  // It was retried for a while (doubling from 25 ms), not refused at once.
+  EXPECT_GE(std::chrono::steady_clock::now() - started,
+            std::chrono::milliseconds(500));
+  r = from->Command({"CLUSTER", "SETSLOT", std::to_string(slot), "STABLE"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  done = false;
+  link->Publish(topics[0], "", "unstuck",
+                [&](Status s, uint64_t, pubsub::Position) {
+                  EXPECT_TRUE(s.ok()) << s.ToString();
+                  done = true;
+                });
+  ASSERT_TRUE(RunLoopUntil(
+      base_,
+      [&] { return done && sink.delivered.back() == topics[0] + " unstuck"; },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(sink.delivered.size(), 4u);
+  link.reset();
 }
 
 }  // namespace

@@ -109,10 +109,10 @@ class ClusterLink final : public BackendLink {
   LinkStats stats() const override {
     // up: every shard's connections are; delivering: every shard delivers
     // (what LinkChanged reported).
-    LinkStats s;
+    LinkStats s = retired_;  // the counters of closed engines
     s.up = have_map_ && !shards_.empty();
     s.delivering = reported_up_;
-    s.publish_errors = publish_errors_;
+    s.publish_errors += publish_errors_;
     s.failovers = map_changes_;
     s.last_error = last_error_;
     for (const auto& shard : shards_) {
@@ -566,6 +566,15 @@ class ClusterLink final : public BackendLink {
       }
       Log("redis cluster: shard " + (*it)->primary.text +
           " serves no slot now; closed");
+      // Counters stay monotonic (they are Prometheus counters).
+      LinkStats e = (*it)->link->stats();
+      retired_.reconnects += e.reconnects;
+      retired_.backfilled_events += e.backfilled_events;
+      retired_.publish_errors += e.publish_errors;
+      retired_.replay_fetches += e.replay_fetches;
+      retired_.probes_sent += e.probes_sent;
+      retired_.probes_missed += e.probes_missed;
+      retired_.unreplicated_publishes += e.unreplicated_publishes;
       it = shards_.erase(it);
     }
     UpdateUp();
@@ -628,6 +637,7 @@ class ClusterLink final : public BackendLink {
   uint64_t map_changes_ = 0;
   uint64_t rehomed_ = 0;
   uint64_t publish_errors_ = 0;
+  LinkStats retired_;  // counters of the engines closed so far
   std::string last_error_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unordered_map<std::string, Watched> watched_;

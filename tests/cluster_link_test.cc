@@ -44,13 +44,6 @@ namespace {
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-struct Sub {
-  std::vector<std::string> topics;
-  std::unique_ptr<Client> client;
-  std::vector<Client::Event> events;
-  int gaps = 0;
-};
-
 std::string Str(const redisReply* r) { return std::string(r->str, r->len); }
 
 class ClusterLinkTest : public ::testing::Test {
@@ -77,7 +70,7 @@ class ClusterLinkTest : public ::testing::Test {
 
   void TearDown() override {
     if (publisher_) publisher_->Stop();
-    subs_.clear();
+    clients_.reset();
     if (base_ != nullptr) {
       for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
     }
@@ -133,78 +126,20 @@ class ClusterLinkTest : public ::testing::Test {
 #endif
   }
 
-  std::string Url(int node, const std::vector<std::string>& topics) const {
-    std::string u =
-        "http://127.0.0.1:" + std::to_string(ports_[node]) + "/events?";
-    for (size_t i = 0; i < topics.size(); ++i)
-      u += (i ? "&topic=" : "topic=") + topics[i];
-    return u;
-  }
-
-  // StartClients: on each node, a client of one topic, of another, and of
-  // all three (a composite cursor over three shards); each falls back to
-  // the other nodes.
+  // StartClients: nine reconnecting subscribers (failover_support.h): on
+  // each node one of a topic, one of another and one of all three (a
+  // composite cursor over three shards).
   void StartClients() {
-    for (int n = 0; n < 3; ++n) {
-      for (auto topics : std::vector<std::vector<std::string>>{
-               {topics_[n]}, {topics_[(n + 1) % 3]}, topics_}) {
-        auto s = std::make_unique<Sub>();
-        s->topics = topics;
-        ClientOptions o;
-        o.url = Url(n, topics);
-        o.fallback_urls = {Url((n + 1) % 3, topics), Url((n + 2) % 3, topics)};
-        o.initial_retry = milliseconds(100);
-        o.max_backoff = milliseconds(1000);
-        o.connect_timeout = milliseconds(3000);
-        auto c = Client::Create(base_, o);
-        ASSERT_TRUE(c.ok()) << c.status().ToString();
-        Sub* raw = s.get();
-        s->client = std::move(c).value();
-        s->client->OnEvent([raw](const Client::Event& e) {
-          if (e.type == "gap") ++raw->gaps;
-          raw->events.push_back(e);
-        });
-        ASSERT_TRUE(s->client->Start().ok());
-        subs_.push_back(std::move(s));
-      }
-    }
+    clients_ = std::make_unique<SequenceClients>(base_, ports_, topics_);
+    std::string error;
+    ASSERT_TRUE(clients_->Start(&error)) << error;
   }
+  bool WaitLive() { return clients_->WaitLive(); }
 
   bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
     return RunLoopUntil(base_, pred, timeout);
   }
   void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  // WaitLive: every client got the latest probe of each of its topics.
-  bool WaitLive() {
-    for (int i = 0; i < 50; ++i) {
-      std::map<std::string, std::string> sent;
-      for (const std::string& t : topics_) {
-        std::string data = "probe-" + t + "-" + std::to_string(i);
-        if (BlockingPost(ports_[i % 3], "/publish?topic=" + t + "&event=probe",
-                         data)
-                .status == 200)
-          sent[t] = data;
-      }
-      if (sent.size() != topics_.size()) {
-        RunFor(milliseconds(50));
-        continue;
-      }
-      bool live = RunUntil(
-          [&] {
-            for (auto& s : subs_)
-              for (const std::string& t : s->topics) {
-                bool got = false;
-                for (auto& e : s->events) got |= e.data == sent[t];
-                if (!got) return false;
-              }
-            return true;
-          },
-          milliseconds(300));
-      if (live) return true;
-    }
-    return false;
-  }
 
   void StartPublisher() {
     PublisherOptions o;
@@ -219,10 +154,6 @@ class ClusterLinkTest : public ::testing::Test {
     size_t target = publisher_->Counts().accepted + n;
     return RunUntil([&] { return publisher_->Counts().accepted >= target; },
                     timeout);
-  }
-
-  static bool Covers(const Sub& s, const std::string& topic) {
-    return std::find(s.topics.begin(), s.topics.end(), topic) != s.topics.end();
   }
 
   // StreamSeqs: the sequence numbers in a topic's stream on its primary.
@@ -250,25 +181,10 @@ class ClusterLinkTest : public ::testing::Test {
   void StopAndCheck() {
     publisher_->Stop();
     std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = RunUntil(
-        [&] {
-          for (auto& s : subs_) {
-            std::set<std::string> got;
-            for (auto& e : s->events)
-              if (e.type == "n") got.insert(e.data);
-            for (const Outcome& o : outcomes)
-              if (o.result == Outcome::kAccepted && Covers(*s, o.topic) &&
-                  !got.count(std::to_string(o.seq)))
-                return false;
-          }
-          return true;
-        },
-        milliseconds(30000));
+    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
     RunFor(milliseconds(300));  // anything duplicated would show up now
     EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    std::vector<SubView> views;
-    for (auto& s : subs_) views.push_back({s->topics, &s->events, s->gaps});
-    SequenceCheck check = CheckSequences(outcomes, views);
+    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
     std::map<std::string, std::set<size_t>> kept;
     for (const std::string& t : topics_) kept[t] = StreamSeqs(t);
     size_t excused = 0;
@@ -363,7 +279,7 @@ class ClusterLinkTest : public ::testing::Test {
   std::vector<std::string> topics_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::vector<std::unique_ptr<Sub>> subs_;
+  std::unique_ptr<SequenceClients> clients_;
   std::unique_ptr<SequencePublisher> publisher_;
 };
 
@@ -423,7 +339,7 @@ TEST_F(ClusterLinkTest, KilledPrimaryKeepsTheExactSequence) {
   size_t seq = publisher_->Outcomes().size();
   ASSERT_TRUE(RunUntil(
       [&] {
-        for (auto& s : subs_)
+        for (auto& s : clients_->subs())
           for (auto& e : s->events)
             if (e.type == "n" &&
                 std::strtoull(e.data.c_str(), nullptr, 10) > seq &&

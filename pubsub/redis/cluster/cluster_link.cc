@@ -229,6 +229,10 @@ class ClusterLink final : public BackendLink {
     Shard* shard = nullptr;
     bool synced = false;     // the Hub had Synced: a move back-fills
     bool misrouted = false;  // its engine said the slot is not there
+    // When it was last misrouted: a topic misrouted again soon (its slot
+    // still being migrated: the subscription is refused on the old owner
+    // and the map does not name the new one yet) waits kRefreshRetry.
+    std::chrono::steady_clock::time_point misrouted_at;
   };
 
   struct PublishJob {
@@ -405,8 +409,12 @@ class ClusterLink final : public BackendLink {
   void Misrouted(const std::string& topic) {
     auto it = watched_.find(topic);
     if (it == watched_.end()) return;
-    it->second.misrouted = true;
-    RequestRefresh(kRetryDelay);
+    Watched& w = it->second;
+    auto now = std::chrono::steady_clock::now();
+    bool again = now - w.misrouted_at < kRefreshRetry;
+    w.misrouted = true;
+    w.misrouted_at = now;
+    RequestRefresh(again ? kRefreshRetry : kRetryDelay);
   }
 
   // ---- The slot map --------------------------------------------------------

@@ -210,6 +210,7 @@ class ClusterLink final : public BackendLink {
     }
     void LinkChanged(bool up) override {
       shard_->up = up;
+      shard_->ever_up = shard_->ever_up || up;
       owner_->UpdateUp();
     }
 
@@ -221,6 +222,7 @@ class ClusterLink final : public BackendLink {
   struct Shard {
     Address primary;
     bool up = false;
+    bool ever_up = false;
     std::unique_ptr<ShardSink> sink;
     std::unique_ptr<LinkImpl> link;
   };
@@ -326,16 +328,31 @@ class ClusterLink final : public BackendLink {
     if (closing_ || !Redirection(s, &r, &tryagain)) return false;
     if (++*redirects > kMaxRedirects) return false;
     if (tryagain || r.ask) {
-      Millis delay = kRetryDelay;
-      for (int i = 1; i < *redirects && delay < kMaxRetryDelay; ++i) {
-        delay *= 2;
-      }
-      Later(std::min(delay, kMaxRetryDelay), std::move(retry));
+      // The map stays as it is until the migration ends (MOVED).
+      Later(RetryDelay(*redirects), std::move(retry));
     } else {
       map_.Moved(r.slot, r.address);
+      RequestRefresh(Millis(0));
       retry();
     }
-    RequestRefresh(Millis(0));
+    return true;
+  }
+
+  // RetryDelay: kRetryDelay doubling with each redirection, at most
+  // kMaxRetryDelay.
+  static Millis RetryDelay(int redirects) {
+    Millis delay = kRetryDelay;
+    for (int i = 1; i < redirects && delay < kMaxRetryDelay; ++i) delay *= 2;
+    return std::min(delay, kMaxRetryDelay);
+  }
+
+  // Connecting: a redirected command whose new shard's engine was just
+  // made and is not up yet waits for it (within the redirection budget)
+  // instead of failing at once.
+  bool Connecting(Shard* shard, int* redirects, std::function<void()> retry) {
+    if (*redirects == 0 || shard->up || shard->ever_up) return false;
+    if (++*redirects > kMaxRedirects) return false;
+    Later(RetryDelay(*redirects), std::move(retry));
     return true;
   }
 
@@ -373,6 +390,9 @@ class ClusterLink final : public BackendLink {
       ++publish_errors_;
       return Defer([job, s = Unrouted(job->topic)] { job->done(s, 0, {}); });
     }
+    if (Connecting(shard, &job->redirects, [this, job] { SendPublish(job); })) {
+      return;
+    }
     shard->link->Publish(job->topic, job->type, job->data,
                          [this, job](Status s, uint64_t epoch, Position id) {
                            if (Redirected(s, &job->redirects,
@@ -391,6 +411,9 @@ class ClusterLink final : public BackendLink {
     Shard* shard = ShardFor(job->topic);
     if (shard == nullptr) {
       return Defer([job, s = Unrouted(job->topic)] { job->done(s); });
+    }
+    if (Connecting(shard, &job->redirects, [this, job] { SendFetch(job); })) {
+      return;
     }
     shard->link->Fetch(
         job->topic, job->after, job->until, job->limit,

@@ -9,14 +9,15 @@
 //    node the last map named, in turn. It is asked again when a shard's
 //    engine goes down (and every kRefreshRetry while one is down: a failed
 //    primary is replaced by its replica once the cluster fails it over),
-//    when a command is redirected (MOVED / ASK / TRYAGAIN), and when a shard
-//    says it no longer serves a watched topic (its SSUBSCRIBE or sync was
-//    redirected, or the server pushed `sunsubscribe`: the slot moved).
+//    when a command is answered MOVED, and when a shard says it no longer
+//    serves a watched topic (its SSUBSCRIBE or sync was redirected, or the
+//    server pushed `sunsubscribe`: the slot moved).
 //  - Publish, Fetch, Watch and Unwatch go to the engine of the topic's
 //    slot, KeySlot("<prefix>{<topic>}:s"). The engine batches one slot's
 //    events per script call. A MOVED answer updates the map and the command
-//    goes to the named primary; ASK and TRYAGAIN (a slot being migrated)
-//    are retried after kRetryDelay; past kMaxRedirects the caller gets
+//    goes to the named primary (whose engine, when new, is waited for);
+//    ASK and TRYAGAIN (a slot being migrated) are retried on the same
+//    primary after a doubling delay; past kMaxRedirects the caller gets
 //    kUnavailable (HTTP 503). A publish answered MOVED/ASK/TRYAGAIN was not
 //    run, so it is safe to send again.
 //  - When a watched topic's slot has a new owner (a failover promoted a

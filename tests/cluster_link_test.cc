@@ -15,6 +15,10 @@
 //    shard (SETSLOT IMPORTING / MIGRATING, MIGRATE ... KEYS, SETSLOT NODE on
 //    every primary) while published to and subscribed: nothing lost,
 //    nothing twice.
+//  - Soak (CLUSTER_SECONDS=N, not in CI): for N seconds, every 10 s either
+//    a kill -9 of a topic's primary (restarted as the new primary's
+//    replica) or a migration of a topic's slot, wait_replicas 1; then the
+//    exact-sequence check.
 #include <event2/event.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
@@ -46,12 +50,21 @@ using Clock = std::chrono::steady_clock;
 
 std::string Str(const redisReply* r) { return std::string(r->str, r->len); }
 
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
+}
+
 class ClusterLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
 #ifndef EVSSE_HELLO_BIN
     GTEST_SKIP() << "evhttp_hello is not built in this configuration";
 #endif
+    std::string name =
+        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (name == "Soak" && EnvInt("CLUSTER_SECONDS", 0) == 0)
+      GTEST_SKIP() << "set CLUSTER_SECONDS to run the soak";
     base_ = event_base_new();
     ASSERT_NE(base_, nullptr);
     tick_ = event_new(
@@ -61,10 +74,9 @@ class ClusterLinkTest : public ::testing::Test {
     // A killed primary is failed over after the node timeout: small for the
     // kill test, 1500 ms as Sentinel's down-after (1000 ms sometimes failed
     // over a healthy server there on a loaded 2-core machine).
-    std::string name =
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(
-        cluster_.Start(name.find("Killed") != std::string::npos ? 1500 : 2000));
+    ASSERT_TRUE(cluster_.Start(
+        name.find("Killed") != std::string::npos || name == "Soak" ? 1500
+                                                                   : 2000));
     PickTopics();
   }
 
@@ -216,6 +228,36 @@ class ClusterLinkTest : public ::testing::Test {
     return "accepted=" + std::to_string(c.accepted) +
            " rejected=" + std::to_string(c.rejected) +
            " unknown=" + std::to_string(c.unknown);
+  }
+
+  // KillPrimaryOf: kill -9 of the primary of `slot`, until its replica is
+  // promoted, then the killed server back (empty) as that one's replica,
+  // in sync. Returns the kill-to-promotion time.
+  milliseconds KillPrimaryOf(int slot) {
+    RedisServer* victim = cluster_.PrimaryOf(slot);
+    EXPECT_NE(victim, nullptr);
+    if (victim == nullptr) return milliseconds(-1);
+    auto killed_at = Clock::now();
+    victim->Kill();
+    bool promoted = RunUntil(
+        [&] {
+          RedisServer* p = cluster_.PrimaryOf(slot);
+          return p != nullptr && p != victim;
+        },
+        milliseconds(30000));
+    EXPECT_TRUE(promoted);
+    auto took =
+        std::chrono::duration_cast<milliseconds>(Clock::now() - killed_at);
+    EXPECT_TRUE(victim->Start());
+    EXPECT_TRUE(RunUntil(
+        [&] {
+          ReplyPtr r = victim->Command({"ROLE"});
+          return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
+                 Str(r->element[0]) == "slave" &&
+                 Str(r->element[3]) == "connected";
+        },
+        milliseconds(30000)));
+    return took;
   }
 
   std::string MyId(RedisServer* node) {
@@ -412,6 +454,48 @@ TEST_F(ClusterLinkTest, MigratedSlotLosesNothing) {
   ASSERT_TRUE(sharded && sharded->type == REDIS_REPLY_ARRAY &&
               sharded->elements == 2);
   EXPECT_EQ(sharded->element[1]->integer, 3);
+}
+
+TEST_F(ClusterLinkTest, Soak) {
+  const int seconds = EnvInt("CLUSTER_SECONDS", 0);
+  StartNodes(1);
+  StartClients();
+  ASSERT_TRUE(WaitLive());
+  StartPublisher();
+  auto end = Clock::now() + std::chrono::seconds(seconds);
+  int kills = 0, migrations = 0;
+  std::vector<long long> promotions;
+  for (int round = 0; Clock::now() < end; ++round) {
+    RunFor(milliseconds(10000));  // publishing between faults
+    int slot = SlotOf(topics_[round % 3]);
+    if (round % 2 == 0) {
+      promotions.push_back(KillPrimaryOf(slot).count());
+      ++kills;
+    } else {
+      RedisServer* from = cluster_.PrimaryOf(slot);
+      RedisServer* to = nullptr;
+      for (auto& n : cluster_.nodes()) {
+        ReplyPtr role = n->Command({"ROLE"});
+        if (n.get() != from && role && role->type == REDIS_REPLY_ARRAY &&
+            Str(role->element[0]) == "master")
+          to = n.get();
+      }
+      ASSERT_NE(to, nullptr);
+      ASSERT_TRUE(Migrate(slot, to, milliseconds(300)));
+      ++migrations;
+    }
+    if (HasFailure()) break;
+  }
+  ASSERT_TRUE(WaitAccepted(200, milliseconds(30000)));
+  StopAndCheck();
+  std::sort(promotions.begin(), promotions.end());
+  std::printf(
+      "[figures] soak %d s: kills=%d migrations=%d "
+      "kill_to_promotion_ms min=%lld median=%lld max=%lld\n",
+      seconds, kills, migrations,
+      promotions.empty() ? -1LL : promotions.front(),
+      promotions.empty() ? -1LL : promotions[promotions.size() / 2],
+      promotions.empty() ? -1LL : promotions.back());
 }
 
 }  // namespace

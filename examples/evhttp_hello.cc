@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
   if ((!redis.empty() || !sentinel.empty() || !cluster.empty()) &&
       !kafka.empty()) {
     std::fprintf(stderr,
-                 "%s: --redis (or --redis-sentinel) and --kafka: a Hub has "
+                 "%s: --redis (or --redis-sentinel, --redis-cluster) and "
+                 "--kafka: a Hub has "
                  "one store\n",
                  argv[0]);
     return 2;

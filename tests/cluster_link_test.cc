@@ -327,6 +327,10 @@ class ClusterLinkTest : public ::testing::Test {
 
 TEST_F(ClusterLinkTest, FanOutAndResumeAcrossShards) {
   StartNodes(0, /*evhtp=*/true);
+#ifdef EVSSE_HTP_HELLO_BIN
+  ASSERT_EQ(nodes_.size(), 3u);
+  EXPECT_NE(nodes_[2]->Log().find("evhtp_hello: listening"), std::string::npos);
+#endif
   StartClients();
   ASSERT_TRUE(WaitLive());
   // Each topic's stream is on another primary.

@@ -2,7 +2,8 @@
 // server, on the in-process broker.
 //
 //   evhtp_hello [--port N] [--bind ADDR] [--token SECRET]
-//               [--redis HOST:PORT | --redis-sentinel NAME@HOST:PORT[,...]]
+//               [--redis HOST:PORT | --redis-sentinel NAME@HOST:PORT[,...]
+//                | --redis-cluster HOST:PORT[,...]]
 //               [--redis-wait-replicas N] | --threads N]
 //               [--tls-cert FILE --tls-key FILE]
 //
@@ -148,7 +149,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080, threads = 0, wait_replicas = 0;
-  std::string bind = "127.0.0.1", token, redis, sentinel;
+  std::string bind = "127.0.0.1", token, redis, sentinel, cluster;
   evsse::TlsOptions tls;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -162,6 +163,8 @@ int main(int argc, char** argv) {
       redis = argv[++i];
     else if (a == "--redis-sentinel" && i + 1 < argc)
       sentinel = argv[++i];
+    else if (a == "--redis-cluster" && i + 1 < argc)
+      cluster = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc)
@@ -172,11 +175,13 @@ int main(int argc, char** argv) {
       tls.key_file = argv[++i];
     else
       threads = -1;
-    if (threads < 0 || (threads > 0 && (!redis.empty() || !sentinel.empty()))) {
+    const int stores = !redis.empty() + !sentinel.empty() + !cluster.empty();
+    if (threads < 0 || stores > 1 || (threads > 0 && stores > 0)) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
                    "          [--redis HOST:PORT | --redis-sentinel "
-                   "NAME@HOST:PORT[,HOST:PORT...]]\n"
+                   "NAME@HOST:PORT[,HOST:PORT...]\n"
+                   "           | --redis-cluster HOST:PORT[,HOST:PORT...]]\n"
                    "          [--redis-wait-replicas N] | --threads N]\n"
                    "          [--tls-cert FILE --tls-key FILE]\n"
                    "--threads N: N worker loops, 0 (default) for one loop; "
@@ -218,9 +223,18 @@ int main(int argc, char** argv) {
   if (threads == 0 && (st = s.AddHub(s.base)).ok()) {
     evsse::Hub* hub = s.For(s.base);
     // Several nodes on one Redis behave as one.
-    if (!redis.empty() || !sentinel.empty()) {
+    if (!redis.empty() || !sentinel.empty() || !cluster.empty()) {
       evsse::redis::RedisOptions ro;
       if (!redis.empty()) ro.address = redis;
+      if (!cluster.empty()) {
+        auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
+        if (!seeds.ok()) {
+          std::fprintf(stderr, "%s: --redis-cluster: %s\n", argv[0],
+                       seeds.status().message().c_str());
+          return 2;
+        }
+        ro.cluster_seeds = std::move(seeds).value();
+      }
       if (!sentinel.empty()) {
         auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
         if (!spec.ok()) {

@@ -3,6 +3,7 @@
 //
 //   evhttp_hello [--port N] [--bind ADDR] [--token SECRET] [--redis HOST:PORT]
 //                [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]]
+//                [--redis-cluster HOST:PORT[,HOST:PORT...]]
 //                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--cors-origin ORIGIN]... [--max-topics N]
 //                [--history-max-age SECONDS] [--history-max-bytes N]
@@ -11,7 +12,9 @@
 // With --redis, several of them on one Redis form one multi-node service:
 // publish on any node, receive and resume on every node. With
 // --redis-sentinel instead, the primary is found through Redis Sentinel and
-// followed through failovers.
+// followed through failovers. With --redis-cluster (any nodes of a Redis
+// Cluster, comma-separated), topics are spread over the cluster's shards
+// (sharded pub/sub) and followed through failovers and slot migrations.
 //
 // With --kafka, it serves Kafka topics (evsse::kafka): topic NAME@P is
 // partition P of the Kafka topic NAME (NAME alone: every partition), ids are
@@ -84,7 +87,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token, redis, kafka, sentinel;
+  std::string bind = "127.0.0.1", token, redis, kafka, sentinel, cluster;
   evsse::TlsOptions tls;
   int wait_replicas = 0;
   evsse::HubOptions hub_options;
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
       redis = argv[++i];
     else if (a == "--redis-sentinel" && i + 1 < argc)
       sentinel = argv[++i];
+    else if (a == "--redis-cluster" && i + 1 < argc)
+      cluster = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       wait_replicas = std::atoi(argv[++i]);
     else if (a == "--kafka" && i + 1 < argc)
@@ -122,7 +127,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token SECRET] "
                    "[--redis HOST:PORT | --redis-sentinel "
-                   "NAME@HOST:PORT[,HOST:PORT...]] [--redis-wait-replicas N] "
+                   "NAME@HOST:PORT[,HOST:PORT...] | --redis-cluster "
+                   "HOST:PORT[,HOST:PORT...]] [--redis-wait-replicas N] "
                    "[--kafka HOST:PORT[,HOST:PORT...]] "
                    "[--cors-origin ORIGIN]... "
                    "[--max-topics N] [--history-max-age SECONDS] "
@@ -131,9 +137,18 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if ((!redis.empty() || !sentinel.empty()) && !kafka.empty()) {
+  if (!redis.empty() + !sentinel.empty() + !cluster.empty() > 1) {
     std::fprintf(stderr,
-                 "%s: --redis (or --redis-sentinel) and --kafka: a Hub has "
+                 "%s: --redis, --redis-sentinel and --redis-cluster are "
+                 "mutually exclusive\n",
+                 argv[0]);
+    return 2;
+  }
+  if ((!redis.empty() || !sentinel.empty() || !cluster.empty()) &&
+      !kafka.empty()) {
+    std::fprintf(stderr,
+                 "%s: --redis (or --redis-sentinel, --redis-cluster) and "
+                 "--kafka: a Hub has "
                  "one store\n",
                  argv[0]);
     return 2;
@@ -181,9 +196,18 @@ int main(int argc, char** argv) {
   s.hub = hub->get();
   // Optional: several nodes on one Redis behave as one.
   std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty() || !sentinel.empty()) {
+  if (!redis.empty() || !sentinel.empty() || !cluster.empty()) {
     evsse::redis::RedisOptions ro;
     if (!redis.empty()) ro.address = redis;
+    if (!cluster.empty()) {
+      auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
+      if (!seeds.ok()) {
+        std::fprintf(stderr, "%s: --redis-cluster: %s\n", argv[0],
+                     seeds.status().message().c_str());
+        return 2;
+      }
+      ro.cluster_seeds = std::move(seeds).value();
+    }
     if (!sentinel.empty()) {
       auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
       if (!spec.ok()) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "alerts_process.h"
+#include "redis_cluster.h"
 #include "redis_fixture.h"
 
 namespace evsse::testing {
@@ -56,11 +57,14 @@ class AlertsRedisTest : public ::testing::Test {
     ASSERT_TRUE(redis_.Start());
   }
 
-  // StartNode starts a node, on `port` when it is not 0, and waits until
-  // its Redis link is up.
-  AlertsServer* StartNode(int port = 0) {
-    std::vector<std::string> flags;
-    if (port != 0) flags = {"--listen", "127.0.0.1:" + std::to_string(port)};
+  // StartNode starts a node, on `port` when it is not 0, with `extra`
+  // flags, and waits until its Redis link is up.
+  AlertsServer* StartNode(int port = 0, std::vector<std::string> extra = {}) {
+    std::vector<std::string> flags = std::move(extra);
+    if (port != 0) {
+      flags.insert(flags.end(),
+                   {"--listen", "127.0.0.1:" + std::to_string(port)});
+    }
     nodes_.push_back(std::make_unique<AlertsServer>(
         RedisConf(redis_.address()), std::vector<std::string>{}, flags));
     AlertsServer* node = nodes_.back().get();
@@ -158,6 +162,40 @@ TEST_F(AlertsRedisTest, PublishOnOneNodeReachesSubscribersOnTheOther) {
   EXPECT_GE(Metric(*a, warning), 4);
   EXPECT_EQ(Metric(*b, warning), 0);
   EXPECT_GE(Metric(*b, "evsse_events_delivered_total"), 3);
+}
+
+// --redis-cluster: the nodes use a Redis Cluster instead of the file's
+// address; alerts published on one reach the other, and /metrics and
+// /status show the link up.
+TEST_F(AlertsRedisTest, ClusterFlagFansOutAcrossNodes) {
+  RedisCluster cluster;
+  ASSERT_TRUE(cluster.Start());
+  auto seed = [&](int i) {
+    return "127.0.0.1:" + std::to_string(cluster.nodes()[i]->port());
+  };
+  AlertsServer* a = StartNode(0, {"--redis-cluster", seed(0)});
+  AlertsServer* b = StartNode(0, {"--redis-cluster", seed(1) + "," + seed(2)});
+  ASSERT_FALSE(HasFailure());
+  EXPECT_THAT(a->Log(), HasSubstr("redis=\"cluster " + seed(0)));
+  auto on_b = OpenStream(b->port(), "topic=ops");
+  ASSERT_TRUE(WaitLive({on_b.get()}, *a, "ops"));
+  std::vector<std::string> ids;
+  for (const char* title : {"disk full", "cpu hot", "disk ok"})
+    ids.push_back(Publish(*a, "ops", title));
+  ASSERT_TRUE(
+      PollClients({on_b.get()}, [&] { return Alerts(*on_b).size() == 3; }));
+  EXPECT_EQ(AlertIds(*on_b), ids);
+  EXPECT_EQ(RedisUp(*a), 1);
+  Json status = CallServer(b->port(), "GET", "/status").json();
+  EXPECT_EQ(status["redis"]["up"], true);
+  // The link has an engine per primary: the three are listed.
+  std::string primaries = status["redis"].value("primary", "");
+  EXPECT_EQ(std::count(primaries.begin(), primaries.end(), ','), 2)
+      << status.dump();
+  // The file's single address is not used: that Redis has no stream.
+  ReplyPtr keys = redis_.Command({"DBSIZE"});
+  ASSERT_TRUE(keys && keys->type == REDIS_REPLY_INTEGER);
+  EXPECT_EQ(keys->integer, 0);
 }
 
 TEST_F(AlertsRedisTest, ResumeOnAnotherNodeFromAnIdReceivedOnTheFirst) {

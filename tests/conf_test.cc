@@ -121,6 +121,7 @@ void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.sentinel_master, b.sentinel_master);
   EXPECT_EQ(a.sentinels, b.sentinels);
   EXPECT_EQ(a.sentinel_password, b.sentinel_password);
+  EXPECT_EQ(a.cluster_seeds, b.cluster_seeds);
   EXPECT_EQ(a.password, b.password);
   EXPECT_EQ(a.username, b.username);
   EXPECT_EQ(a.database, b.database);
@@ -646,6 +647,18 @@ TEST(ConfErrors, BadEndpointKindAndPath) {
             "absolute path without a query: /events)");
 }
 
+TEST(ConfValues, ClusterSeeds) {
+  auto r = LoadString(
+      "server { redis { cluster 127.0.0.1:7000 [::1]:7001 node3:7002; "
+      "wait_replicas 1; } }",
+      "main.conf");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->redis.has_value());
+  EXPECT_THAT(r->redis->cluster_seeds,
+              ElementsAre("127.0.0.1:7000", "[::1]:7001", "node3:7002"));
+  EXPECT_EQ(r->redis->wait_replicas, 1);
+}
+
 TEST(ConfErrors, RulesBetweenDirectives) {
   EXPECT_EQ(Error("server { endpoint subscribe /e {\n cors_origins \"*\";\n"
                   " cors_credentials on; } }"),
@@ -670,6 +683,30 @@ TEST(ConfErrors, RulesBetweenDirectives) {
   EXPECT_EQ(Error("server { redis { sentinel m 127.0.0.1:1 127.0.0.1:1; } }"),
             "main.conf:1: directive \"sentinel\": duplicate sentinel "
             "\"127.0.0.1:1\"");
+  // Redis Cluster: seeds are HOST:PORT, and a cluster is neither a single
+  // address, nor found through sentinels, nor a database other than 0.
+  EXPECT_EQ(Error("server { redis { cluster; } }"),
+            "main.conf:1: directive \"cluster\": missing argument (takes 1 "
+            "to 64)");
+  EXPECT_EQ(Error("server { redis { cluster unix:/s.sock; } }"),
+            "main.conf:1: directive \"cluster\": invalid seed (HOST:PORT, not "
+            "unix:) \"unix:/s.sock\"");
+  EXPECT_EQ(Error("server { redis { cluster 127.0.0.1:1 127.0.0.1:1; } }"),
+            "main.conf:1: directive \"cluster\": duplicate value "
+            "\"127.0.0.1:1\"");
+  EXPECT_EQ(Error("server { redis {\n address 127.0.0.1:1;\n"
+                  " cluster 127.0.0.1:7000 127.0.0.1:7001;\n} }"),
+            "main.conf:3: directive \"cluster\": cannot be combined with "
+            "\"address\" (main.conf:2): a cluster's primaries come from its "
+            "slot map");
+  EXPECT_EQ(Error("server { redis {\n cluster 127.0.0.1:7000;\n"
+                  " sentinel m 127.0.0.1:26379;\n} }"),
+            "main.conf:2: directive \"cluster\": cannot be combined with "
+            "\"sentinel\" (main.conf:3): a cluster's primaries come from its "
+            "slot map");
+  EXPECT_EQ(Error("server { redis { cluster 127.0.0.1:7000; database 1; } }"),
+            "main.conf:1: directive \"cluster\": cannot be combined with "
+            "\"database\" (main.conf:1): a Redis Cluster has only database 0");
   EXPECT_EQ(Error("server { max_topic_length 32; }"),
             "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
             "is above max_topic_length 32 (a team is a topic)");
@@ -855,7 +892,9 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   // here (and an EXPECT).
   auto tree = Parse(everything, "everything.conf");
   ASSERT_TRUE(tree.ok());
-  std::set<std::string> used = {"include"};
+  // cluster cannot share a redis block with address, sentinel and
+  // database: ConfValues.ClusterSeeds sets it.
+  std::set<std::string> used = {"include", "cluster"};
   std::function<void(const std::vector<Node>&)> walk =
       [&](const std::vector<Node>& nodes) {
         for (const Node& n : nodes) {
@@ -928,14 +967,17 @@ TEST(ConfDirectives, TableIsConsistent) {
 // --- The shipped files -------------------------------------------------------
 
 // Uncomment removes the "#" of every "#directive" line (a "#" followed by
-// neither a space nor another "#"), keeping "# comments".
+// neither a space nor another "#"), keeping "# comments". "#cluster" stays
+// commented: it is an alternative to address and sentinel, not combinable
+// with them.
 std::string Uncomment(const std::string& text) {
   std::stringstream in(text);
   std::string line, out;
   while (std::getline(in, line)) {
     size_t i = line.find_first_not_of(' ');
     if (i != std::string::npos && line[i] == '#' && i + 1 < line.size() &&
-        line[i + 1] != ' ' && line[i + 1] != '#')
+        line[i + 1] != ' ' && line[i + 1] != '#' &&
+        line.compare(i, 9, "#cluster ") != 0)
       line.erase(i, 1);
     out += line + "\n";
   }
@@ -1052,9 +1094,9 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   std::map<std::string, std::string> reference =
       ReferenceDefaults(ReadSource("conf/README.md"));
   // Lines of evsse.conf that show an example, not the default.
-  const std::set<std::string> examples = {"include",      "subscriber_token",
-                                          "cors_origins", "sentinel",
-                                          "brokers",      "librdkafka"};
+  const std::set<std::string> examples = {
+      "include", "subscriber_token", "cors_origins", "sentinel",
+      "cluster", "brokers",          "librdkafka"};
   for (const DirectiveInfo& d : DirectiveTable()) {
     std::string name(d.name);
     auto c = conf.find(name);

@@ -58,15 +58,7 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
 }
 
-// Sub: one evsse::Client and everything it reported.
-struct Sub {
-  std::vector<std::string> topics;
-  std::unique_ptr<Client> client;
-  std::vector<Client::Event> events;
-  std::vector<Clock::time_point> open_at;
-  int gaps = 0;
-  int errors = 0;
-};
+using Sub = SequenceSub;
 
 class FailoverTest : public ::testing::Test {
  protected:
@@ -101,7 +93,7 @@ class FailoverTest : public ::testing::Test {
 
   void TearDown() override {
     if (publisher_) publisher_->Stop();
-    subs_.clear();
+    clients_.reset();
     if (base_ != nullptr) {
       for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
     }
@@ -126,81 +118,22 @@ class FailoverTest : public ::testing::Test {
     return ::testing::AssertionFailure() << "CONFIG SET save failed";
   }
 
-  std::string Url(int node, const std::vector<std::string>& topics) const {
-    std::string u =
-        "http://127.0.0.1:" + std::to_string(ports_[node]) + "/events?";
-    for (size_t i = 0; i < topics.size(); ++i)
-      u += (i ? "&topic=" : "topic=") + topics[i];
-    return u;
-  }
-
-  // StartClients: on node n, one client of f<n>, one of f<n+1>, and one of
-  // all three topics. Every client lists the other nodes as fallbacks.
+  // StartClients (failover_support.h): on node n, one client of f<n>, one
+  // of f<n+1>, and one of all three topics. Every client lists the other
+  // nodes as fallbacks.
   void StartClients() {
-    for (int n = 0; n < 3; ++n) {
-      for (auto topics : std::vector<std::vector<std::string>>{
-               {kTopics[n]}, {kTopics[(n + 1) % 3]}, kTopics}) {
-        auto s = std::make_unique<Sub>();
-        s->topics = topics;
-        ClientOptions o;
-        o.url = Url(n, topics);
-        o.fallback_urls = {Url((n + 1) % 3, topics), Url((n + 2) % 3, topics)};
-        o.initial_retry = milliseconds(100);
-        o.max_backoff = milliseconds(1000);
-        o.connect_timeout = milliseconds(3000);
-        auto c = Client::Create(base_, o);
-        ASSERT_TRUE(c.ok()) << c.status().ToString();
-        Sub* raw = s.get();
-        s->client = std::move(c).value();
-        s->client->OnOpen([raw] { raw->open_at.push_back(Clock::now()); });
-        s->client->OnEvent([raw](const Client::Event& e) {
-          if (e.type == "gap") ++raw->gaps;
-          raw->events.push_back(e);
-        });
-        s->client->OnError([raw](const Status&) { ++raw->errors; });
-        ASSERT_TRUE(s->client->Start().ok());
-        subs_.push_back(std::move(s));
-      }
-    }
+    clients_ = std::make_unique<SequenceClients>(base_, ports_, kTopics);
+    std::string error;
+    ASSERT_TRUE(clients_->Start(&error)) << error;
   }
+  // WaitLive: from then on all clients are live, and the numbered events
+  // that follow reach them all.
+  bool WaitLive() { return clients_->WaitLive(); }
 
   bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
     return RunLoopUntil(base_, pred, timeout);
   }
   void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  // WaitLive publishes probes on every topic until every client got the
-  // latest probe of each of its topics: from then on all are live, and
-  // the numbered events that follow reach them all.
-  bool WaitLive() {
-    for (int i = 0; i < 50; ++i) {
-      std::map<std::string, std::string> sent;
-      for (const std::string& t : kTopics) {
-        std::string data = "probe-" + t + "-" + std::to_string(i);
-        if (BlockingPost(ports_[i % 3], "/publish?topic=" + t + "&event=probe",
-                         data)
-                .status == 200)
-          sent[t] = data;
-      }
-      if (sent.size() != kTopics.size()) {
-        RunFor(milliseconds(50));
-        continue;
-      }
-      bool live = RunUntil(
-          [&] {
-            for (auto& s : subs_)
-              for (const std::string& t : s->topics) {
-                bool got = false;
-                for (auto& e : s->events) got |= e.data == sent[t];
-                if (!got) return false;
-              }
-            return true;
-          },
-          milliseconds(300));
-      if (live) return true;
-    }
-    return false;
-  }
 
   void StartPublisher() {
     PublisherOptions o;
@@ -239,16 +172,10 @@ class FailoverTest : public ::testing::Test {
   void StopAndCheck() {
     publisher_->Stop();
     std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = RunUntil(
-        [&] {
-          for (auto& s : subs_)
-            if (!HasAllAccepted(*s, outcomes)) return false;
-          return true;
-        },
-        milliseconds(30000));
+    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
     RunFor(milliseconds(300));  // anything duplicated would show up now
     EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    SequenceCheck check = CheckSequences(outcomes, SubViews());
+    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
     for (const std::string& f : check.failures) ADD_FAILURE() << f;
     PublisherCounts c = publisher_->Counts();
     EXPECT_GT(c.accepted, 0u);
@@ -263,29 +190,11 @@ class FailoverTest : public ::testing::Test {
     std::printf("[figures] %s\n", figures_.c_str());
   }
 
-  std::vector<SubView> SubViews() const {
-    std::vector<SubView> v;
-    for (auto& s : subs_) v.push_back({s->topics, &s->events, s->gaps});
-    return v;
-  }
-
-  bool HasAllAccepted(const Sub& s, const std::vector<Outcome>& outcomes) {
-    std::set<std::string> got;
-    for (auto& e : s.events)
-      if (e.type == "n") got.insert(e.data);
-    for (const Outcome& o : outcomes)
-      if (o.result == Outcome::kAccepted &&
-          std::count(s.topics.begin(), s.topics.end(), o.topic) &&
-          got.count(std::to_string(o.seq)) == 0)
-        return false;
-    return true;
-  }
-
   // OnNode: the clients connected (or connecting) to node n.
   std::vector<const Sub*> OnNode(int n) const {
     std::vector<const Sub*> out;
     std::string port = ":" + std::to_string(ports_[n]) + "/";
-    for (auto& s : subs_)
+    for (auto& s : clients_->subs())
       if (s->client->url().find(port) != std::string::npos)
         out.push_back(s.get());
     return out;
@@ -312,7 +221,7 @@ class FailoverTest : public ::testing::Test {
   RedisServer redis_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::vector<std::unique_ptr<Sub>> subs_;
+  std::unique_ptr<SequenceClients> clients_;
   std::unique_ptr<SequencePublisher> publisher_;
   std::string figures_;
 };
@@ -358,7 +267,8 @@ TEST_F(FailoverTest, RedisRestartMidStreamKeepsEveryClientsSequenceExact) {
   EXPECT_GT(publisher_->Counts().rejected, rejected_before);
   StopAndCheck();
   // Clients stayed connected to their nodes through the outage.
-  for (auto& s : subs_) EXPECT_EQ(s->open_at.size(), 1u) << s->client->url();
+  for (auto& s : clients_->subs())
+    EXPECT_EQ(s->open_at.size(), 1u) << s->client->url();
 }
 
 // Both faults at once: a node dies while Redis is down, so its clients

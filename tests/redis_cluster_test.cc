@@ -1,13 +1,17 @@
 // Redis Cluster building blocks of evsse::redis (pubsub/redis/cluster):
 // key slots, the slot map, redirections, and PushConn (evsse's own
 // connection for sharded pub/sub), against crafted replies and against a
-// real six-node cluster started by the test (redis_cluster.h).
+// real six-node cluster started by the test (redis_cluster.h); and the
+// cluster link itself in process (routing, bounded redirections).
+// End to end with evsse nodes: cluster_link_test.cc.
 #include <event2/event.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -16,6 +20,7 @@
 
 #include "redis/cluster/push_conn.h"
 #include "redis/cluster/slots.h"
+#include "redis/link.h"
 #include "redis_cluster.h"
 #include "redis_fixture.h"
 #include "run_loop.h"
@@ -338,6 +343,244 @@ TEST_F(ClusterTest, AKilledShardFailsItsConnectionAndPendingRequests) {
   EXPECT_THAT(failures_[0], HasSubstr("timed out after 2000 ms"));
   EXPECT_FALSE(conn->open());
   primary->Resume();
+}
+
+// RecordingSink: what a cluster link tells its Hub.
+class RecordingSink : public BackendSink {
+ public:
+  void Deliver(const std::string& topic, uint64_t epoch,
+               const StoredEvent& event) override {
+    delivered.push_back(topic + " " + event.data);
+    last[topic] = {epoch, event.position};
+  }
+  void Synced(const std::string& topic, uint64_t epoch,
+              pubsub::Position from) override {
+    synced.push_back(topic);
+    if (last[topic].first != epoch || last[topic].second < from) {
+      last[topic] = {epoch, from};
+    }
+  }
+  pubsub::Position LastPosition(const std::string& topic,
+                                uint64_t* epoch) override {
+    *epoch = last[topic].first;
+    return last[topic].second;
+  }
+  void Continued(const std::string& topic, uint64_t old_epoch, uint64_t epoch,
+                 pubsub::Position end) override {
+    auto& [e, p] = last[topic];
+    if (e == old_epoch) {
+      e = epoch;
+      p = std::min(p, end);
+    }
+  }
+  void LinkChanged(bool is_up) override { up = is_up; }
+
+  bool up = false;
+  std::vector<std::string> delivered;
+  std::vector<std::string> synced;
+  std::map<std::string, std::pair<uint64_t, pubsub::Position>> last;
+};
+
+// The cluster link in process: a topic on each shard is published to and
+// delivered; a slot stuck MIGRATING (every publish answered TRYAGAIN or
+// ASK) ends in kUnavailable after the bounded redirections, and works again
+// once the slot is STABLE.
+TEST_F(ClusterTest, ClusterLinkRoutesByShardAndBoundsRedirections) {
+  auto map = Map();
+  ASSERT_TRUE(map.ok());
+  // One topic per shard.
+  std::vector<std::string> topics;
+  std::set<std::string> shards;
+  for (int i = 0; topics.size() < 3 && i < 1000; ++i) {
+    std::string t = "r" + std::to_string(i);
+    if (shards
+            .insert(map->ShardOf(KeySlot("evsse:{" + t + "}:s"))->primary.text)
+            .second)
+      topics.push_back(t);
+  }
+  ASSERT_EQ(topics.size(), 3u);
+  LinkEnv env;
+  env.base = base_;
+  RedisOptions options;
+  options.cluster_seeds = {
+      "127.0.0.1:1",  // a dead seed is skipped
+      "127.0.0.1:" + std::to_string(cluster_->nodes()[3]->port())};
+  auto made = MakeLink(env, options);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::unique_ptr<BackendLink> link = std::move(made).value();
+  RecordingSink sink;
+  link->Start(&sink);
+  for (const std::string& t : topics) link->Watch(t);
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return sink.up && sink.synced.size() == 3; },
+      std::chrono::seconds(10)));
+  std::string primaries = link->stats().primary;
+  EXPECT_EQ(std::count(primaries.begin(), primaries.end(), ','), 2)
+      << primaries;
+  int answered = 0;
+  for (const std::string& t : topics) {
+    link->Publish(t, "", "hello " + t,
+                  [&](Status s, uint64_t, pubsub::Position) {
+                    EXPECT_TRUE(s.ok()) << s.ToString();
+                    ++answered;
+                  });
+  }
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return answered == 3 && sink.delivered.size() == 3; },
+      std::chrono::seconds(10)));
+  // Each topic's channel is followed on its own shard only, sharded.
+  for (const std::string& t : topics) {
+    std::string channel = "evsse:{" + t + "}:c";
+    testing::RedisServer* p =
+        cluster_->NodeOnPort(map->ShardOf(KeySlot(channel))->primary.port);
+    ASSERT_NE(p, nullptr);
+    ReplyPtr n = p->Command({"PUBSUB", "SHARDNUMSUB", channel});
+    ASSERT_TRUE(n && n->type == REDIS_REPLY_ARRAY && n->elements == 2);
+    EXPECT_EQ(n->element[1]->integer, 1) << t;
+  }
+
+  // The first topic's slot stays MIGRATING to another primary.
+  uint16_t slot = KeySlot("evsse:{" + topics[0] + "}:s");
+  testing::RedisServer* from =
+      cluster_->NodeOnPort(map->ShardOf(slot)->primary.port);
+  testing::RedisServer* to = cluster_->NodeOnPort(
+      map->ShardOf(KeySlot("evsse:{" + topics[1] + "}:s"))->primary.port);
+  ReplyPtr to_id = to->Command({"CLUSTER", "MYID"});
+  ASSERT_TRUE(to_id && to_id->type == REDIS_REPLY_STRING);
+  std::string id(to_id->str, to_id->len);
+  ReplyPtr r = from->Command(
+      {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", id});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  Status refused;
+  bool done = false;
+  auto started = std::chrono::steady_clock::now();
+  link->Publish(topics[0], "", "stuck",
+                [&](Status s, uint64_t, pubsub::Position) {
+                  refused = s;
+                  done = true;
+                });
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return done; }, std::chrono::seconds(10)));
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  EXPECT_THAT(refused.message(), HasSubstr("redirections"));
+  // It was retried for a while (doubling from 25 ms), not refused at once.
+  EXPECT_GE(std::chrono::steady_clock::now() - started,
+            std::chrono::milliseconds(500));
+  r = from->Command({"CLUSTER", "SETSLOT", std::to_string(slot), "STABLE"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  done = false;
+  link->Publish(topics[0], "", "unstuck",
+                [&](Status s, uint64_t, pubsub::Position) {
+                  EXPECT_TRUE(s.ok()) << s.ToString();
+                  done = true;
+                });
+  ASSERT_TRUE(RunLoopUntil(
+      base_,
+      [&] { return done && sink.delivered.back() == topics[0] + " unstuck"; },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(sink.delivered.size(), 4u);
+  link.reset();
+}
+
+// A planned failover (CLUSTER FAILOVER on a replica) while a topic is
+// published to and followed: the demoted primary answers MOVED (followed to
+// the new primary, whose engine the publish waits for) and drops the
+// topic's sharded subscription (re-homed and back-filled): every publish
+// succeeds, every event is delivered once, in order. The suite's cluster
+// is then failed back.
+TEST_F(ClusterTest, ClusterLinkFollowsAPlannedFailover) {
+  std::string topic = "planned";
+  uint16_t slot = KeySlot("evsse:{" + topic + "}:s");
+  auto map = Map();
+  ASSERT_TRUE(map.ok());
+  const SlotMap::Shard* shard = map->ShardOf(slot);
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(shard->replicas.size(), 1u);
+  testing::RedisServer* old_primary = cluster_->NodeOnPort(shard->primary.port);
+  testing::RedisServer* replica = cluster_->NodeOnPort(shard->replicas[0].port);
+  ASSERT_NE(old_primary, nullptr);
+  ASSERT_NE(replica, nullptr);
+
+  LinkEnv env;
+  env.base = base_;
+  RedisOptions options;
+  options.cluster_seeds = {"127.0.0.1:" +
+                           std::to_string(cluster_->nodes()[0]->port())};
+  auto made = MakeLink(env, options);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::unique_ptr<BackendLink> link = std::move(made).value();
+  RecordingSink sink;
+  link->Start(&sink);
+  link->Watch(topic);
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return sink.up && sink.synced.size() == 1; },
+      std::chrono::seconds(10)));
+
+  // One publish at a time, each answered before the next.
+  int issued = 0, answered = 0, ok = 0;
+  bool stop = false;
+  std::vector<std::string> errors;
+  std::function<void()> next = [&] {
+    int n = issued++;
+    link->Publish(topic, "", std::to_string(n),
+                  [&](Status s, uint64_t, pubsub::Position) {
+                    ++answered;
+                    if (s.ok()) {
+                      ++ok;
+                    } else {
+                      errors.push_back(s.ToString());
+                    }
+                    if (!stop && link != nullptr) next();
+                  });
+  };
+  next();
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return ok >= 50; }, std::chrono::seconds(10)));
+  ReplyPtr r = replica->Command({"CLUSTER", "FAILOVER"});
+  ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return cluster_->PrimaryOf(slot) == replica; },
+      std::chrono::seconds(20)));
+  int at_switch = ok;
+  ASSERT_TRUE(RunLoopUntil(
+      base_, [&] { return ok >= at_switch + 100; }, std::chrono::seconds(20)));
+  stop = true;  // after the one in flight
+  ASSERT_TRUE(RunLoopUntil(
+      base_,
+      [&] {
+        return answered == issued &&
+               static_cast<int>(sink.delivered.size()) == ok;
+      },
+      std::chrono::seconds(10)))
+      << "delivered " << sink.delivered.size() << " of " << ok;
+  ASSERT_TRUE(errors.empty())
+      << errors.size() << " failed, first: " << errors.front();
+  for (int i = 0; i < ok; ++i) {
+    ASSERT_EQ(sink.delivered[i], topic + " " + std::to_string(i));
+  }
+  EXPECT_GE(link->stats().failovers, 1u);
+  link.reset();
+
+  // Back as it was for the other tests, once the demoted primary is a
+  // replica in sync (a manual failover gives up after 5 s otherwise).
+  auto synced_replica = [](testing::RedisServer* node) {
+    ReplyPtr role = node->Command({"ROLE"});
+    return role && role->type == REDIS_REPLY_ARRAY && role->elements >= 4 &&
+           std::string(role->element[0]->str) == "slave" &&
+           std::string(role->element[3]->str) == "connected";
+  };
+  bool back = false;
+  for (int attempt = 0; attempt < 3 && !back; ++attempt) {
+    ASSERT_TRUE(RunLoopUntil(
+        base_, [&] { return synced_replica(old_primary); },
+        std::chrono::seconds(20)));
+    r = old_primary->Command({"CLUSTER", "FAILOVER"});
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+    back = RunLoopUntil(
+        base_, [&] { return cluster_->PrimaryOf(slot) == old_primary; },
+        std::chrono::seconds(8));
+  }
+  EXPECT_TRUE(back) << "the suite's cluster could not be failed back";
 }
 
 }  // namespace

@@ -314,6 +314,29 @@ TEST(RedisAddressTest, SentinelSpecs) {
   }
 }
 
+TEST(RedisAddressTest, ClusterSeeds) {
+  auto seeds = pubsub::ParseClusterSeeds("10.0.0.1:7000,[::1]:7001,node:7002");
+  ASSERT_TRUE(seeds.ok()) << seeds.status().ToString();
+  EXPECT_THAT(*seeds, ::testing::ElementsAre("10.0.0.1:7000", "[::1]:7001",
+                                             "node:7002"));
+  struct Case {
+    const char* seeds;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"", "empty"},
+      {"10.0.0.1", "no port"},
+      {"unix:/s.sock", "not unix sockets"},
+      {"1.2.3.4:5,1.2.3.4:5", "listed twice"},
+      {"1.2.3.4:5,", "empty"},
+  };
+  for (const Case& c : cases) {
+    auto r = pubsub::ParseClusterSeeds(c.seeds);
+    EXPECT_FALSE(r.ok()) << c.seeds;
+    EXPECT_THAT(r.status().message(), HasSubstr(c.message)) << c.seeds;
+  }
+}
+
 TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   event_base* base = event_base_new();
   auto error = [base](RedisOptions o) {
@@ -358,6 +381,22 @@ TEST(RedisLinkOptionsTest, RejectsBadOptions) {
   o.sentinel_master = "m";
   o.sentinels = {"unix:/tmp/s.sock"};
   EXPECT_THAT(error(o), HasSubstr("sentinels are host:port"));
+  // Redis Cluster: seeds are host:port; not with sentinels nor database.
+  o = {};
+  o.cluster_seeds = {"127.0.0.1:7000", "unix:/tmp/r.sock"};
+  EXPECT_THAT(error(o), HasSubstr("seeds are host:port"));
+  o.cluster_seeds = {"127.0.0.1"};
+  EXPECT_THAT(error(o), HasSubstr("no port"));
+  o.cluster_seeds = {"127.0.0.1:7000"};
+  o.database = 2;
+  EXPECT_THAT(error(o), HasSubstr("only database 0"));
+  o.database = 0;
+  o.sentinel_master = "m";
+  o.sentinels = {"127.0.0.1:26379"};
+  EXPECT_THAT(error(o), HasSubstr("mutually exclusive"));
+  o.sentinel_master.clear();
+  o.sentinels.clear();
+  EXPECT_TRUE(MakeLink(env, o).ok());
   auto no_base = MakeLink(LinkEnv{}, RedisOptions{});
   EXPECT_FALSE(no_base.ok());
   event_base_free(base);

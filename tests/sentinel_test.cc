@@ -56,14 +56,6 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
 }
 
-struct Sub {
-  std::vector<std::string> topics;
-  std::unique_ptr<Client> client;
-  std::vector<Client::Event> events;
-  std::vector<Clock::time_point> at;  // arrival of each event
-  int gaps = 0;
-};
-
 class SentinelTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -97,7 +89,7 @@ class SentinelTest : public ::testing::Test {
 
   void TearDown() override {
     if (publisher_) publisher_->Stop();
-    subs_.clear();
+    clients_.reset();
     if (base_ != nullptr) {
       for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
     }
@@ -138,76 +130,19 @@ class SentinelTest : public ::testing::Test {
 #endif
   }
 
-  std::string Url(int node, const std::vector<std::string>& topics) const {
-    std::string u =
-        "http://127.0.0.1:" + std::to_string(ports_[node]) + "/events?";
-    for (size_t i = 0; i < topics.size(); ++i)
-      u += (i ? "&topic=" : "topic=") + topics[i];
-    return u;
-  }
-
+  // StartClients: nine reconnecting subscribers (failover_support.h): on
+  // each node one of a topic, one of another and one of all three.
   void StartClients() {
-    for (int n = 0; n < 3; ++n) {
-      for (auto topics : std::vector<std::vector<std::string>>{
-               {kTopics[n]}, {kTopics[(n + 1) % 3]}, kTopics}) {
-        auto s = std::make_unique<Sub>();
-        s->topics = topics;
-        ClientOptions o;
-        o.url = Url(n, topics);
-        o.fallback_urls = {Url((n + 1) % 3, topics), Url((n + 2) % 3, topics)};
-        o.initial_retry = milliseconds(100);
-        o.max_backoff = milliseconds(1000);
-        o.connect_timeout = milliseconds(3000);
-        auto c = Client::Create(base_, o);
-        ASSERT_TRUE(c.ok()) << c.status().ToString();
-        Sub* raw = s.get();
-        s->client = std::move(c).value();
-        s->client->OnEvent([raw](const Client::Event& e) {
-          if (e.type == "gap") ++raw->gaps;
-          raw->events.push_back(e);
-          raw->at.push_back(Clock::now());
-        });
-        ASSERT_TRUE(s->client->Start().ok());
-        subs_.push_back(std::move(s));
-      }
-    }
+    clients_ = std::make_unique<SequenceClients>(base_, ports_, kTopics);
+    std::string error;
+    ASSERT_TRUE(clients_->Start(&error)) << error;
   }
+  bool WaitLive() { return clients_->WaitLive(); }
 
   bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
     return RunLoopUntil(base_, pred, timeout);
   }
   void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  // WaitLive: every client got the latest probe of each of its topics.
-  bool WaitLive() {
-    for (int i = 0; i < 50; ++i) {
-      std::map<std::string, std::string> sent;
-      for (const std::string& t : kTopics) {
-        std::string data = "probe-" + t + "-" + std::to_string(i);
-        if (BlockingPost(ports_[i % 3], "/publish?topic=" + t + "&event=probe",
-                         data)
-                .status == 200)
-          sent[t] = data;
-      }
-      if (sent.size() != kTopics.size()) {
-        RunFor(milliseconds(50));
-        continue;
-      }
-      bool live = RunUntil(
-          [&] {
-            for (auto& s : subs_)
-              for (const std::string& t : s->topics) {
-                bool got = false;
-                for (auto& e : s->events) got |= e.data == sent[t];
-                if (!got) return false;
-              }
-            return true;
-          },
-          milliseconds(300));
-      if (live) return true;
-    }
-    return false;
-  }
 
   void StartPublisher() {
     PublisherOptions o;
@@ -224,37 +159,14 @@ class SentinelTest : public ::testing::Test {
                     timeout);
   }
 
-  std::vector<SubView> SubViews() const {
-    std::vector<SubView> v;
-    for (auto& s : subs_) v.push_back({s->topics, &s->events, s->gaps});
-    return v;
-  }
-
-  static bool Covers(const Sub& s, const std::string& topic) {
-    return std::find(s.topics.begin(), s.topics.end(), topic) != s.topics.end();
-  }
-
   // StopAndCheck (wait_replicas 1): exactly the accepted sequence.
   void StopAndCheck() {
     publisher_->Stop();
     std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = RunUntil(
-        [&] {
-          for (auto& s : subs_) {
-            std::set<std::string> got;
-            for (auto& e : s->events)
-              if (e.type == "n") got.insert(e.data);
-            for (const Outcome& o : outcomes)
-              if (o.result == Outcome::kAccepted && Covers(*s, o.topic) &&
-                  !got.count(std::to_string(o.seq)))
-                return false;
-          }
-          return true;
-        },
-        milliseconds(30000));
+    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
     RunFor(milliseconds(300));  // anything duplicated would show up now
     EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    SequenceCheck check = CheckSequences(outcomes, SubViews());
+    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
     // An event of unknown outcome (504: WAIT had no replica to confirm it)
     // written on a primary just before a failover may have reached the
     // nodes still subscribed there and then died with that primary: it is
@@ -271,14 +183,15 @@ class SentinelTest : public ::testing::Test {
     // A client that got such an event holds a position the stream no
     // longer has: it is told (the gap event) and reads on from the fork.
     std::set<std::string> told;
-    for (size_t k = 0; k < subs_.size(); ++k)
-      for (auto& e : subs_[k]->events) {
+    const auto& subs = clients_->subs();
+    for (size_t k = 0; k < subs.size(); ++k)
+      for (auto& e : subs[k]->events) {
         if (e.type != "n") continue;
         size_t n = std::strtoull(e.data.c_str(), nullptr, 10);
         if (n < outcomes.size() && outcomes[n].result == Outcome::kUnknown &&
             !kept[outcomes[n].topic].count(n))
           told.insert("client " + std::to_string(k) + ": " +
-                      std::to_string(subs_[k]->gaps) + " gap events");
+                      std::to_string(subs[k]->gaps) + " gap events");
       }
     for (const std::string& f : check.failures) {
       if (told.count(f)) continue;
@@ -308,7 +221,7 @@ class SentinelTest : public ::testing::Test {
   // published after sequence number `seq` (so through the new primary).
   int64_t FirstDeliveryAfter(size_t seq, Clock::time_point since) const {
     Clock::time_point best = Clock::time_point::max();
-    for (auto& s : subs_)
+    for (auto& s : clients_->subs())
       for (size_t i = 0; i < s->events.size(); ++i) {
         const auto& e = s->events[i];
         if (e.type != "n") continue;
@@ -350,7 +263,7 @@ class SentinelTest : public ::testing::Test {
   SentinelGroup group_;
   std::vector<int> ports_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::vector<std::unique_ptr<Sub>> subs_;
+  std::unique_ptr<SequenceClients> clients_;
   std::unique_ptr<SequencePublisher> publisher_;
 };
 
@@ -427,7 +340,7 @@ TEST_F(SentinelTest, KilledPrimaryWithoutWaitReplicasLosesNothingItKept) {
   // Every client gets every event the new primary keeps, in order, once.
   bool caught_up = RunUntil(
       [&] {
-        for (auto& s : subs_) {
+        for (auto& s : clients_->subs()) {
           std::set<size_t> got;
           for (auto& e : s->events)
             if (e.type == "n")
@@ -449,8 +362,8 @@ TEST_F(SentinelTest, KilledPrimaryWithoutWaitReplicasLosesNothingItKept) {
     ++accepted;
     if (!kept[o.topic].count(o.seq)) ++lost;
   }
-  for (size_t k = 0; k < subs_.size(); ++k) {
-    const Sub& s = *subs_[k];
+  for (size_t k = 0; k < clients_->subs().size(); ++k) {
+    const SequenceSub& s = *clients_->subs()[k];
     std::map<std::string, size_t> last;
     std::set<size_t> seen;
     for (auto& e : s.events) {
@@ -472,8 +385,8 @@ TEST_F(SentinelTest, KilledPrimaryWithoutWaitReplicasLosesNothingItKept) {
   // Replication was cut: what the replica missed is lost, and every client
   // that had some of it was told.
   EXPECT_GT(lost, 0u);
-  for (size_t k = 0; k < subs_.size(); ++k) {
-    const Sub& s = *subs_[k];
+  for (size_t k = 0; k < clients_->subs().size(); ++k) {
+    const SequenceSub& s = *clients_->subs()[k];
     bool had_lost = false;
     for (auto& e : s.events) {
       if (e.type != "n") continue;
@@ -484,9 +397,9 @@ TEST_F(SentinelTest, KilledPrimaryWithoutWaitReplicasLosesNothingItKept) {
     if (had_lost) EXPECT_GT(s.gaps, 0) << "client " << k << " had lost events";
   }
   std::printf(
-      "[figures] wait_replicas 0, replication cut for 60 events, old clock +30 "
-      "s: "
-      "accepted=%zu lost_in_failover=%zu kill_to_first_delivery_ms=%lld\n",
+      "[figures] wait_replicas 0, replication cut for 60 events, old clock "
+      "+30 s: accepted=%zu lost_in_failover=%zu "
+      "kill_to_first_delivery_ms=%lld\n",
       accepted, lost, static_cast<long long>(first));
 }
 

@@ -139,6 +139,7 @@ struct App {
   std::string wait_replicas_flag;       // --redis-wait-replicas
   std::string kafka_flag;               // --kafka HOST:PORT[,HOST:PORT...]
   std::string sentinel_flag;            // --redis-sentinel
+  std::string cluster_flag;             // --redis-cluster
   evsse::conf::ServerConfig config;
   std::string publish_token;   // config, else ALERTS_TOKEN
   std::string listen_address;  // as bound (the real port when 0 was asked)

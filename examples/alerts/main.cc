@@ -2,6 +2,7 @@
 //
 //   evsse-alerts --config FILE [--listen HOST:PORT] [--redis HOST:PORT]
 //                [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]]
+//                [--redis-cluster HOST:PORT[,HOST:PORT...]]
 //                [--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]]
 //                [--check]
 //
@@ -79,6 +80,7 @@ int Usage(const char* argv0) {
       stderr,
       "usage: %s --config FILE [--listen HOST:PORT] "
       "[--redis HOST:PORT] [--redis-sentinel NAME@HOST:PORT[,HOST:PORT...]] "
+      "[--redis-cluster HOST:PORT[,HOST:PORT...]] "
       "[--redis-wait-replicas N] [--kafka HOST:PORT[,HOST:PORT...]] "
       "[--check]\n",
       argv0);
@@ -265,6 +267,8 @@ int Run(App& app) {
        {"stream", app.stream_path},
        {"config", app.config_path},
        {"redis", !app.config.redis ? std::string("off")
+                 : !app.config.redis->cluster_seeds.empty()
+                     ? "cluster " + app.config.redis->cluster_seeds[0]
                  : app.config.redis->sentinels.empty()
                      ? app.config.redis->address
                      : "sentinel " + app.config.redis->sentinel_master},
@@ -303,6 +307,7 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
       return evsse::InvalidArgumentError("--redis: " + s.message());
     if (!c->redis) c->redis.emplace();
     c->redis->address = app.redis_flag;
+    c->redis->cluster_seeds.clear();
   }
   if (!app.sentinel_flag.empty()) {
     auto spec = evsse::pubsub::ParseSentinelSpec(app.sentinel_flag);
@@ -312,6 +317,22 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
     if (!c->redis) c->redis.emplace();
     c->redis->sentinel_master = spec->master;
     c->redis->sentinels = spec->sentinels;
+    c->redis->cluster_seeds.clear();
+  }
+  if (!app.cluster_flag.empty()) {
+    if (!app.redis_flag.empty() || !app.sentinel_flag.empty())
+      return evsse::InvalidArgumentError(
+          "--redis-cluster: not with --redis or --redis-sentinel");
+    auto seeds = evsse::pubsub::ParseClusterSeeds(app.cluster_flag);
+    if (!seeds.ok())
+      return evsse::InvalidArgumentError("--redis-cluster: " +
+                                         seeds.status().message());
+    if (!c->redis) c->redis.emplace();
+    // The flag replaces the file's way to Redis.
+    c->redis->sentinel_master.clear();
+    c->redis->sentinels.clear();
+    c->redis->database = 0;
+    c->redis->cluster_seeds = std::move(seeds).value();
   }
   if (!app.wait_replicas_flag.empty()) {
     auto n = evsse::conf::ParseCount(app.wait_replicas_flag);
@@ -381,6 +402,8 @@ int main(int argc, char** argv) {
       app.redis_flag = argv[++i];
     else if (a == "--redis-sentinel" && i + 1 < argc)
       app.sentinel_flag = argv[++i];
+    else if (a == "--redis-cluster" && i + 1 < argc)
+      app.cluster_flag = argv[++i];
     else if (a == "--redis-wait-replicas" && i + 1 < argc)
       app.wait_replicas_flag = argv[++i];
     else if (a == "--kafka" && i + 1 < argc)

@@ -345,6 +345,10 @@ void OnStatus(evhttp_request* req, void* arg) {
         {"probes_missed", r.probes_missed},
         {"reconnects", r.reconnects},
         {"backfilled_events", r.backfilled_events},
+        // Sentinel or Cluster: the primary (primaries) in use, and how
+        // often it moved.
+        {"primary", r.primary},
+        {"failovers", r.failovers},
         {"last_error", r.last_error}};
   } else {
     j["redis"] = nullptr;

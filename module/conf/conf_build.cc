@@ -264,6 +264,20 @@ class Builder {
                       FormatDuration(config.redis->reconnect_min) +
                       " is above reconnect_max " +
                       FormatDuration(config.redis->reconnect_max));
+    if (ctx == kRedis && seen.count("cluster")) {
+      // A cluster's nodes come from its seeds and its slot map.
+      for (std::string_view other : {"address", "sentinel", "database"}) {
+        auto it = seen.find(other);
+        if (it == seen.end()) continue;
+        return Fail(*seen.at("cluster"),
+                    "cannot be combined with " + Quote(std::string(other)) +
+                        " (" + At(*it->second) + ")" +
+                        (other == "database"
+                             ? ": a Redis Cluster has only database 0"
+                             : ": a cluster's primaries come from its slot "
+                               "map"));
+      }
+    }
     if (ctx == kRedis && config.redis->wait_replicas > 0) {
       const redis::RedisOptions& r = *config.redis;
       Millis limit = r.command_timeout;

@@ -224,6 +224,12 @@ std::string Broker(std::string_view s) {
     return "invalid broker (HOST:PORT)";
   return "";
 }
+// ClusterSeed: a Redis Cluster node to ask for the slot map (HOST:PORT).
+std::string ClusterSeed(std::string_view s) {
+  if (s.rfind("unix:", 0) == 0) return "invalid seed (HOST:PORT, not unix:)";
+  Status status = ValidateRedisAddress(std::string(s));
+  return status.ok() ? "" : status.message();
+}
 std::string HeaderName(std::string_view s) {
   for (char c : s)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
@@ -368,6 +374,8 @@ const std::vector<Row>& Rows() {
     v.push_back(sentinel);
     v.push_back(String<&R::sentinel_password>("sentinel_password", kRedis, 0,
                                               512, AnyString, true));
+    v.push_back(StringList<&R::cluster_seeds>("cluster", kRedis, 64, 1, 262,
+                                              ClusterSeed));
     v.push_back(String<&R::username>("username", kRedis, 0, 256, AnyString));
     v.push_back(
         String<&R::password>("password", kRedis, 0, 512, AnyString, true));

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/cluster_link.h"
+#include "cluster/slots.h"
 #include "link_impl.h"
 #include "scripts.h"
 
@@ -53,6 +55,12 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
     }
   }
   if (!sentinel_mode()) stats_.primary = address_.text;
+  if (sharded()) {
+    push_ = std::make_unique<cluster::PushConn>(
+        env_.base, options_.command_timeout, options_.tcp_user_timeout,
+        [this](const redisReply* r) { OnSubArray(r, false); },
+        [this](const std::string& e) { Fail(e); });
+  }
 }
 
 LinkImpl::~LinkImpl() {
@@ -75,6 +83,7 @@ LinkImpl::~LinkImpl() {
   sen_.Close(cancelled);
   cmd_.Close(cancelled);  // pending callbacks queue their completions
   sub_.Close(cancelled);
+  if (push_ != nullptr) push_->Close(cancelled);
   topics_.clear();
   while (!completions_.empty()) {
     std::function<void()> fn = std::move(completions_.front());
@@ -130,7 +139,7 @@ void LinkImpl::Connect() {
 
 void LinkImpl::OpenData() {
   Status s = cmd_.Open(address_);
-  if (s.ok()) s = sub_.Open(address_);
+  if (s.ok()) s = sharded() ? push_->Open(address_) : sub_.Open(address_);
   if (!s.ok()) return Fail(s.message());
   Handshake(cmd_, true);
   Handshake(sub_, false);
@@ -175,7 +184,7 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
     }
     bool last = i + 1 == steps.size();
     std::vector<std::string_view> argv(steps[i].begin(), steps[i].end());
-    conn.Command(argv, [this, gen, what, sha, last, commands](redisReply* r,
+    Conn::ReplyFn fn = [this, gen, what, sha, last, commands](redisReply* r,
                                                               const Status&) {
       // A lost connection is reported by Conn (through Fail).
       if (r == nullptr || gen != conn_gen_ || state_ != State::kConnecting) {
@@ -216,7 +225,12 @@ void LinkImpl::Handshake(Conn& conn, bool commands) {
       }
       if (sha != nullptr) sha->assign(r->str, r->len);
       if (last) ConnReady(commands);
-    });
+    };
+    if (!commands && sharded()) {
+      push_->Command(argv, std::move(fn));
+    } else {
+      conn.Command(argv, std::move(fn));
+    }
   }
 }
 
@@ -270,6 +284,7 @@ void LinkImpl::GoDown() {
   sen_.Close(failure);
   cmd_.Close(failure);
   sub_.Close(failure);
+  if (push_ != nullptr) push_->Close(failure);
   for (auto it = topics_.begin(); it != topics_.end();) {
     Topic& t = it->second;
     if (!t.watched) {
@@ -289,6 +304,7 @@ void LinkImpl::GoDown() {
     reported_up_ = false;
     sink_->LinkChanged(false);
   }
+  if (env_.down) env_.down(last_error_);
 }
 
 void LinkImpl::ScheduleReconnect() {
@@ -372,10 +388,17 @@ void LinkImpl::FlushPublishes() {
   auto now = Clock::now();
   std::shared_ptr<PublishBatch> batch;
   size_t bytes = 0;
+  int slot = -1;  // sharded: the batch's slot
   for (auto& job : queue) {
     size_t size = job->type.size() + job->data.size();
+    bool other_slot = false;
+    if (sharded()) {
+      int s = cluster::KeySlot(Key(job->topic, 's'));
+      other_slot = s != slot;
+      slot = s;
+    }
     if (batch == nullptr || batch->jobs.size() == kMaxBatchEvents ||
-        (bytes + size > kMaxBatchBytes && !batch->jobs.empty())) {
+        other_slot || (bytes + size > kMaxBatchBytes && !batch->jobs.empty())) {
       if (batch != nullptr) SendPublish(std::move(batch));
       batch = std::make_shared<PublishBatch>();
       bytes = 0;
@@ -423,6 +446,9 @@ void LinkImpl::SendPublish(std::shared_ptr<PublishBatch> batch) {
     argv.insert(argv.end(), {batch->jobs[i]->type, batch->jobs[i]->data,
                              batch->upkeep[i] ? "1" : "0"});
   }
+  // Sharded: the script broadcasts with SPUBLISH (the argument after the
+  // last event).
+  if (sharded()) argv.push_back("S");
   batch->sent = false;
   const int attempt = ++batch->attempt;
   const bool wait = options_.wait_replicas > 0;
@@ -619,21 +645,28 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
     return;
   }
   auto noscript = std::make_shared<bool>(false);
+  // A refusal while queueing (MOVED, ASK, TRYAGAIN in a cluster): EXEC
+  // then only says EXECABORT; this is the reason.
+  auto refused = std::make_shared<Status>();
   auto ignore = [](redisReply*, const Status&) {};
   std::string exclusive = "(" + from;
   cmd_.Command({"MULTI"}, ignore);
   // The EVALSHA's own reply is QUEUED, or NOSCRIPT if the server checks
   // the cache already while queueing.
-  cmd_.Command(script, [noscript](redisReply* r, const Status&) {
+  cmd_.Command(script, [noscript, refused](redisReply* r, const Status&) {
     if (r != nullptr && IsNoScript(r)) *noscript = true;
+    if (r != nullptr && r->type == REDIS_REPLY_ERROR && !IsNoScript(r)) {
+      *refused = ErrorStatus(r);
+    }
   });
   cmd_.Command({"XRANGE", stream, exclusive, to, "COUNT", n}, ignore);
-  cmd_.Command({"EXEC"}, [fn = std::move(fn), eval, retry, noscript](
+  cmd_.Command({"EXEC"}, [fn = std::move(fn), eval, retry, noscript, refused](
                              redisReply* r, const Status& failure) mutable {
     if (r == nullptr) return fn(failure, true);
     if (!eval && (*noscript || IsExecNoScript(r))) {
       return retry(std::move(fn));
     }
+    if (!refused->ok()) return fn(*refused, false);
     fn(ParseFetchExecReply(r), false);
   });
 }
@@ -730,6 +763,30 @@ Result<std::unique_ptr<BackendLink>> MakeLink(LinkEnv env,
       options.tcp_user_timeout.count() > std::numeric_limits<int>::max()) {
     return InvalidArgumentError(
         "redis: tcp_user_timeout must be between 0 and 2^31 ms");
+  }
+  if (!options.cluster_seeds.empty()) {
+    if (!options.sentinels.empty()) {
+      return InvalidArgumentError(
+          "redis: cluster and sentinel are mutually exclusive");
+    }
+    if (options.database != 0) {
+      return InvalidArgumentError("redis: a cluster has only database 0");
+    }
+    std::vector<Address> seeds;
+    for (const std::string& text : options.cluster_seeds) {
+      Result<Address> a = ParseAddress(text);
+      if (!a.ok()) {
+        return InvalidArgumentError("redis: cluster seed " +
+                                    a.status().message());
+      }
+      if (a->is_unix) {
+        return InvalidArgumentError("redis: cluster seed \"" + text +
+                                    "\": seeds are host:port");
+      }
+      seeds.push_back(std::move(a).value());
+    }
+    return cluster::MakeClusterLink(std::move(env), std::move(options),
+                                    std::move(seeds));
   }
   return std::unique_ptr<BackendLink>(new LinkImpl(
       std::move(env), std::move(options), std::move(address).value()));

@@ -43,6 +43,21 @@ struct LinkEnv {
   size_t default_max_events = 1000;
   // The keys' time to live when RedisOptions::stream_ttl is 0 (0: none).
   Millis default_stream_ttl{0};
+  // Redis Cluster (cluster/cluster_link.cc): the link is one shard's engine.
+  // Its address is the shard's primary; the publish script broadcasts with
+  // SPUBLISH and topics are followed with SSUBSCRIBE (one channel per
+  // request: a request's channels must share a slot) on evsse's own
+  // subscriber connection (cluster::PushConn); a publish batch holds one
+  // slot's events (a script's keys must share a slot).
+  bool sharded = false;
+  // misrouted (sharded): a watched topic's slot is not served here (its
+  // SSUBSCRIBE or sync was answered MOVED / ASK / TRYAGAIN, or the server
+  // pushed `sunsubscribe`: the slot moved away). The topic stays watched
+  // but not subscribed until the owner re-homes it.
+  std::function<void(const std::string& topic, const std::string& why)>
+      misrouted;
+  // down (sharded): the link went down (error), or failed to connect.
+  std::function<void(const std::string& error)> down;
 };
 
 // MakeLink checks `options` and makes an unstarted link.

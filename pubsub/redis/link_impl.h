@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "address.h"
+#include "cluster/push_conn.h"
 #include "conn.h"
 #include "link.h"
 #include "reply.h"
@@ -45,6 +46,11 @@ class LinkImpl final : public BackendLink {
   void Unwatch(const std::string& topic) override;
   void Fetch(const std::string& topic, Position after, Position until,
              size_t limit, FetchDone done) override;
+
+  // Resume (sharded): watch a topic that another shard's engine fed until
+  // now (its slot moved here): once subscribed, it is back-filled from the
+  // Hub's last position, as after a reconnect, then Synced.
+  void Resume(const std::string& topic);
 
  private:
   static constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
@@ -155,6 +161,14 @@ class LinkImpl final : public BackendLink {
   bool SendSubscription(std::string_view verb,
                         const std::vector<std::string>& channels);
   static void OnSubReply(redisAsyncContext* ac, void* reply, void* privdata);
+  // OnSubArray: one pub/sub array of the subscriber connection (either
+  // kind); `hiredis`: it came through Conn, whose timeout counts
+  // confirmations.
+  void OnSubArray(const redisReply* r, bool hiredis);
+  // Sharded: SSUBSCRIBE / SUNSUBSCRIBE, one channel per request.
+  bool SendShardSubscription(bool subscribe, const std::string& channel);
+  void Misrouted(const std::string& name, const std::string& why);
+  bool sharded() const { return env_.sharded; }
   void OnConfirm(const std::string& name, bool subscribed);
   void OnMessage(const std::string& name, std::string_view payload);
   void BeginSync(const std::string& name);
@@ -247,6 +261,9 @@ class LinkImpl final : public BackendLink {
   Conn sen_;  // a sentinel: discovery, then SUBSCRIBE +switch-master
   Conn cmd_;  // scripts and reads
   Conn sub_;  // SUBSCRIBE and UNSUBSCRIBE only
+  // Sharded: the subscriber connection instead of sub_ (SSUBSCRIBE, and
+  // SUBSCRIBE for the probe channel).
+  std::unique_ptr<cluster::PushConn> push_;
 };
 
 }  // namespace evsse::redis

@@ -20,6 +20,9 @@
 --          the keys never expire
 -- ARGV[5]  this server's run_id (INFO server); "": the node could not read
 --          it (ACL), no forks are recorded
+-- After the events' arguments, optionally "S": broadcast with SPUBLISH
+--   (Redis Cluster's sharded pub/sub: the channel lives on the topic's
+--   shard) instead of PUBLISH.
 -- For event i, ARGV[3i+3], ARGV[3i+4], ARGV[3i+5] are its type (may be
 --   empty), its data (any bytes), and "1" when the node asks for upkeep
 --   (trim by age, renew the keys' time to live) with this event, "0" when
@@ -46,6 +49,7 @@
 --          epoch .. "\n" .. id .. "\n" .. type .. "\n" .. data.
 local maxlen, max_age, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
 local run_id = ARGV[5]
+local publish_cmd = ARGV[3 * (#KEYS / 5) + 6] == 'S' and 'SPUBLISH' or 'PUBLISH'
 local now_ms -- this server's clock, read at most once per call
 local function clock()
   if not now_ms then
@@ -127,7 +131,7 @@ local function publish(i)
       if t.forked then redis.call('PEXPIRE', KEYS[5 * i], ttl) end
     end
   end
-  redis.call('PUBLISH', channel,
+  redis.call(publish_cmd, channel,
              t.epoch .. '\n' .. id .. '\n' .. type_ .. '\n' .. data)
   return {t.epoch, id}
 end

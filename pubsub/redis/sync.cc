@@ -35,6 +35,12 @@ void LinkImpl::Watch(const std::string& name) {
   }
 }
 
+void LinkImpl::Resume(const std::string& name) {
+  Watch(name);
+  auto it = topics_.find(name);
+  if (it != topics_.end()) it->second.synced_once = true;
+}
+
 void LinkImpl::Unwatch(const std::string& name) {
   if (state_ == State::kClosed) return;
   auto it = topics_.find(name);
@@ -79,6 +85,19 @@ bool LinkImpl::TopicOf(std::string_view channel, std::string* topic) const {
 
 bool LinkImpl::SendSubscription(std::string_view verb,
                                 const std::vector<std::string>& channels) {
+  if (sharded()) {
+    bool subscribe = verb == "SUBSCRIBE";
+    for (const std::string& c : channels) {
+      if (c == probe_channel_) {
+        // The probe channel is a plain one (PUBLISH reaches it on the
+        // node it is published on).
+        push_->Subscription(verb, {c}, [](redisReply*, const Status&) {});
+      } else if (!SendShardSubscription(subscribe, c)) {
+        return false;
+      }
+    }
+    return true;
+  }
   for (size_t i = 0; i < channels.size(); i += kChannelsPerCommand) {
     size_t end = std::min(channels.size(), i + kChannelsPerCommand);
     std::vector<std::string> chunk(channels.begin() + i,
@@ -100,10 +119,14 @@ bool LinkImpl::SendSubscription(std::string_view verb,
 void LinkImpl::OnSubReply(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<LinkImpl*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
-  if (r == nullptr || self->state_ != State::kReady) return;
+  if (r != nullptr) self->OnSubArray(r, true);
+}
+
+void LinkImpl::OnSubArray(const redisReply* r, bool hiredis) {
+  if (state_ != State::kReady) return;
   // Any reply proves the subscription alive: probes are only needed when
   // the connection is quiet.
-  self->last_heard_ = Clock::now();
+  last_heard_ = Clock::now();
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
   const redisReply* kind = r->element[0];
   const redisReply* channel = r->element[1];
@@ -111,23 +134,85 @@ void LinkImpl::OnSubReply(redisAsyncContext*, void* reply, void* privdata) {
     return;
   }
   std::string_view k(kind->str, kind->len);
+  // Sharded pub/sub: ssubscribe, sunsubscribe, smessage.
+  if (k == "ssubscribe" || k == "sunsubscribe" || k == "smessage") {
+    k.remove_prefix(1);
+  }
   bool confirm = k == "subscribe" || k == "unsubscribe";
-  if (confirm) self->sub_.Confirmed();
+  if (confirm && hiredis) sub_.Confirmed();
   std::string_view name(channel->str, channel->len);
-  if (name == self->probe_channel_) {
-    if (k == "subscribe") return self->ProbeConfirmed();
+  if (name == probe_channel_) {
+    if (k == "subscribe") return ProbeConfirmed();
     if (k == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
-      self->OnProbe({r->element[2]->str, r->element[2]->len});
+      OnProbe({r->element[2]->str, r->element[2]->len});
     }
     return;
   }
   std::string topic;
-  if (!self->TopicOf(name, &topic)) return;
-  if (confirm) return self->OnConfirm(topic, k == "subscribe");
+  if (!TopicOf(name, &topic)) return;
+  if (confirm && !hiredis && k == "unsubscribe") {
+    // A sunsubscribe nobody asked for: the server dropped the channel
+    // because its slot moved away (a failover, a migration).
+    auto it = topics_.find(topic);
+    if (it != topics_.end() && it->second.watched && it->second.awaiting == 0) {
+      return Misrouted(topic, "the server unsubscribed it (slot moved)");
+    }
+  }
+  if (confirm) return OnConfirm(topic, k == "subscribe");
   const redisReply* payload = r->element[2];
   if (k == "message" && payload->type == REDIS_REPLY_STRING) {
-    self->OnMessage(topic, {payload->str, payload->len});
+    OnMessage(topic, {payload->str, payload->len});
   }
+}
+
+// SendShardSubscription: SSUBSCRIBE or SUNSUBSCRIBE of one topic channel.
+// Confirmations arrive as pushes (OnSubArray); a refusal (MOVED: the slot
+// is not served here) counts as the request's confirmation, and for an
+// SSUBSCRIBE tells the owner that the topic must be re-homed.
+bool LinkImpl::SendShardSubscription(bool subscribe,
+                                     const std::string& channel) {
+  std::string topic;
+  if (!TopicOf(channel, &topic)) return true;
+  uint64_t conn_gen = conn_gen_;
+  push_->Subscription(
+      subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE", {channel},
+      [this, topic, conn_gen, subscribe](redisReply* r, const Status&) {
+        if (r == nullptr || r->type != REDIS_REPLY_ERROR ||
+            conn_gen != conn_gen_ || state_ != State::kReady) {
+          return;
+        }
+        std::string error(r->str, r->len);
+        auto it = topics_.find(topic);
+        if (it == topics_.end()) return;
+        Topic& t = it->second;
+        if (t.awaiting > 0) --t.awaiting;
+        if (!t.watched) {
+          if (t.awaiting == 0) {
+            topics_.erase(it);
+            MaybeReportUp();
+          }
+          return;
+        }
+        if (subscribe && t.awaiting == 0) Misrouted(topic, error);
+      });
+  return true;
+}
+
+// Misrouted (sharded): this shard does not serve the topic's slot (any
+// more). The topic stays watched, unsubscribed and not live, until the
+// cluster link re-homes it (Unwatch here, Resume on its shard).
+void LinkImpl::Misrouted(const std::string& name, const std::string& why) {
+  auto it = topics_.find(name);
+  if (it == topics_.end() || !it->second.watched) return;
+  Topic& t = it->second;
+  t.subscribed = false;
+  t.live = false;
+  t.overflow = false;
+  t.held.clear();
+  ++t.gen;
+  Log("redis: topic '" + name + "' is not served by " + address_.text + " (" +
+      why + ")");
+  if (env_.misrouted) env_.misrouted(name, why);
 }
 
 void LinkImpl::OnConfirm(const std::string& name, bool subscribed) {
@@ -316,6 +401,11 @@ void LinkImpl::FinishSync(const std::string& name, uint64_t epoch,
 // reconnect); any other error (a key of another type) is logged, and the
 // topic is synced as if it had no stream so that the others go on.
 void LinkImpl::SyncFailed(const std::string& name, const Status& status) {
+  if (sharded() && (status.message().find(": MOVED ") != std::string::npos ||
+                    status.message().find(": ASK ") != std::string::npos ||
+                    status.message().find(": TRYAGAIN") != std::string::npos)) {
+    return Misrouted(name, status.message());
+  }
   if (status.code() == StatusCode::kUnavailable) return Fail(status.message());
   last_error_ = "topic '" + name + "': " + status.message();
   Log("redis: cannot sync " + last_error_);

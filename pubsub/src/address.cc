@@ -119,4 +119,26 @@ Result<SentinelSpec> ParseSentinelSpec(std::string_view text) {
   return spec;
 }
 
+Result<std::vector<std::string>> ParseClusterSeeds(std::string_view text) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgumentError("cluster \"" + std::string(text) + "\": " +
+                                why + " (expected HOST:PORT[,HOST:PORT...])");
+  };
+  std::vector<std::string> seeds;
+  std::string_view rest = text;
+  while (true) {
+    size_t comma = rest.find(',');
+    std::string_view one = rest.substr(0, comma);
+    Result<Address> a = ParseAddress(one);
+    if (!a.ok()) return bad(a.status().message());
+    if (a->is_unix) return bad("seeds are HOST:PORT, not unix sockets");
+    for (const std::string& s : seeds)
+      if (s == one) return bad("seed " + s + " listed twice");
+    seeds.emplace_back(one);
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return seeds;
+}
+
 }  // namespace evsse::pubsub

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "node_process.h"
+#include "run_loop.h"
 
 namespace evsse::testing {
 
@@ -181,6 +182,116 @@ SequenceCheck CheckSequences(const std::vector<Outcome>& outcomes,
     }
   }
   return c;
+}
+
+std::string SequenceClients::Url(int node,
+                                 const std::vector<std::string>& topics) const {
+  std::string u =
+      "http://127.0.0.1:" + std::to_string(ports_[node]) + "/events?";
+  for (size_t i = 0; i < topics.size(); ++i)
+    u += (i ? "&topic=" : "topic=") + topics[i];
+  return u;
+}
+
+bool SequenceClients::Start(std::string* error) {
+  const int n_nodes = static_cast<int>(ports_.size());
+  const size_t n_topics = topics_.size();
+  for (int n = 0; n < n_nodes; ++n) {
+    for (auto topics : std::vector<std::vector<std::string>>{
+             {topics_[n % n_topics]}, {topics_[(n + 1) % n_topics]}, topics_}) {
+      auto s = std::make_unique<SequenceSub>();
+      s->topics = topics;
+      ClientOptions o;
+      o.url = Url(n, topics);
+      for (int k = 1; k < n_nodes; ++k)
+        o.fallback_urls.push_back(Url((n + k) % n_nodes, topics));
+      o.initial_retry = std::chrono::milliseconds(100);
+      o.max_backoff = std::chrono::milliseconds(1000);
+      o.connect_timeout = std::chrono::milliseconds(3000);
+      auto c = Client::Create(base_, o);
+      if (!c.ok()) {
+        *error = c.status().ToString();
+        return false;
+      }
+      SequenceSub* raw = s.get();
+      s->client = std::move(c).value();
+      s->client->OnOpen([raw] { raw->open_at.push_back(Clock::now()); });
+      s->client->OnEvent([raw](const Client::Event& e) {
+        if (e.type == "gap") ++raw->gaps;
+        raw->events.push_back(e);
+        raw->at.push_back(Clock::now());
+      });
+      s->client->OnError([raw](const Status&) { ++raw->errors; });
+      if (Status st = s->client->Start(); !st.ok()) {
+        *error = st.ToString();
+        return false;
+      }
+      subs_.push_back(std::move(s));
+    }
+  }
+  return true;
+}
+
+bool SequenceClients::WaitLive() {
+  for (int i = 0; i < 50; ++i) {
+    std::map<std::string, std::string> sent;
+    for (const std::string& t : topics_) {
+      std::string data = "probe-" + t + "-" + std::to_string(i);
+      if (BlockingPost(ports_[i % ports_.size()],
+                       "/publish?topic=" + t + "&event=probe", data)
+              .status == 200)
+        sent[t] = data;
+    }
+    if (sent.size() != topics_.size()) {
+      RunLoopFor(base_, std::chrono::milliseconds(50));
+      continue;
+    }
+    bool live = RunLoopUntil(
+        base_,
+        [&] {
+          for (auto& s : subs_)
+            for (const std::string& t : s->topics) {
+              bool got = false;
+              for (auto& e : s->events) got |= e.data == sent[t];
+              if (!got) return false;
+            }
+          return true;
+        },
+        std::chrono::milliseconds(300));
+    if (live) return true;
+  }
+  return false;
+}
+
+bool SequenceClients::HasAllAccepted(const SequenceSub& s,
+                                     const std::vector<Outcome>& outcomes) {
+  std::set<std::string> got;
+  for (auto& e : s.events)
+    if (e.type == "n") got.insert(e.data);
+  for (const Outcome& o : outcomes)
+    if (o.result == Outcome::kAccepted &&
+        std::count(s.topics.begin(), s.topics.end(), o.topic) &&
+        got.count(std::to_string(o.seq)) == 0)
+      return false;
+  return true;
+}
+
+bool SequenceClients::WaitAll(const std::vector<Outcome>& outcomes,
+                              std::chrono::milliseconds timeout) {
+  return RunLoopUntil(
+      base_,
+      [&] {
+        for (auto& s : subs_)
+          if (!HasAllAccepted(*s, outcomes)) return false;
+        return true;
+      },
+      timeout);
+}
+
+std::vector<SubView> SequenceClients::Views() const {
+  std::vector<SubView> v;
+  for (auto& s : subs_) v.push_back({s->topics, &s->events, s->gaps});
+  return v;
 }
 
 }  // namespace evsse::testing

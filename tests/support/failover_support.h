@@ -1,18 +1,24 @@
 // Test support for failover tests: a publisher thread that posts a numbered
 // sequence to several evsse nodes over HTTP and records the outcome of every
-// POST, and the check that what subscribers received is exactly what was
+// POST, reconnecting subscribers spread over the nodes (SequenceClients),
+// and the check that what subscribers received is exactly what was
 // accepted.
 #ifndef EVSSE_TESTS_FAILOVER_SUPPORT_H_
 #define EVSSE_TESTS_FAILOVER_SUPPORT_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "evsse/client.h"
 #include "evsse/stream_parser.h"
+
+struct event_base;
 
 namespace evsse::testing {
 
@@ -96,6 +102,55 @@ struct SequenceCheck {
 // need not be the publish order within one millisecond: not checked.
 SequenceCheck CheckSequences(const std::vector<Outcome>& outcomes,
                              const std::vector<SubView>& subs);
+
+// SequenceSub: one reconnecting evsse::Client and everything it reported.
+struct SequenceSub {
+  std::vector<std::string> topics;
+  std::unique_ptr<Client> client;
+  std::vector<Client::Event> events;
+  std::vector<std::chrono::steady_clock::time_point> at;       // of each event
+  std::vector<std::chrono::steady_clock::time_point> open_at;  // streams
+  int gaps = 0;
+  int errors = 0;
+};
+
+// SequenceClients: the subscribers of a failover rig, on the test's loop
+// (`base`). On node n (ports[n]): a client of topics[n], one of
+// topics[n+1] and one of all the topics (a composite cursor), each
+// falling back to the other nodes (retry 100 ms, backoff up to 1 s).
+class SequenceClients {
+ public:
+  SequenceClients(event_base* base, std::vector<int> ports,
+                  std::vector<std::string> topics)
+      : base_(base), ports_(std::move(ports)), topics_(std::move(topics)) {}
+
+  // Start creates and starts the clients; false (and why) on an error.
+  bool Start(std::string* error);
+  // WaitLive publishes a probe on every topic (event type "probe") until
+  // every client got the latest probe of each of its topics: from then on
+  // all are live, and the numbered events that follow reach them all.
+  bool WaitLive();
+  // HasAllAccepted: `s` has every accepted event of its topics.
+  static bool HasAllAccepted(const SequenceSub& s,
+                             const std::vector<Outcome>& outcomes);
+  // WaitAll runs the loop until every client has every accepted event.
+  bool WaitAll(const std::vector<Outcome>& outcomes,
+               std::chrono::milliseconds timeout);
+  std::vector<SubView> Views() const;
+  std::vector<std::unique_ptr<SequenceSub>>& subs() { return subs_; }
+  const std::vector<std::unique_ptr<SequenceSub>>& subs() const {
+    return subs_;
+  }
+  void Clear() { subs_.clear(); }
+
+ private:
+  std::string Url(int node, const std::vector<std::string>& topics) const;
+
+  event_base* base_;
+  std::vector<int> ports_;
+  std::vector<std::string> topics_;
+  std::vector<std::unique_ptr<SequenceSub>> subs_;
+};
 
 }  // namespace evsse::testing
 

@@ -33,9 +33,9 @@
 // flight would otherwise kill the process.
 //
 // Several nodes: start each with its own Hub on the same Redis (same
-// key_prefix). Keys are hash-tagged per topic, so both keys of a topic live
-// in one Redis Cluster slot; hiredis 0.14 has no cluster client, so a single
-// Redis (with replicas) is the tested deployment.
+// key_prefix). Keys are hash-tagged per topic, so all keys of a topic live
+// in one Redis Cluster slot: with RedisOptions::cluster_seeds the link
+// spreads topics over a Redis Cluster's shards (see there).
 #ifndef EVSSE_REDIS_H_
 #define EVSSE_REDIS_H_
 
@@ -71,6 +71,18 @@ struct RedisOptions {
   std::string sentinel_master;
   std::vector<std::string> sentinels;
   std::string sentinel_password;
+  // Redis Cluster: when `cluster_seeds` is not empty ("host:port" each, any
+  // nodes of the cluster), `address` is ignored and the link routes each
+  // topic to the primary of its slot (CRC16 of "{<topic>}"), with one
+  // command connection and one sharded subscriber connection (SPUBLISH /
+  // SSUBSCRIBE) per primary. The slot map (CLUSTER SLOTS, asked of the
+  // seeds and of the nodes it names) is refreshed on MOVED / ASK, on a
+  // shard's connection loss and when a server drops a subscription because
+  // its slot moved; topics whose slot moved (a failover, a migration) are
+  // re-subscribed on their new shard and back-filled from their streams.
+  // Not with sentinels; `database` must be 0. wait_replicas applies to each
+  // shard's primary.
+  std::vector<std::string> cluster_seeds;
   std::string password;  // AUTH when not empty
   std::string username;  // AUTH username password (Redis 6 ACL) when set
   int database = 0;      // SELECT
@@ -149,6 +161,8 @@ struct LinkStats : BackendStats {
   // Sentinel: the primary in use ("host:port", empty before the first
   // discovery), and how many times a switch (+switch-master, a server that
   // is no longer master, READONLY) sent the link back to the sentinels.
+  // Cluster: the primaries in use, comma-separated, and how many times the
+  // slot map changed owners (a failover, a migration).
   std::string primary;
   uint64_t failovers = 0;
   std::string last_error;

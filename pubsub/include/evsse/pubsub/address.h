@@ -38,6 +38,11 @@ struct SentinelSpec {
 // then one or more distinct HOST:PORT addresses (no unix sockets).
 Result<SentinelSpec> ParseSentinelSpec(std::string_view text);
 
+// ParseClusterSeeds checks and splits the value of --redis-cluster,
+// HOST:PORT[,HOST:PORT...]: one or more distinct addresses (no unix
+// sockets), any nodes of a Redis Cluster.
+Result<std::vector<std::string>> ParseClusterSeeds(std::string_view text);
+
 }  // namespace evsse::pubsub
 
 #endif  // EVSSE_PUBSUB_ADDRESS_H_

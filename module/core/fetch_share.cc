@@ -96,6 +96,7 @@ void FetchShare::Complete(const std::shared_ptr<Flight>& flight,
     auto page = std::make_shared<Page>();
     page->epoch = r->epoch;
     page->trimmed = r->trimmed;
+    page->ahead = r->ahead;
     page->more = r->more;
     page->until = flight->until;
     page->events.reserve(r->events.size());

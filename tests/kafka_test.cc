@@ -991,6 +991,14 @@ TEST_F(KafkaTest,
   ASSERT_TRUE(RunUntil([&] { return two->events.size() == 5; }))
       << two->status() << " " << two->body();
   EXPECT_EQ(two->last_event_id(), "1.1,2.1,3.2" + empty_tail + ",1.1");
+
+  // A cursor of partitions the topic no longer has (created again with
+  // fewer): they are dropped, the others resume.
+  auto fewer = Subscribe(port_b_, "/events?topic=u", "1.0,2.4,3.4");
+  ASSERT_TRUE(RunUntil([&] { return fewer->events.size() == 1; }))
+      << fewer->status() << " " << fewer->body();
+  EXPECT_EQ(fewer->events[0].data, "u-0");
+  EXPECT_EQ(fewer->last_event_id(), "1.1");
 }
 
 // ---- Processes: the quick start (evhttp_hello --kafka) and evsse-alerts ----

@@ -367,13 +367,12 @@ void StreamEndpoint::Expanded(Exchange* ex, SubscribeRequest req,
     }
   }
   if (req.cursor && req.cursor->size() != topics.size()) {
-    // Requested topics whose store topics grew since the cursor was handed
-    // out (partitions added to a Kafka topic): the new ones are entirely
-    // after the cursor, so they start from their beginning (epoch 0,
-    // "before the stream existed"). The store says where they go.
+    // Requested topics whose store topics changed since the cursor was
+    // handed out (partitions added to a Kafka topic: the new ones are
+    // entirely after the cursor, so they start from their beginning, epoch
+    // 0, "before the stream existed"). The store says where they go.
     Backend* b = hub_->backend();
-    bool fitted = req.cursor->size() < topics.size() && b &&
-                  b->FitCursor(*r, &*req.cursor) &&
+    bool fitted = b && b->FitCursor(*r, &*req.cursor) &&
                   req.cursor->size() == topics.size();
     if (!fitted) {
       size_t n = req.cursor->size();

@@ -1011,6 +1011,8 @@ bool LinkImpl::FitCursor(const std::vector<std::vector<std::string>>& expanded,
   // requested topic's positions come in its partitions' order: each
   // requested topic takes the positions that name its partitions in turn,
   // and the partitions after them (added since) start from their beginning.
+  // Positions of partitions a bare topic no longer has (it was deleted and
+  // created again with fewer) are dropped.
   std::vector<pubsub::TopicCursor> out;
   size_t at = 0;
   for (const std::vector<std::string>& group : expanded) {
@@ -1029,6 +1031,17 @@ bool LinkImpl::FitCursor(const std::vector<std::vector<std::string>>& expanded,
         out.push_back(pubsub::TopicCursor{});
       } else {
         return false;  // a requested topic the cursor has nothing of
+      }
+    }
+    std::string kt;
+    int32_t last = -1;
+    if (!added && SplitTopic(group.back(), &kt, &last).ok() &&
+        last + 1 == static_cast<int32_t>(group.size())) {
+      // A whole topic: skip the partitions past its end.
+      uint64_t gone = group.size() + 1;
+      while (at < cursor->size() && (*cursor)[at].epoch == gone) {
+        ++at;
+        ++gone;
       }
     }
   }

@@ -119,15 +119,16 @@ class Backend {
   }
 
   // FitCursor: a resuming client's cursor (one position per backend topic,
-  // as handed out) has fewer positions than `expanded` (Expand's answer
-  // for its request) now names, because a requested topic is served by more
-  // backend topics than when the cursor was made. FitCursor inserts, for
-  // each backend topic the cursor lacks, the position "before the stream
-  // existed" (pubsub::TopicCursor{}: everything in it is new to the
-  // client), and returns true; false when it cannot tell which positions
-  // belong to which requested topic (the request then gets 400). The
-  // default handles one requested topic: the new backend topics are the
-  // last ones.
+  // as handed out) has another count of positions than `expanded`
+  // (Expand's answer for its request) now names, because a requested topic
+  // is served by other backend topics than when the cursor was made.
+  // FitCursor inserts, for each backend topic the cursor lacks, the
+  // position "before the stream existed" (pubsub::TopicCursor{}: everything
+  // in it is new to the client), drops the positions of backend topics that
+  // no longer serve the request, and returns true; false when it cannot
+  // tell which positions belong to which requested topic (the request then
+  // gets 400). The default handles one requested topic grown: the new
+  // backend topics are the last ones.
   virtual bool FitCursor(const std::vector<std::vector<std::string>>& expanded,
                          std::vector<pubsub::TopicCursor>* cursor) const {
     if (expanded.size() != 1 || cursor->size() > expanded[0].size())

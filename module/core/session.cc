@@ -392,13 +392,17 @@ void Session::Close(CloseReason reason) {
       // The cursor as an id of its own: no data, so an EventSource
       // dispatches nothing but keeps it as its last event id, and the
       // reconnect resumes every topic (also one it had no event of yet).
-      std::string& id = hub->id_scratch();
-      id.clear();
-      AppendCursor(id);
-      std::string tail;
-      AppendIdAndEnd(tail, id);
-      evbuffer_add(hub->scratch(), tail.data(), tail.size());
-      exchange_->Write(hub->scratch());
+      // Not before every topic is resolved: until then nothing was written
+      // and the client's own id is the right one.
+      if (!resume_) {
+        std::string& id = hub->id_scratch();
+        id.clear();
+        AppendCursor(id);
+        std::string tail;
+        AppendIdAndEnd(tail, id);
+        evbuffer_add(hub->scratch(), tail.data(), tail.size());
+        exchange_->Write(hub->scratch());
+      }
       exchange_->End();
       break;
     }

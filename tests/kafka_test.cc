@@ -1001,6 +1001,33 @@ TEST_F(KafkaTest,
   EXPECT_EQ(fewer->last_event_id(), "1.1");
 }
 
+// A topic the cluster answers for as unknown for a while (deleted, or a
+// metadata hiccup) keeps the partition count the node knew: open streams
+// go on, and a cursor resumed meanwhile keeps all its partitions (with
+// fewer, its positions would be dropped and read again later).
+TEST_F(KafkaTest, ATopicUnknownForAWhileKeepsItsPartitions) {
+  ASSERT_EQ(cluster_.Command("create f 3"), "ok");
+  StartNodes(false);
+  auto c = Subscribe(port_, "/events?topic=f");
+  ASSERT_TRUE(Live(*c));
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "f", 2, {}, {"f2-0"}));
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  const std::string cursor = c->last_event_id();
+  EXPECT_EQ(cursor, "1.0,2.0,3.1");
+  ASSERT_EQ(cluster_.Command("hide f"), "ok");
+  RunFor(milliseconds(1200));  // two metadata_refresh checks
+  auto r = Subscribe(port_, "/events?topic=f", cursor);
+  ASSERT_TRUE(Live(*r));
+  ASSERT_EQ(cluster_.Command("show f"), "ok");
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "f", 1, {}, {"f1-0"}));
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 1; }));
+  EXPECT_EQ(r->last_event_id(), "1.0,2.1,3.1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  RunFor(milliseconds(1200));
+  EXPECT_FALSE(c->chunked_end());
+  EXPECT_FALSE(r->chunked_end());
+}
+
 // ---- Processes: the quick start (evhttp_hello --kafka) and evsse-alerts ----
 
 int FreePort() {

@@ -142,8 +142,8 @@ class LinkImpl final : public BackendLink {
   void WorkerWatch(std::string topic, Key key, uint64_t gen);
   void WorkerProbe();
   // WorkerPartitions: the partition count of a Kafka topic from the
-  // cluster's metadata (1 for a topic that does not exist yet), or -1 with
-  // `why` set.
+  // cluster's metadata, 0 for a topic that does not exist (yet, or for
+  // now), or -1 with `why` set.
   int32_t WorkerPartitions(const std::string& topic, std::string* why);
 
   // Loop side.
@@ -476,11 +476,11 @@ int32_t LinkImpl::WorkerPartitions(const std::string& topic, std::string* why) {
     if (t.partition_cnt > 0)
       n = t.partition_cnt;
     else if (IsMissing(t.err) || t.err == RD_KAFKA_RESP_ERR_NO_ERROR)
-      n = 1;  // not created yet: its partition 0, read once it is
+      n = 0;  // not created yet
     else
       *why = rd_kafka_err2str(t.err);
   }
-  if (n < 0 && why->empty()) n = 1;  // not in the answer: not created yet
+  if (n < 0 && why->empty()) n = 0;  // not in the answer: not created yet
   rd_kafka_metadata_destroy(md);
   return n;
 }
@@ -846,11 +846,17 @@ void LinkImpl::Expand(const std::vector<std::string>& topics, ExpandDone done) {
     PendingExpand x = std::move(it->second);
     expands_.erase(it);
     for (auto& [name, n] : counts) {
+      auto c = partition_counts_.find(name);
       if (n > 0) {
         NoteCount(name, n);
-      } else if (auto c = partition_counts_.find(name);
-                 c != partition_counts_.end()) {
-        n = c->second;  // the cluster does not answer: the last count known
+      } else if (c != partition_counts_.end()) {
+        // The cluster does not answer, or does not know the topic (deleted,
+        // or a metadata hiccup): the last count known. Fewer partitions now
+        // would drop positions of resuming cursors (FitCursor).
+        n = c->second;
+      } else if (n == 0) {
+        n = 1;  // not created yet: its partition 0, read once it is
+        NoteCount(name, n);
       } else {
         x.done(UnavailableError("kafka: partitions of " + name + ": " + why));
         return;

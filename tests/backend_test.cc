@@ -293,6 +293,76 @@ TEST_F(BackendTest, AFailoverContinuesGoodCursorsAndTellsLostOnes) {
   }
 }
 
+// A cursor past the newest position a node holds is checked with the
+// store: one past the stream's end (FetchResult::ahead: a stream started
+// over under its epoch) gets the gap event, reason unknown.
+TEST_F(BackendTest, CursorPastTheStreamEndGivesTheGapEvent) {
+  std::string id = PublishOn(hub_.get(), "t", "x");
+  auto cursor = pubsub::ParseCursor(id, 8);
+  ASSERT_TRUE(cursor.ok());
+  pubsub::TopicCursor past = (*cursor)[0];
+  past.position.major += 1000000;  // within the wall-clock slack
+  std::string far;
+  pubsub::AppendPosition(far, past);
+  size_t fetches = store_.fetches;
+  auto c = GetB("/events?topic=t", "Last-Event-ID: " + far + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  EXPECT_EQ(c->events[0].type, "gap");
+  EXPECT_EQ(c->events[0].data, R"({"topics":["t"],"reason":"unknown"})");
+  EXPECT_EQ(c->events[0].last_event_id, id);
+  EXPECT_EQ(store_.fetches, fetches + 1);
+  std::string next = PublishOn(hub_.get(), "t", "y");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  EXPECT_EQ(c->events[1].last_event_id, next);
+  // A cursor the node holds needs no question.
+  auto held = GetB("/events?topic=t", "Last-Event-ID: " + id + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return held->events.size() == 1; }));
+  EXPECT_EQ(held->datas(), (std::vector<std::string>{"y"}));
+  EXPECT_EQ(store_.fetches, fetches + 1);
+}
+
+// BackendSink::Restarted: the Hub drops what it holds of the topic and
+// ends its subscribers; their cursors are then past the stream's end: gap.
+TEST_F(BackendTest, AStreamStartedOverEndsItsSubscribersIntoTheGap) {
+  auto c = GetB("/events?topic=t");
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && b_->watched(); }));
+  PublishOn(hub_.get(), "t", "old");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  const std::string cursor = c->last_event_id();
+  b_->StartOver("t");
+  ASSERT_TRUE(RunUntil([&] { return c->chunked_end(); }));
+  auto r = GetB("/events?topic=t", "Last-Event-ID: " + cursor + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 1; }));
+  EXPECT_EQ(r->events[0].type, "gap");
+  EXPECT_EQ(r->events[0].data, R"({"topics":["t"],"reason":"unknown"})");
+  PublishOn(hub_.get(), "t", "new");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 2; }));
+  EXPECT_EQ(r->events[1].data, "new");
+}
+
+// BackendSink::ExpansionChanged: streams that asked for the topic end
+// cleanly, their cursor sent as an id of its own, and resume into the new
+// set (the store topic added, from its start); a stream that asked for the
+// store topic by name is left alone.
+TEST_F(BackendTest, ATopicExpandedDifferentlyEndsTheStreamsThatAskedForIt) {
+  a_->expand = b_->expand = {{"all", {"x"}}};
+  auto c = GetB("/events?topic=all");
+  auto named = GetB("/events?topic=x");
+  ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && named->retry; }));
+  std::string x1 = PublishOn(hub_.get(), "x", "x1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  b_->expand = {{"all", {"x", "y"}}};
+  std::string y1 = PublishOn(hub_.get(), "y", "y1");
+  b_->ExpansionChanged("all");
+  ASSERT_TRUE(RunUntil([&] { return c->chunked_end(); }));
+  EXPECT_EQ(c->last_event_id(), x1);
+  EXPECT_FALSE(named->chunked_end());
+  auto r = GetB("/events?topic=all", "Last-Event-ID: " + x1 + "\r\n");
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 1; }));
+  EXPECT_EQ(r->datas(), (std::vector<std::string>{"y1"}));
+  EXPECT_EQ(r->last_event_id(), x1 + "," + y1);
+}
+
 TEST_F(BackendTest, LinkLossFailsPublishesAndBackFillLosesNothing) {
   auto c = GetB("/events?topic=t");
   ASSERT_TRUE(RunUntil([&] { return c->retry.has_value() && b_->watched(); }));

@@ -19,8 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,6 +38,7 @@
 #include "evsse/hub.h"
 #include "evsse/kafka.h"
 #include "http_fixture.h"
+#include "kafka/link.h"
 #include "node_process.h"
 
 extern char** environ;
@@ -220,18 +223,20 @@ class KafkaTest : public HttpFixture {
     hub_.reset();
   }
 
-  kafka::KafkaOptions Options() const {
+  kafka::KafkaOptions Options(const MockCluster* cluster = nullptr) const {
+    if (cluster == nullptr) cluster = &cluster_;
     kafka::KafkaOptions o;
     o.brokers = {
-        cluster_.bootstrap().substr(0, cluster_.bootstrap().find(','))};
+        cluster->bootstrap().substr(0, cluster->bootstrap().find(','))};
     o.metadata_refresh = milliseconds(500);
     o.settings = {{"log_level", "2"}};
     o.publish_timeout = milliseconds(2000);
     return o;
   }
 
-  // StartNodes starts node A (and B) and waits until the links are up.
-  void StartNodes(bool with_b) {
+  // StartNodes starts node A (and B, on `b_cluster` if given) and waits
+  // until the links are up.
+  void StartNodes(bool with_b, const MockCluster* b_cluster = nullptr) {
     StartServer();
     auto a = kafka::Attach(hub_.get(), Options());
     ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -250,7 +255,7 @@ class KafkaTest : public HttpFixture {
     port_b_ = ntohs(sa.sin_port);
     hub_b_ = Hub::Create(base_, {}).value();
     ASSERT_TRUE(evhttp::Mount(http_b_, "/events", hub_b_.get(), {}).ok());
-    auto b = kafka::Attach(hub_b_.get(), Options());
+    auto b = kafka::Attach(hub_b_.get(), Options(b_cluster));
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     link_b_ = std::move(b).value();
     ASSERT_TRUE(RunUntil([&] { return hub_b_->stats().backend.up; },
@@ -270,6 +275,21 @@ class KafkaTest : public HttpFixture {
     if (!RunUntil([&] { return got->has_value(); }, timeout))
       return InternalError("no publish callback");
     return **got;
+  }
+
+  // OutOfRange makes the broker answer the next Fetch request with
+  // OFFSET_OUT_OF_RANGE until `done` (a response the consumer drops as
+  // outdated, after it restarted a partition, does not count), at most ten
+  // times; an error left over meets a partition whose offset is there, and
+  // changes nothing.
+  ::testing::AssertionResult OutOfRange(const std::function<bool()>& done) {
+    for (int i = 0; i < 10; ++i) {
+      std::string ok = cluster_.Command("fetcherror");
+      if (ok != "ok") return ::testing::AssertionFailure() << ok;
+      if (RunUntil(done, milliseconds(1500)))
+        return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "never told";
   }
 
   // Live waits until the client's stream has begun: on a Kafka node that
@@ -711,8 +731,9 @@ TEST_F(KafkaTest, BareTopicFollowsEveryPartitionAndResumesOnAnotherNode) {
   EXPECT_EQ(got, from_mid);
   EXPECT_EQ(j["last_event_id"], "1.2,2.2,3.2");
 
-  // A cursor that cannot belong to the expanded topics: 400.
-  auto bad = Subscribe(port_b_, "/events?topic=u&topic=o", "1.1,1.1");
+  // A cursor that cannot belong to the expanded topics (u has no
+  // partition 1): 400.
+  auto bad = Subscribe(port_b_, "/events?topic=u&topic=o", "2.1,1.1");
   ASSERT_TRUE(RunUntil([&] { return bad->closed() || bad->has_head(); }));
   EXPECT_EQ(bad->status(), 400);
 }
@@ -737,7 +758,8 @@ TEST_F(KafkaTest, BareTopicReconnectReadsPartitionsAddedSinceFromTheirStart) {
   ASSERT_TRUE(Kcat(cluster_.bootstrap(), "h", 1, {}, {"h1-0"}));
   ASSERT_TRUE(Kcat(cluster_.bootstrap(), "h", 2, {}, {"h2-0"}));
   auto r = Subscribe(port_b_, "/events?topic=h", cursor);
-  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 3; }));
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 3; }))
+      << r->status() << " " << r->body();
   RunFor(milliseconds(100));
   EXPECT_EQ(ByPrefix(*r, "h0"), (std::vector<std::string>{"h0-1"}));
   EXPECT_EQ(ByPrefix(*r, "h1"), (std::vector<std::string>{"h1-0"}));
@@ -753,6 +775,261 @@ TEST_F(KafkaTest, BareTopicReconnectReadsPartitionsAddedSinceFromTheirStart) {
   EXPECT_NE(wide->body().find("max_topics_per_connection is 8"),
             std::string::npos)
       << wide->body();
+}
+
+// A cursor past a partition's end names an offset of an earlier topic of
+// that name (deleted and created again: its offsets began anew at 0): the
+// client gets the gap event (reason "unknown"), never a silent wait for
+// offsets that would come much later. The 2.0.2 mock cannot delete a
+// topic, so a second mock cluster stands in for the topic created again:
+// node A reads the first topic x, node B the second one.
+TEST_F(KafkaTest, CursorPastThePartitionEndGetsTheGap) {
+  MockCluster again;
+  ASSERT_TRUE(again.Start());
+  ASSERT_EQ(cluster_.Command("create x 1"), "ok");
+  ASSERT_EQ(again.Command("create x 1"), "ok");
+  ASSERT_EQ(again.Command("create y 1"), "ok");
+  StartNodes(true, &again);
+  auto c = Subscribe(port_, "/events?topic=x");
+  ASSERT_TRUE(Live(*c));
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "x", 0, {},
+                   {"old-0", "old-1", "old-2", "old-3", "old-4"}));
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 5; }));
+  const std::string cursor = c->last_event_id();
+  ASSERT_EQ(cursor, "1.5");
+  c->Close();
+
+  // The new x has three records, and node B follows it live: its history
+  // ends before the cursor.
+  auto live = Subscribe(port_b_, "/events?topic=x");
+  ASSERT_TRUE(Live(*live));
+  ASSERT_TRUE(Kcat(again.bootstrap(), "x", 0, {}, {"new-0", "new-1", "new-2"}));
+  ASSERT_TRUE(RunUntil([&] { return live->events.size() == 3; }));
+  auto r = Subscribe(port_b_, "/events?topic=x", cursor);
+  ASSERT_TRUE(
+      RunUntil([&] { return !r->events.empty(); }, milliseconds(15000)));
+  EXPECT_EQ(r->events[0].type, "gap");
+  auto gap = nlohmann::json::parse(r->events[0].data, nullptr, false);
+  ASSERT_FALSE(gap.is_discarded()) << r->events[0].data;
+  EXPECT_EQ(gap["reason"], "unknown");
+  EXPECT_EQ(gap["topics"], nlohmann::json::array({"x@0"}));
+  EXPECT_EQ(r->events[0].last_event_id, "1.3");  // the new topic's tail
+  ASSERT_TRUE(Kcat(again.bootstrap(), "x", 0, {}, {"new-3"}));
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 2; }));
+  EXPECT_EQ(r->events[1].data, "new-3");
+  EXPECT_EQ(r->events[1].last_event_id, "1.4");
+  EXPECT_EQ(live->events.size(), 4u);
+
+  // A topic the node does not follow yet: the same.
+  ASSERT_TRUE(Kcat(again.bootstrap(), "y", 0, {}, {"y-0"}));
+  auto ry = Subscribe(port_b_, "/events?topic=y", "1.1000");
+  ASSERT_TRUE(
+      RunUntil([&] { return !ry->events.empty(); }, milliseconds(15000)))
+      << ry->status() << " " << ry->body();
+  EXPECT_EQ(ry->events[0].type, "gap");
+  EXPECT_EQ(ry->events[0].last_event_id, "1.1");
+  // A cursor within the partition is no gap: the resume reads on after it.
+  ASSERT_TRUE(Kcat(again.bootstrap(), "y", 0, {}, {"y-1", "y-2"}));
+  auto rz = Subscribe(port_b_, "/events?topic=y", "1.2");
+  ASSERT_TRUE(RunUntil([&] { return !rz->events.empty(); }));
+  EXPECT_EQ(rz->events[0].data, "y-2");
+  EXPECT_EQ(hub_b_->stats().gaps, 2u);
+}
+
+// RecordingSink: what a Kafka link tells its Hub, with the position the
+// node holds (LastPosition) set by the test.
+class RecordingSink : public BackendSink {
+ public:
+  struct Call {
+    std::string topic;
+    uint64_t epoch;
+    pubsub::Position from;
+  };
+  void Deliver(const std::string& topic, uint64_t,
+               const StoredEvent& e) override {
+    delivered.push_back(topic + " " + std::to_string(e.position.major) + " " +
+                        e.data.substr(0, 16));
+  }
+  void Synced(const std::string& topic, uint64_t epoch,
+              pubsub::Position from) override {
+    synced.push_back({topic, epoch, from});
+  }
+  pubsub::Position LastPosition(const std::string&, uint64_t* epoch) override {
+    *epoch = 1;
+    return held;
+  }
+  void LinkChanged(bool u) override { up = u; }
+  void Continued(const std::string& topic, uint64_t, uint64_t,
+                 pubsub::Position) override {
+    ADD_FAILURE() << "Continued(" << topic << ") from the Kafka link";
+  }
+  void Restarted(const std::string& topic, uint64_t epoch,
+                 pubsub::Position from) override {
+    restarted.push_back({topic, epoch, from});
+  }
+  void ExpansionChanged(const std::string& topic) override {
+    regrouped.push_back(topic);
+  }
+  bool Has(const std::string& line) const {
+    return std::find(delivered.begin(), delivered.end(), line) !=
+           delivered.end();
+  }
+
+  bool up = false;
+  pubsub::Position held;
+  std::vector<std::string> delivered;  // "topic position data"
+  std::vector<Call> synced, restarted;
+  std::vector<std::string> regrouped;
+};
+
+// A node following a partition live learns when the partition no longer
+// holds its position: its log ends before it (the topic was deleted and
+// created again) or starts after it (retention removed records the node
+// had not read). It tells the Hub (Restarted: subscribers end and resume
+// into the gap event; Synced past the Hub's tail: the same) and reads on.
+// The mock can neither delete a topic nor make a live consumer fall behind
+// its log start: the sink's held position stands for the node's, and the
+// mock's injected OFFSET_OUT_OF_RANGE for what the broker answers then.
+TEST_F(KafkaTest, LiveNodeToldWhenItsPartitionStartsOverOrIsTrimmed) {
+  ASSERT_EQ(cluster_.Command("create s 1"), "ok");
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "s", 0, {}, {"s-0", "s-1", "s-2"}));
+  StartServer();
+  RecordingSink sink;
+  kafka::LinkEnv env;
+  env.base = base_;
+  auto made = kafka::MakeLink(env, Options());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  std::unique_ptr<kafka::BackendLink> link = std::move(made).value();
+  link->Start(&sink);
+  ASSERT_TRUE(RunUntil([&] { return sink.up; }, milliseconds(15000)));
+  link->Watch("s@0");
+  ASSERT_TRUE(RunUntil([&] { return !sink.synced.empty(); }));
+  EXPECT_EQ(sink.synced[0].from, (pubsub::Position{3, 0}));
+
+  // Started over: the node had read 50 offsets of the earlier topic.
+  sink.held = pubsub::Position{50, 0};
+  ASSERT_TRUE(OutOfRange([&] { return !sink.restarted.empty(); }));
+  EXPECT_EQ(sink.restarted[0].topic, "s@0");
+  EXPECT_EQ(sink.restarted[0].epoch, 1u);
+  EXPECT_EQ(sink.restarted[0].from, (pubsub::Position{3, 0}));
+  sink.held = pubsub::Position{3, 0};
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "s", 0, {}, {"s-3"}));
+  ASSERT_TRUE(RunUntil([&] { return sink.Has("s@0 4 s-3"); }));
+
+  // Trimmed: the log start passed offsets the node had not read.
+  ASSERT_EQ(cluster_.Command("fill s 0 8"), "ok");
+  std::string wm = cluster_.Command("watermarks s 0");
+  ASSERT_EQ(wm.rfind("ok ", 0), 0u) << wm;
+  uint64_t lo = std::stoull(wm.substr(3));
+  ASSERT_GT(lo, 4u) << "the mock did not trim: " << wm;
+  sink.held = pubsub::Position{4, 0};
+  size_t before = sink.synced.size();
+  ASSERT_TRUE(OutOfRange([&] { return sink.synced.size() > before; }));
+  EXPECT_EQ(sink.synced.back().topic, "s@0");
+  EXPECT_GE(sink.synced.back().from, (pubsub::Position{lo, 0}));
+  EXPECT_GE(sink.restarted.size(), 1u);
+  const size_t restarts = sink.restarted.size();
+
+  // Nothing lost: the position is still there (a broker's hiccup).
+  sink.held = sink.synced.back().from;
+  before = sink.synced.size();
+  ASSERT_EQ(cluster_.Command("fetcherror"), "ok");
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "s", 0, {}, {"s-last"}));
+  ASSERT_TRUE(RunUntil([&] {
+    return std::any_of(sink.delivered.begin(), sink.delivered.end(),
+                       [](const std::string& d) {
+                         return d.find(" s-last") != std::string::npos;
+                       });
+  }));
+  EXPECT_EQ(sink.synced.size(), before);
+  EXPECT_EQ(sink.restarted.size(), restarts);
+  link.reset();
+}
+
+// Partitions added to a topic while a bare-topic stream is open: the node
+// sees the count grow within metadata_refresh and ends that stream cleanly,
+// its cursor sent as a last id; the reconnect (by hand here, as an
+// EventSource does by itself, on any node) follows every partition, the new
+// ones from their first record, nothing lost or repeated. A stream that
+// named its partition is left alone. The 2.0.2 mock cannot add partitions
+// to a topic (and makes a topic, with 4 partitions, the first time a client
+// asks about it): a topic hidden from metadata requests (the mock answers
+// "unknown topic", so a bare subscriber follows its partition 0, read once
+// it exists) and then shown grows from one partition to four.
+TEST_F(KafkaTest,
+       PartitionsAddedWhileConnectedEndTheStreamAndResumeFollowsThem) {
+  ASSERT_EQ(cluster_.Command("hide grow"), "ok");
+  StartNodes(true);
+  auto c = Subscribe(port_, "/events?topic=grow");
+  auto named = Subscribe(port_, "/events?topic=grow@0");
+  ASSERT_TRUE(Live(*c));
+  ASSERT_TRUE(Live(*named));
+  EXPECT_EQ(c->events.size(), 0u);
+  ASSERT_EQ(cluster_.Command("show grow"), "ok");
+  const std::string empty_tail = ",4.0";  // partition 3 stays empty
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "grow", 0, {}, {"g0-0"}));
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "grow", 1, {}, {"g1-0"}));
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "grow", 2, {}, {"g2-0", "g2-1"}));
+  ASSERT_TRUE(RunUntil([&] { return c->chunked_end(); }, milliseconds(15000)))
+      << c->body();
+  const std::string cursor = c->last_event_id();
+  EXPECT_TRUE(cursor == "1.1" || cursor == "1.0") << cursor;
+  ASSERT_TRUE(RunUntil([&] { return named->events.size() == 1; }));
+  EXPECT_FALSE(named->chunked_end());
+
+  auto r = Subscribe(port_b_, "/events?topic=grow", cursor);
+  ASSERT_TRUE(RunUntil([&] {
+    return ByPrefix(*r, "g1").size() == 1 && ByPrefix(*r, "g2").size() == 2;
+  }));
+  RunFor(milliseconds(100));
+  std::vector<std::string> g0 = ByPrefix(*c, "g0");
+  for (const std::string& d : ByPrefix(*r, "g0")) g0.push_back(d);
+  EXPECT_EQ(g0, (std::vector<std::string>{"g0-0"}));
+  EXPECT_EQ(r->last_event_id(), "1.1,2.1,3.2" + empty_tail);
+
+  // Several topics on one connection: the cursor's partitions tell which
+  // topic grew (u had one partition, grow now has three).
+  ASSERT_EQ(cluster_.Command("create u 1"), "ok");
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "u", 0, {}, {"u-0"}));
+  auto two = Subscribe(port_b_, "/events?topic=grow&topic=u", "1.0,1.0");
+  ASSERT_TRUE(RunUntil([&] { return two->events.size() == 5; }))
+      << two->status() << " " << two->body();
+  EXPECT_EQ(two->last_event_id(), "1.1,2.1,3.2" + empty_tail + ",1.1");
+
+  // A cursor of partitions the topic no longer has (created again with
+  // fewer): they are dropped, the others resume.
+  auto fewer = Subscribe(port_b_, "/events?topic=u", "1.0,2.4,3.4");
+  ASSERT_TRUE(RunUntil([&] { return fewer->events.size() == 1; }))
+      << fewer->status() << " " << fewer->body();
+  EXPECT_EQ(fewer->events[0].data, "u-0");
+  EXPECT_EQ(fewer->last_event_id(), "1.1");
+}
+
+// A topic the cluster answers for as unknown for a while (deleted, or a
+// metadata hiccup) keeps the partition count the node knew: open streams
+// go on, and a cursor resumed meanwhile keeps all its partitions (with
+// fewer, its positions would be dropped and read again later).
+TEST_F(KafkaTest, ATopicUnknownForAWhileKeepsItsPartitions) {
+  ASSERT_EQ(cluster_.Command("create f 3"), "ok");
+  StartNodes(false);
+  auto c = Subscribe(port_, "/events?topic=f");
+  ASSERT_TRUE(Live(*c));
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "f", 2, {}, {"f2-0"}));
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 1; }));
+  const std::string cursor = c->last_event_id();
+  EXPECT_EQ(cursor, "1.0,2.0,3.1");
+  ASSERT_EQ(cluster_.Command("hide f"), "ok");
+  RunFor(milliseconds(1200));  // two metadata_refresh checks
+  auto r = Subscribe(port_, "/events?topic=f", cursor);
+  ASSERT_TRUE(Live(*r));
+  ASSERT_EQ(cluster_.Command("show f"), "ok");
+  ASSERT_TRUE(Kcat(cluster_.bootstrap(), "f", 1, {}, {"f1-0"}));
+  ASSERT_TRUE(RunUntil([&] { return r->events.size() == 1; }));
+  EXPECT_EQ(r->last_event_id(), "1.0,2.1,3.1");
+  ASSERT_TRUE(RunUntil([&] { return c->events.size() == 2; }));
+  RunFor(milliseconds(1200));
+  EXPECT_FALSE(c->chunked_end());
+  EXPECT_FALSE(r->chunked_end());
 }
 
 // ---- Processes: the quick start (evhttp_hello --kafka) and evsse-alerts ----

@@ -373,6 +373,13 @@ class RecordingSink : public BackendSink {
       p = std::min(p, end);
     }
   }
+  void Restarted(const std::string& topic, uint64_t,
+                 pubsub::Position) override {
+    ADD_FAILURE() << "Restarted(" << topic << ") from the cluster link";
+  }
+  void ExpansionChanged(const std::string& topic) override {
+    ADD_FAILURE() << "ExpansionChanged(" << topic << ") from the cluster link";
+  }
   void LinkChanged(bool is_up) override { up = is_up; }
 
   bool up = false;

@@ -95,6 +95,14 @@ class FakeSink : public BackendSink {
     return it->second.second;
   }
   void LinkChanged(bool up) override { changes.push_back(up); }
+  // The Redis link never reports these (a recreated stream is a new epoch;
+  // a topic is one stream).
+  void Restarted(const std::string& topic, uint64_t, Position) override {
+    ADD_FAILURE() << "Restarted(" << topic << ") from the Redis link";
+  }
+  void ExpansionChanged(const std::string& topic) override {
+    ADD_FAILURE() << "ExpansionChanged(" << topic << ") from the Redis link";
+  }
 
   bool up() const { return !changes.empty() && changes.back(); }
   bool down() const { return !changes.empty() && !changes.back(); }

@@ -97,6 +97,7 @@ void FetchShare::Complete(const std::shared_ptr<Flight>& flight,
     page->epoch = r->epoch;
     page->trimmed = r->trimmed;
     page->former = r->former;
+    page->ahead = r->ahead;
     page->more = r->more;
     page->until = flight->until;
     page->events.reserve(r->events.size());

@@ -44,6 +44,7 @@ struct Page {
   uint64_t epoch = 0;    // the stream's epoch (0: no stream)
   bool trimmed = false;  // events after the request's `after` were trimmed
   std::vector<FormerEpoch> former;  // epochs `epoch` continues, newest first
+  bool ahead = false;  // the request's `after` is past the stream's end
   // The store had more events in (after, until] than the page holds.
   bool more = false;
   pubsub::Position until;  // the page answers the range (after, until]

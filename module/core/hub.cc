@@ -431,6 +431,37 @@ void HubImpl::Synced(const std::string& topic, uint64_t epoch,
   for (Session* s : waiting) s->Resolve();
 }
 
+void HubImpl::Restarted(const std::string& topic, uint64_t epoch,
+                        pubsub::Position from) {
+  Topic* t = FindTopic(topic);
+  if (!t || !t->watched) return;
+  Log(LogLevel::kWarning, "topic '" + topic +
+                              "': its stream started over (offsets begin "
+                              "anew); closing its subscribers");
+  // Like a new epoch: the subscribers come back with cursors of the old
+  // stream, which the store then reports as ahead of its end (a gap).
+  ResetTopic(t, epoch);
+  t->synced_from = from;
+  t->synced = true;
+  std::vector<Session*> waiting;
+  waiting.swap(t->waiting);
+  for (Session* s : waiting) s->Resolve();
+}
+
+void HubImpl::ExpansionChanged(const std::string& topic) {
+  std::vector<Session*> asked;
+  sessions_.ForEach([&](Session* s) {
+    if (!s->closed() && s->expanded_from(topic)) asked.push_back(s);
+  });
+  if (asked.empty()) return;
+  Log(LogLevel::kInfo, "topic '" + topic +
+                           "' is served by more store topics "
+                           "now; ending its " +
+                           std::to_string(asked.size()) +
+                           " stream(s), they resume with their cursor");
+  for (Session* s : asked) s->Close(CloseReason::kRegrouped);
+}
+
 pubsub::Position HubImpl::LastPosition(const std::string& topic,
                                        uint64_t* epoch) {
   Topic* t = FindTopic(topic);

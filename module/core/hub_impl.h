@@ -79,6 +79,9 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   pubsub::Position LastPosition(const std::string& topic,
                                 uint64_t* epoch) override;
   void LinkChanged(bool up) override;
+  void Restarted(const std::string& topic, uint64_t epoch,
+                 pubsub::Position from) override;
+  void ExpansionChanged(const std::string& topic) override;
   bool link_up() const { return link_up_; }
 
   // FindTopic returns the topic or nullptr; GetTopic creates it, evicting

@@ -56,6 +56,13 @@ class List {
     head_.prev = n;
     ++size_;
   }
+  // ForEach calls fn(T*) for every element, front first; fn must not
+  // change the list.
+  template <class Fn>
+  void ForEach(Fn&& fn) const {
+    for (Link<Tag>* n = head_.next; n != &head_; n = n->next)
+      fn(static_cast<T*>(n));
+  }
   void Remove(T* t) {
     Link<Tag>* n = t;
     if (!n->linked()) return;

@@ -51,6 +51,9 @@ struct SubscribeRequest {
   // The resume cursor, one entry per topic, when one was given.
   std::optional<std::vector<pubsub::TopicCursor>> cursor;
   bool poll = false;  // transport=poll
+  // Requested topics the store serves by others (Backend::Expand); set
+  // once expanded.
+  std::vector<std::string> expanded;
 };
 
 // ParseSubscribe builds a SubscribeRequest from the raw query and the

@@ -147,13 +147,21 @@ void Session::ResolveTopic(size_t k) {
   }
   s.pos = position;
   pubsub::Position floor = hub->Floor(t);
-  if (position >= floor && epoch == t->epoch) return;
+  pubsub::Position until = floor;
+  if (position >= floor && epoch == t->epoch) {
+    if (position <= hub->Tail(t)) return;
+    // Past the newest position this node holds: one another node had
+    // first, or one of an earlier stream under this epoch (a Kafka topic
+    // deleted and created again restarts its offsets). The store tells them
+    // apart (FetchResult::ahead), answering an empty range.
+    until = position;
+  }
   // Another epoch this node does not know (yet): the store decides
   // (OnFetched) whether its stream continues it or the cursor is unknown.
   if (epoch != 0) s.epoch = epoch;
   s.backlog = std::make_unique<Backlog>();
   s.backlog->next_after = epoch == 0 ? pubsub::Position() : position;
-  s.backlog->until = floor;
+  s.backlog->until = until;
   resume_->resolved[k] = false;
   ++resume_->fetching;
   Fetch(k);
@@ -204,12 +212,12 @@ void Session::OnFetched(size_t k, Result<PageRef> r) {
   if (first) {
     resume_->resolved[k] = true;
     --resume_->fetching;
-    if (page.epoch != s.epoch && s.epoch != 0) {
+    if ((page.epoch != s.epoch && s.epoch != 0) || page.ahead) {
       Gap(k, true);
     } else if (page.trimmed) {
       Gap(k, false);
     }
-  } else if (page.trimmed || page.epoch != s.epoch) {
+  } else if (page.trimmed || page.ahead || page.epoch != s.epoch) {
     // Trimmed between two pages: this client missed events. It reconnects
     // with its cursor and is told of the gap then.
     Close(CloseReason::kSlowConsumer);

@@ -398,14 +398,34 @@ void Session::Close(CloseReason reason) {
     case CloseReason::kHubGone:
       exchange_->Abort();
       break;
+    case CloseReason::kRegrouped: {
+      // The cursor as an id of its own: no data, so an EventSource
+      // dispatches nothing but keeps it as its last event id, and the
+      // reconnect resumes every topic (also one it had no event of yet).
+      // Not before every topic is resolved: until then nothing was written
+      // and the client's own id is the right one.
+      if (!resume_) {
+        std::string& id = hub->id_scratch();
+        id.clear();
+        AppendCursor(id);
+        std::string tail;
+        AppendIdAndEnd(tail, id);
+        evbuffer_add(hub->scratch(), tail.data(), tail.size());
+        exchange_->Write(hub->scratch());
+      }
+      exchange_->End();
+      break;
+    }
     case CloseReason::kUnavailable:
       exchange_->End();  // the client resumes with its cursor
       break;
   }
   if (hub->LogEnabled(LogLevel::kDebug)) {
     static const char* const kNames[] = {
-        "peer closed", "slow consumer", "write stall",      "lifetime",
-        "shutdown",    "hub destroyed", "store unavailable"};
+        "peer closed",       "slow consumer",
+        "write stall",       "lifetime",
+        "shutdown",          "hub destroyed",
+        "store unavailable", "store topics regrouped"};
     hub->Log(LogLevel::kDebug,
              std::string("stream closed: ") + kNames[static_cast<int>(reason)]);
   }

@@ -5,6 +5,7 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +33,8 @@ enum class CloseReason {
   kShutdown,      // Hub::Shutdown: final retry hint, ended cleanly
   kHubGone,       // the Hub is being destroyed
   kUnavailable,   // the backend could not replay: ended, the client retries
+  kRegrouped,     // a requested topic is served by more store topics now
+                  // (Kafka partitions added): ended cleanly, it reconnects
 };
 
 struct HeartbeatTag;
@@ -144,6 +147,15 @@ class Session final : public Link<HeartbeatTag>,
   bool FellBehindHistory() const;
   bool catching_up() const { return catching_up_ || resume_ != nullptr; }
   StreamEndpoint* endpoint() const { return endpoint_; }
+  // The requested topics the store served by others (Backend::Expand),
+  // kept so that the session can be ended when that set grows.
+  void set_expanded(std::vector<std::string> names) {
+    if (!names.empty()) cold().expanded = std::move(names);
+  }
+  bool expanded_from(const std::string& name) const {
+    return cold_ && std::find(cold_->expanded.begin(), cold_->expanded.end(),
+                              name) != cold_->expanded.end();
+  }
 
  private:
   // Collect appends up to `budget` bytes of events to the hub's scratch
@@ -192,8 +204,9 @@ class Session final : public Link<HeartbeatTag>,
   // State few streams need, allocated on first use: an idle subscriber's
   // Session then fits a smaller malloc block (see bench/README.md).
   struct Cold {
-    std::string gap_json;              // gap object, "" when none
-    std::shared_ptr<Session*> handle;  // weak target for fetch callbacks
+    std::string gap_json;               // gap object, "" when none
+    std::shared_ptr<Session*> handle;   // weak target for fetch callbacks
+    std::vector<std::string> expanded;  // see set_expanded
   };
   Cold& cold() {
     if (!cold_) cold_ = std::make_unique<Cold>();

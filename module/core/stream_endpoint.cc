@@ -342,9 +342,12 @@ void StreamEndpoint::Expanded(Exchange* ex, SubscribeRequest req,
   }
   std::vector<std::string> topics;
   std::unordered_set<std::string> seen;
+  std::vector<std::string> expanded;  // requested topics served by others
   size_t max = options_.max_topics_per_connection;
   for (size_t i = 0; i < r->size(); ++i) {
-    for (std::string& name : (*r)[i]) {
+    if ((*r)[i].size() != 1 || (*r)[i][0] != req.topics[i])
+      expanded.push_back(req.topics[i]);
+    for (const std::string& name : (*r)[i]) {
       if (topics.size() == max) {
         return Reject(ex, 400, "Bad Request",
                       "more than " + std::to_string(max) +
@@ -360,17 +363,18 @@ void StreamEndpoint::Expanded(Exchange* ex, SubscribeRequest req,
                           "\" once expanded by the store (from \"" +
                           EscapeForMessage(req.topics[i]) + "\")");
       }
-      topics.push_back(std::move(name));
+      topics.push_back(name);  // a copy: FitCursor reads *r below
     }
   }
   if (req.cursor && req.cursor->size() != topics.size()) {
-    // One topic whose store topics grew since the cursor was handed out
-    // (partitions added to a Kafka topic): the new ones are entirely after
-    // the cursor, so they start from their beginning (epoch 0, "before the
-    // stream existed"). Anything else is ambiguous.
-    if (req.topics.size() == 1 && req.cursor->size() < topics.size()) {
-      req.cursor->resize(topics.size(), pubsub::TopicCursor{});
-    } else {
+    // Requested topics whose store topics changed since the cursor was
+    // handed out (partitions added to a Kafka topic: the new ones are
+    // entirely after the cursor, so they start from their beginning, epoch
+    // 0, "before the stream existed"). The store says where they go.
+    Backend* b = hub_->backend();
+    bool fitted = b && b->FitCursor(*r, &*req.cursor) &&
+                  req.cursor->size() == topics.size();
+    if (!fitted) {
       size_t n = req.cursor->size();
       return Reject(
           ex, 400, "Bad Request",
@@ -385,6 +389,7 @@ void StreamEndpoint::Expanded(Exchange* ex, SubscribeRequest req,
     }
   }
   req.topics = std::move(topics);
+  req.expanded = std::move(expanded);
   Admit(ex, std::move(req));
 }
 
@@ -436,6 +441,7 @@ void StreamEndpoint::Admit(Exchange* ex, SubscribeRequest req) {
     s->subs.emplace_back();
     hub_->Subscribe(s, t);
   }
+  s->set_expanded(std::move(req.expanded));
   s->Open(std::move(req.cursor));
 }
 

@@ -120,6 +120,8 @@ class LinkImpl final : public BackendLink {
   void Expand(const std::vector<std::string>& topics, ExpandDone done) override;
   void Fetch(const std::string& topic, pubsub::Position after,
              pubsub::Position until, size_t limit, FetchDone done) override;
+  bool FitCursor(const std::vector<std::vector<std::string>>& expanded,
+                 std::vector<pubsub::TopicCursor>* cursor) const override;
 
  private:
   struct Watched {
@@ -140,14 +142,24 @@ class LinkImpl final : public BackendLink {
   void WorkerWatch(std::string topic, Key key, uint64_t gen);
   void WorkerProbe();
   // WorkerPartitions: the partition count of a Kafka topic from the
-  // cluster's metadata (1 for a topic that does not exist yet), or -1 with
-  // `why` set.
+  // cluster's metadata, 0 for a topic that does not exist (yet, or for
+  // now), or -1 with `why` set.
   int32_t WorkerPartitions(const std::string& topic, std::string* why);
 
   // Loop side.
   static void OnWake(evutil_socket_t fd, short, void* arg);
   static void OnQueue(evutil_socket_t fd, short, void* arg);
   static void OnRetry(evutil_socket_t, short, void* arg);
+  static void OnGrowCheck(evutil_socket_t, short, void* arg);
+  // Resync: the live consumer stopped at offset `at` of a partition it
+  // no longer has (auto.offset.reset=error): read its watermarks, tell the
+  // Hub what its subscribers missed, and read on from where it can.
+  void Resync(const Key& key, int64_t at);
+  void Resynced(const Key& key, int64_t at, rd_kafka_resp_err_t e, int64_t lo,
+                int64_t hi);
+  // NoteCount records a bare topic's partition count; one that grew ends
+  // the streams that asked for the bare topic (ExpansionChanged).
+  void NoteCount(const std::string& topic, int32_t n);
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m,
                          void* opaque);
   static void OnError(rd_kafka_t*, int err, const char* reason, void* opaque);
@@ -177,6 +189,7 @@ class LinkImpl final : public BackendLink {
   event* queue_ev_ = nullptr;
   event* wake_ev_ = nullptr;
   event* retry_ev_ = nullptr;
+  event* grow_ev_ = nullptr;  // every metadata_refresh: partitions added?
 
   // Loop-thread state.
   std::unordered_map<std::string, Watched> watched_;
@@ -200,6 +213,9 @@ class LinkImpl final : public BackendLink {
   bool probing_ = false;
   bool ever_up_ = false;
   std::vector<std::pair<std::string, uint64_t>> retry_watches_;
+  std::set<Key> resyncing_;  // partitions whose Resync is under way
+  std::vector<std::pair<Key, int64_t>> retry_resyncs_;
+  bool grow_checking_ = false;
   LinkStats stats_;
   std::atomic<uint64_t> skipped_{0};
   std::atomic<uint64_t> replay_fetches_{0};
@@ -222,10 +238,14 @@ Status LinkImpl::Init() {
   char err[512];
   {
     Conf conf;
+    // auto.offset.reset=error: an offset the partition no longer has (its
+    // log start passed it, or the topic was deleted and created again and
+    // ends before it) stops the partition with an error event (Resync)
+    // instead of jumping silently to another offset.
     Status s = FillConf(conf, o_,
                         {{"enable.partition.eof", "false"},
                          {"enable.auto.commit", "false"},
-                         {"auto.offset.reset", "earliest"}});
+                         {"auto.offset.reset", "error"}});
     if (!s.ok()) return s;
     rd_kafka_conf_set_error_cb(conf.c, &LinkImpl::OnError);
     rd_kafka_conf_set_opaque(conf.c, this);
@@ -281,10 +301,15 @@ Status LinkImpl::Init() {
   wake_ev_ = event_new(env_.base, wake_fd_, EV_READ | EV_PERSIST,
                        &LinkImpl::OnWake, this);
   retry_ev_ = event_new(env_.base, -1, 0, &LinkImpl::OnRetry, this);
-  if (!queue_ev_ || !wake_ev_ || !retry_ev_)
+  grow_ev_ = event_new(env_.base, -1, EV_PERSIST, &LinkImpl::OnGrowCheck, this);
+  if (!queue_ev_ || !wake_ev_ || !retry_ev_ || !grow_ev_)
     return InternalError("kafka: event_new failed");
   event_add(queue_ev_, nullptr);
   event_add(wake_ev_, nullptr);
+  timeval every{
+      static_cast<time_t>(o_.metadata_refresh.count() / 1000),
+      static_cast<suseconds_t>(o_.metadata_refresh.count() % 1000 * 1000)};
+  event_add(grow_ev_, &every);
   worker_ = std::thread([this] { WorkerRun(); });
   return Status::Ok();
 }
@@ -300,7 +325,7 @@ LinkImpl::~LinkImpl() {
     work_cv_.notify_all();
     worker_.join();
   }
-  for (event* e : {queue_ev_, wake_ev_, retry_ev_})
+  for (event* e : {queue_ev_, wake_ev_, retry_ev_, grow_ev_})
     if (e) event_free(e);
   // What is pending now will never be answered.
   auto publishes = std::move(publishes_);
@@ -451,11 +476,11 @@ int32_t LinkImpl::WorkerPartitions(const std::string& topic, std::string* why) {
     if (t.partition_cnt > 0)
       n = t.partition_cnt;
     else if (IsMissing(t.err) || t.err == RD_KAFKA_RESP_ERR_NO_ERROR)
-      n = 1;  // not created yet: its partition 0, read once it is
+      n = 0;  // not created yet
     else
       *why = rd_kafka_err2str(t.err);
   }
-  if (n < 0 && why->empty()) n = 1;  // not in the answer: not created yet
+  if (n < 0 && why->empty()) n = 0;  // not in the answer: not created yet
   rd_kafka_metadata_destroy(md);
   return n;
 }
@@ -529,6 +554,10 @@ std::string LinkImpl::RecordType(const rd_kafka_message_t* m) const {
 void LinkImpl::HandleRecord(const rd_kafka_message_t* m) {
   if (m->err) {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
+      Resync(Key{rd_kafka_topic_name(m->rkt), m->partition}, m->offset);
+      return;
+    }
     std::string where = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
     Log("kafka: consumer: " + where + " " + rd_kafka_message_errstr(m));
     return;
@@ -566,8 +595,129 @@ void LinkImpl::OnError(rd_kafka_t* rk, int err, const char* reason,
   self->Log(std::string("kafka: ") + reason);
 }
 
+void LinkImpl::Resync(const Key& key, int64_t at) {
+  if (!by_key_.count(key) || !resyncing_.insert(key).second) return;
+  PostWork([this, key, at] {
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+        consumer_, key.topic.c_str(), key.partition, &lo, &hi,
+        static_cast<int>(o_.fetch_timeout.count()));
+    if (IsMissing(e)) {
+      // Deleted and not created again yet: it starts over at 0.
+      lo = hi = 0;
+      e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    PostToLoop([this, key, at, e, lo, hi] { Resynced(key, at, e, lo, hi); });
+  });
+}
+
+void LinkImpl::Resynced(const Key& key, int64_t at, rd_kafka_resp_err_t e,
+                        int64_t lo, int64_t hi) {
+  resyncing_.erase(key);
+  auto k = by_key_.find(key);
+  if (k == by_key_.end()) return;  // unwatched since
+  std::string where = key.topic + "@" + std::to_string(key.partition);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log("kafka: " + where + ": watermarks: " + rd_kafka_err2str(e) +
+        " (retrying)");
+    retry_resyncs_.emplace_back(key, at);
+    timeval tv{0, kRetryMs * 1000};
+    event_add(retry_ev_, &tv);
+    return;
+  }
+  const uint64_t epoch = static_cast<uint64_t>(key.partition) + 1;
+  int64_t restart = hi;
+  // A copy: the sink may watch or unwatch from inside its calls.
+  std::vector<std::string> names = k->second;
+  for (const std::string& name : names) {
+    uint64_t held_epoch = 0;
+    // The next offset this topic of the Hub needs.
+    int64_t next =
+        static_cast<int64_t>(sink_->LastPosition(name, &held_epoch).major);
+    if (next > hi) {
+      // The partition ends before what this node read of it: the topic was
+      // deleted and created again (its offsets began anew).
+      Log("kafka: " + where + " ends at offset " + std::to_string(hi) +
+          ", before offset " + std::to_string(next) +
+          " this node had read: the topic was created again; '" + name +
+          "' starts over (its subscribers get the gap event)");
+      sink_->Restarted(name, epoch,
+                       pubsub::Position{static_cast<uint64_t>(hi), 0});
+      restart = std::min(restart, hi);
+    } else if (next < lo) {
+      // Retention removed records this node had not read yet.
+      Log("kafka: " + where + ": offsets " + std::to_string(next) + " to " +
+          std::to_string(lo - 1) +
+          " were removed (retention) before this node read them; '" + name +
+          "' goes on from " + std::to_string(lo) +
+          " (its subscribers get the gap event)");
+      sink_->Synced(name, epoch,
+                    pubsub::Position{static_cast<uint64_t>(lo), 0});
+      restart = std::min(restart, lo);
+    } else {
+      restart = std::min(restart, next);
+    }
+  }
+  if (!by_key_.count(key)) return;
+  PostWork([this, key, restart] {
+    rd_kafka_topic_t* rkt = WorkerTopic(consumer_, key.topic);
+    if (running_.erase(key)) rd_kafka_consume_stop(rkt, key.partition);
+    if (rd_kafka_consume_start_queue(rkt, key.partition, restart, live_q_) !=
+        0) {
+      std::string why = rd_kafka_err2str(rd_kafka_last_error());
+      PostToLoop([this, key, why] {
+        Log("kafka: " + key.topic + "@" + std::to_string(key.partition) +
+            ": cannot restart: " + why);
+      });
+      return;
+    }
+    running_.insert(key);
+  });
+}
+
+void LinkImpl::NoteCount(const std::string& topic, int32_t n) {
+  auto [it, fresh] = partition_counts_.emplace(topic, n);
+  if (fresh || n <= it->second) {
+    if (n > 0 && !fresh && n < it->second)
+      it->second = n;  // created again with fewer: no stream to end
+    return;
+  }
+  Log("kafka: topic " + topic + " grew from " + std::to_string(it->second) +
+      " to " + std::to_string(n) + " partitions");
+  it->second = n;
+  if (sink_) sink_->ExpansionChanged(topic);
+}
+
+void LinkImpl::OnGrowCheck(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<LinkImpl*>(arg);
+  if (!self->up_ || self->grow_checking_) return;
+  // The bare topics this node expanded whose partitions it still reads.
+  std::vector<std::string> ask;
+  for (const auto& [name, n] : self->partition_counts_) {
+    auto k = self->by_key_.lower_bound(Key{name, 0});
+    if (k != self->by_key_.end() && k->first.topic == name) ask.push_back(name);
+  }
+  if (ask.empty()) return;
+  self->grow_checking_ = true;
+  self->PostWork([self, ask = std::move(ask)] {
+    std::vector<std::pair<std::string, int32_t>> counts;
+    for (const std::string& t : ask) {
+      std::string why;
+      counts.emplace_back(t, self->WorkerPartitions(t, &why));
+    }
+    self->PostToLoop([self, counts = std::move(counts)] {
+      self->grow_checking_ = false;
+      for (const auto& [t, n] : counts)
+        if (n > 0) self->NoteCount(t, n);
+    });
+  });
+}
+
 void LinkImpl::OnRetry(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<LinkImpl*>(arg);
+  auto resyncs = std::move(self->retry_resyncs_);
+  self->retry_resyncs_.clear();
+  for (auto& [key, at] : resyncs) self->Resync(key, at);
   auto retries = std::move(self->retry_watches_);
   self->retry_watches_.clear();
   for (auto& [topic, gen] : retries) {
@@ -696,11 +846,17 @@ void LinkImpl::Expand(const std::vector<std::string>& topics, ExpandDone done) {
     PendingExpand x = std::move(it->second);
     expands_.erase(it);
     for (auto& [name, n] : counts) {
+      auto c = partition_counts_.find(name);
       if (n > 0) {
-        partition_counts_[name] = n;
-      } else if (auto c = partition_counts_.find(name);
-                 c != partition_counts_.end()) {
-        n = c->second;  // the cluster does not answer: the last count known
+        NoteCount(name, n);
+      } else if (c != partition_counts_.end()) {
+        // The cluster does not answer, or does not know the topic (deleted,
+        // or a metadata hiccup): the last count known. Fewer partitions now
+        // would drop positions of resuming cursors (FitCursor).
+        n = c->second;
+      } else if (n == 0) {
+        n = 1;  // not created yet: its partition 0, read once it is
+        NoteCount(name, n);
       } else {
         x.done(UnavailableError("kafka: partitions of " + name + ": " + why));
         return;
@@ -786,6 +942,9 @@ void LinkImpl::Fetch(const std::string& topic, pubsub::Position after,
                            rd_kafka_err2str(e));
     } else {
       out.trimmed = start < lo;
+      // Past the partition's end: an offset of the topic before it was
+      // deleted and created again (no record of this one was there yet).
+      out.ahead = start > hi;
       start = std::max(start, lo);
       end = std::min(end, hi);
     }
@@ -850,6 +1009,51 @@ void LinkImpl::Fetch(const std::string& topic, pubsub::Position after,
       d(std::move(r));
     });
   });
+}
+
+bool LinkImpl::FitCursor(const std::vector<std::vector<std::string>>& expanded,
+                         std::vector<pubsub::TopicCursor>* cursor) const {
+  // A position's epoch names its partition (p+1; 0: no record yet), and a
+  // requested topic's positions come in its partitions' order: each
+  // requested topic takes the positions that name its partitions in turn,
+  // and the partitions after them (added since) start from their beginning.
+  // Positions of partitions a bare topic no longer has (it was deleted and
+  // created again with fewer) are dropped.
+  std::vector<pubsub::TopicCursor> out;
+  size_t at = 0;
+  for (const std::vector<std::string>& group : expanded) {
+    bool added = false;  // the partitions from here on are new
+    for (size_t j = 0; j < group.size(); ++j) {
+      std::string kt;
+      int32_t p = -1;
+      if (!SplitTopic(group[j], &kt, &p).ok()) return false;
+      uint64_t epoch = static_cast<uint64_t>(std::max(p, 0)) + 1;
+      // Epoch 0 ("before the stream existed") fits any partition.
+      if (!added && at < cursor->size() &&
+          ((*cursor)[at].epoch == epoch || (*cursor)[at].epoch == 0)) {
+        out.push_back((*cursor)[at++]);
+      } else if (j > 0) {
+        added = true;
+        out.push_back(pubsub::TopicCursor{});
+      } else {
+        return false;  // a requested topic the cursor has nothing of
+      }
+    }
+    std::string kt;
+    int32_t last = -1;
+    if (!added && SplitTopic(group.back(), &kt, &last).ok() &&
+        last + 1 == static_cast<int32_t>(group.size())) {
+      // A whole topic: skip the partitions past its end.
+      uint64_t gone = group.size() + 1;
+      while (at < cursor->size() && (*cursor)[at].epoch == gone) {
+        ++at;
+        ++gone;
+      }
+    }
+  }
+  if (at != cursor->size()) return false;
+  *cursor = std::move(out);
+  return true;
 }
 
 LinkStats LinkImpl::stats() const {

@@ -11,6 +11,14 @@
 //                                  mock keeps about 5 MiB per partition,
 //                                  so this moves the log start (retention)
 //   watermarks TOPIC PARTITION     "ok LOW HIGH"
+//   hide TOPIC | show TOPIC        metadata requests answer that TOPIC does
+//                                  not exist (hide; it is made, with the
+//                                  mock's default 4 partitions, if need be)
+//                                  or again what it is (show)
+//   fetcherror                     the next Fetch request (from any client)
+//                                  fails with OFFSET_OUT_OF_RANGE: what a
+//                                  consumer sees when its partition's log no
+//                                  longer holds its offset
 // It ends at EOF on stdin (or "quit"). The librdkafka 2.0.2 mock has no call
 // to add partitions to a topic, delete a topic or set a log start.
 #include <librdkafka/rdkafka.h>
@@ -129,6 +137,22 @@ int main(int argc, char** argv) {
       answer = !in ? "error usage: watermarks TOPIC PARTITION"
                : e ? Err(e)
                    : "ok " + std::to_string(lo) + " " + std::to_string(hi);
+    } else if (cmd == "hide" || cmd == "show") {
+      in >> topic;
+      if (!in) {
+        answer = "error usage: hide|show TOPIC";
+      } else {
+        rd_kafka_mock_topic_set_error(
+            mc, topic.c_str(),
+            cmd == "hide" ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                          : RD_KAFKA_RESP_ERR_NO_ERROR);
+        answer = "ok";
+      }
+    } else if (cmd == "fetcherror") {
+      // ApiKey 1 is Fetch (rdkafka_protocol.h is not installed).
+      rd_kafka_mock_push_request_errors(mc, 1, 1,
+                                        RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE);
+      answer = "ok";
     } else {
       answer = "error unknown command " + cmd;
     }

@@ -151,6 +151,10 @@ class FakeBackend final : public Backend {
     r.epoch = s.epoch;
     r.trimmed = s.max_deleted > after;
     r.former = s.former;
+    // Past the stream's end: a position it never handed out (one of the
+    // stream before StartOver).
+    r.ahead =
+        after > (s.events.empty() ? s.max_deleted : s.events.back().position);
     for (const StoredEvent& e : s.events) {
       if (e.position <= after || e.position > until) continue;
       if (r.events.size() == limit) {
@@ -200,6 +204,27 @@ class FakeBackend final : public Backend {
     } else {
       Post(std::move(reply));
     }
+  }
+  // StartOver empties a topic's stream under the same epoch (what a Kafka
+  // topic deleted and created again is) and tells every node following it
+  // (BackendSink::Restarted). ExpansionChanged tells this node's Hub that
+  // `topic` expands differently now (set `expand` first).
+  void StartOver(const std::string& topic) {
+    FakeStore::Stream& s = store_->streams[topic];
+    s.events.clear();
+    s.max_deleted = {};
+    uint64_t epoch = s.epoch;
+    for (FakeBackend* node : store_->nodes) {
+      if (!node->watched_.count(topic)) continue;
+      node->Post([node, topic, epoch](bool ok) {
+        if (ok) node->sink_->Restarted(topic, epoch, {});
+      });
+    }
+  }
+  void ExpansionChanged(const std::string& topic) {
+    Post([this, topic](bool ok) {
+      if (ok) sink_->ExpansionChanged(topic);
+    });
   }
   std::map<std::string, std::vector<std::string>> expand;
   bool expand_error = false;

@@ -5,9 +5,11 @@
 //    <topic>. A bare "<topic>" requested by a subscriber is the whole topic:
 //    the link expands it (Backend::Expand, from the cluster's metadata) into
 //    "<topic>@0" ... "<topic>@<N-1>" before the response starts ("<topic>@0"
-//    while the topic does not exist). Partitions added later are followed by
-//    the subscriber's next connection, not by an open one. (Called directly,
-//    Watch and Fetch read a bare name as its partition 0.)
+//    while the topic does not exist). When partitions are added later, the
+//    streams that asked for the bare topic end cleanly (their cursor sent
+//    as a last id) and their reconnect follows the new partitions from
+//    their start (BackendSink::ExpansionChanged, Backend::FitCursor).
+//    (Called directly, Watch and Fetch read a bare name as its partition 0.)
 //  - An event's id names its partition and offset: epoch p+1, value
 //    offset+1 (base 36 epoch, see evsse/pubsub/cursor.h): "3.43" is
 //    partition 2, offset 42. A connection's cursor holds one such position
@@ -17,8 +19,11 @@
 //    group: assign and seek), keeps the Hub's recent window in memory and
 //    reads older records from Kafka for resuming clients, one read shared
 //    by all the sessions that need it. A cursor older than the partition's
-//    log start gets the gap event. A partition that does not exist yet is
-//    read from its start once it is created.
+//    log start, or past its end (the topic was deleted and created again),
+//    gets the gap event. A partition that no longer holds the offset a node
+//    reads next is resynced (BackendSink::Restarted when its log ends before
+//    the node's position). A partition that does not exist yet is read from
+//    its start once it is created.
 //  - A record's value is the event's data; its type is the value of the
 //    header `event_header` ("sse-event"), else "message". Records whose
 //    value is not UTF-8 or whose type holds CR, LF or NUL (or is not UTF-8)
@@ -70,7 +75,8 @@ struct KafkaOptions {
   // resuming client is ended and retries.
   Millis fetch_timeout{5000};
   // How often partition counts are re-read (partitions added to a topic):
-  // topic.metadata.refresh.interval.ms.
+  // librdkafka's topic.metadata.refresh.interval.ms, and the link's own
+  // check of the bare topics its streams asked for.
   Millis metadata_refresh{5000};
 };
 

@@ -214,6 +214,10 @@ class ClusterLink final : public BackendLink {
       }
       return owner_->sink_->LastPosition(topic, epoch);
     }
+    // A Redis stream never starts over under its epoch, and a topic is
+    // one stream: the engines never report these.
+    void Restarted(const std::string&, uint64_t, Position) override {}
+    void ExpansionChanged(const std::string&) override {}
     void LinkChanged(bool up) override {
       shard_->up = up;
       shard_->ever_up = shard_->ever_up || up;

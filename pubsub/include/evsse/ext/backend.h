@@ -100,6 +100,22 @@ class BackendSink {
   // LinkChanged: the store became reachable (true) or not (false). While
   // down, connected subscribers keep their streams; publishes fail fast.
   virtual void LinkChanged(bool up) = 0;
+
+  // Restarted: the stream of a watched topic started over under the same
+  // epoch (a Kafka topic deleted and created again: its offsets begin anew
+  // at 0), so the positions the Hub holds of it mean nothing now. The Hub
+  // drops them and ends the topic's subscribers (they resume with their
+  // cursor and get the gap event); from here on it is synced at `from`, as
+  // after Synced.
+  virtual void Restarted(const std::string& topic, uint64_t epoch,
+                         pubsub::Position from) = 0;
+
+  // ExpansionChanged: Backend::Expand would now serve the requested topic
+  // `topic` by other backend topics than before (partitions added to a
+  // Kafka topic). The Hub ends, cleanly, the streams that asked for it: the
+  // client reconnects with its cursor and then follows the new set (the new
+  // topics from their start, see Backend::FitCursor).
+  virtual void ExpansionChanged(const std::string& topic) = 0;
 };
 
 // BackendStats: the store link's state, shown in the Hub's stats.
@@ -148,6 +164,25 @@ class Backend {
     done(std::move(out));
   }
 
+  // FitCursor: a resuming client's cursor (one position per backend topic,
+  // as handed out) has another count of positions than `expanded`
+  // (Expand's answer for its request) now names, because a requested topic
+  // is served by other backend topics than when the cursor was made.
+  // FitCursor inserts, for each backend topic the cursor lacks, the
+  // position "before the stream existed" (pubsub::TopicCursor{}: everything
+  // in it is new to the client), drops the positions of backend topics that
+  // no longer serve the request, and returns true; false when it cannot
+  // tell which positions belong to which requested topic (the request then
+  // gets 400). The default handles one requested topic grown: the new
+  // backend topics are the last ones.
+  virtual bool FitCursor(const std::vector<std::vector<std::string>>& expanded,
+                         std::vector<pubsub::TopicCursor>* cursor) const {
+    if (expanded.size() != 1 || cursor->size() > expanded[0].size())
+      return false;
+    cursor->resize(expanded[0].size(), pubsub::TopicCursor{});
+    return true;
+  }
+
   struct FetchResult {
     uint64_t epoch = 0;  // the stream's epoch (0: no stream)
     // True when events after `after` were trimmed from the stream: the
@@ -156,6 +191,12 @@ class Backend {
     // Earlier epochs the stream continues, newest first (see FormerEpoch):
     // a cursor of one of them up to its end reads on in `epoch`.
     std::vector<FormerEpoch> former;
+    // True when `after` lies past the stream's end: no position this stream
+    // ever handed out, so one of an earlier stream under the same epoch (a
+    // Kafka topic deleted and created again). The client gets the gap event
+    // (reason "unknown"). The Hub asks this of a cursor past the newest
+    // position it holds, with an empty range (until == after).
+    bool ahead = false;
     std::vector<StoredEvent> events;  // in position order
     bool more = false;                // `limit` cut the range short
   };

@@ -336,8 +336,21 @@ struct Route {
     lock.unlock();
     Hub* hub = hub_for_loop(loop);
     Result<Handler*> h = hub ? make(hub) : UnavailableError("no hub");
+    if (!h.ok()) return nullptr;
+    Follow(loop, *h);
     lock.lock();
-    return h.ok() ? by_base.emplace(loop, *h).first->second : nullptr;
+    return by_base.emplace(loop, *h).first->second;
+  }
+
+  // Follow: when `handler` goes with its Hub, this route stops using it
+  // (the path answers 503 on that loop, or gets a new endpoint from
+  // hub_for_loop).
+  void Follow(event_base* loop, Handler* handler) {
+    handler->OnGone([this, loop, handler] {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = by_base.find(loop);
+      if (it != by_base.end() && it->second == handler) by_base.erase(it);
+    });
   }
 };
 
@@ -413,7 +426,10 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   route->hub_for_loop = std::move(hub_for_loop);
   route->make = std::move(make);
   route->publish = publish;
-  if (hub) route->by_base.emplace(hub->base(), *h);
+  if (hub) {
+    route->by_base.emplace(hub->base(), *h);
+    route->Follow(hub->base(), *h);
+  }
   evhtp_callback_t* cb = evhtp_set_cb(htp, path, &OnRequest, route);
   if (!cb) return InternalError("evhtp_set_cb failed");
   evhtp_callback_set_hook(cb, evhtp_hook_on_headers, AsHook(&OnHeaders),

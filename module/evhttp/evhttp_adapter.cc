@@ -26,6 +26,7 @@
 #include <event2/http_struct.h>
 
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -368,10 +369,38 @@ bufferevent* NewTlsBufferevent(event_base* base, void* arg) {
   return bev;
 }
 
+// Route: what evhttp calls for a mounted path. Its Handler goes with the
+// Hub (OnGone clears it: the path then answers 503); evhttp gives no notice
+// when a server is freed, so the record itself stays for the life of the
+// process (one small record per Mount).
+struct Route {
+  Handler* handler = nullptr;  // loop thread
+};
+
+Route* NewRoute(Handler* handler) {
+  static std::mutex mu;
+  static auto* routes = new std::deque<Route>;
+  std::lock_guard<std::mutex> lock(mu);
+  Route* route = &routes->emplace_back();
+  route->handler = handler;
+  handler->OnGone([route] { route->handler = nullptr; });
+  return route;
+}
+
 void OnRequest(evhttp_request* req, void* arg) {
+  Handler* handler = static_cast<Route*>(arg)->handler;
+  if (!handler) {  // the Hub is gone; the server was kept
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, "no evsse hub\n", 13);
+    evhttp_send_reply(req, 503, "Service Unavailable", body);
+    evbuffer_free(body);
+    return;
+  }
   // The exchange frees itself when the response is finished or the
   // connection goes away.
-  static_cast<Handler*>(arg)->Handle(new EvhttpExchange(req));
+  handler->Handle(new EvhttpExchange(req));
 }
 
 }  // namespace
@@ -408,7 +437,7 @@ Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
         http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
   }
-  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
+  if (evhttp_set_cb(http, path, &OnRequest, NewRoute(*handler)) != 0)
     return FailedPreconditionError(std::string("path ") + path +
                                    " already has a callback");
   return Status::Ok();
@@ -420,7 +449,7 @@ Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddPublishEndpoint(options);
   if (!handler.ok()) return handler.status();
-  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
+  if (evhttp_set_cb(http, path, &OnRequest, NewRoute(*handler)) != 0)
     return FailedPreconditionError(std::string("path ") + path +
                                    " already has a callback");
   return Status::Ok();

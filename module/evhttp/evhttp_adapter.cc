@@ -26,7 +26,7 @@
 #include <event2/http_struct.h>
 
 #include <cstdlib>
-#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -370,22 +370,13 @@ bufferevent* NewTlsBufferevent(event_base* base, void* arg) {
 }
 
 // Route: what evhttp calls for a mounted path. Its Handler goes with the
-// Hub (OnGone clears it: the path then answers 503); evhttp gives no notice
-// when a server is freed, so the record itself stays for the life of the
-// process (one small record per Mount).
+// Hub (OnGone clears it: the path then answers 503). A route lives until it
+// is unmounted (Mounted); evhttp gives no notice when a server is freed, so
+// a mount without a handle keeps its small record for the life of the
+// process.
 struct Route {
   Handler* handler = nullptr;  // loop thread
 };
-
-Route* NewRoute(Handler* handler) {
-  static std::mutex mu;
-  static auto* routes = new std::deque<Route>;
-  std::lock_guard<std::mutex> lock(mu);
-  Route* route = &routes->emplace_back();
-  route->handler = handler;
-  handler->OnGone([route] { route->handler = nullptr; });
-  return route;
-}
 
 void OnRequest(evhttp_request* req, void* arg) {
   Handler* handler = static_cast<Route*>(arg)->handler;
@@ -401,6 +392,44 @@ void OnRequest(evhttp_request* req, void* arg) {
   // The exchange frees itself when the response is finished or the
   // connection goes away.
   handler->Handle(new EvhttpExchange(req));
+}
+
+std::mutex routes_mu;
+auto* routes = new std::unordered_map<Route*, std::shared_ptr<Route>>;
+
+Route* NewRoute(Handler* handler) {
+  auto route = std::make_shared<Route>();
+  route->handler = handler;
+  std::weak_ptr<Route> weak = route;
+  handler->OnGone([weak] {
+    if (std::shared_ptr<Route> r = weak.lock()) r->handler = nullptr;
+  });
+  std::lock_guard<std::mutex> lock(routes_mu);
+  return routes->emplace(route.get(), route).first->first;
+}
+
+void DropRoute(Route* route) {
+  std::lock_guard<std::mutex> lock(routes_mu);
+  routes->erase(route);
+}
+
+// SetRoute registers `handler` at `path`, and hands out the handle that
+// takes it off again.
+Status SetRoute(struct ::evhttp* http, const char* path, Handler* handler,
+                Mounted* mounted) {
+  Route* route = NewRoute(handler);
+  if (evhttp_set_cb(http, path, &OnRequest, route) != 0) {
+    DropRoute(route);
+    return FailedPreconditionError(std::string("path ") + path +
+                                   " already has a callback");
+  }
+  if (mounted) {
+    *mounted = Mounted([http, p = std::string(path), route] {
+      evhttp_del_cb(http, p.c_str());
+      DropRoute(route);
+    });
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -425,7 +454,7 @@ Status ServeTls(struct ::evhttp* http, const TlsOptions& options) {
 }
 
 Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
-             const StreamOptions& options) {
+             const StreamOptions& options, Mounted* mounted) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddStreamEndpoint(options);
@@ -437,22 +466,16 @@ Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
         http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
   }
-  if (evhttp_set_cb(http, path, &OnRequest, NewRoute(*handler)) != 0)
-    return FailedPreconditionError(std::string("path ") + path +
-                                   " already has a callback");
-  return Status::Ok();
+  return SetRoute(http, path, *handler, mounted);
 }
 
 Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                    const PublishOptions& options) {
+                    const PublishOptions& options, Mounted* mounted) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddPublishEndpoint(options);
   if (!handler.ok()) return handler.status();
-  if (evhttp_set_cb(http, path, &OnRequest, NewRoute(*handler)) != 0)
-    return FailedPreconditionError(std::string("path ") + path +
-                                   " already has a callback");
-  return Status::Ok();
+  return SetRoute(http, path, *handler, mounted);
 }
 
 }  // namespace evsse::evhttp

@@ -11,8 +11,10 @@
 #include <optional>
 #include <string>
 
+#include "evsse/evhtp.h"
 #include "evsse/evhttp.h"
 #include "evsse/hub.h"
+#include "evsse/mounted.h"
 #include "evsse/redis.h"
 #include "http_fixture.h"
 #include "redis_fixture.h"
@@ -126,7 +128,84 @@ TEST_P(LifetimeTest, ServerThenHubThenLink) {
   Destroy({Step::kServer, Step::kHub, Step::kLink});
 }
 
+// Mount handles (evsse/mounted.h).
+class MountedTest : public LifetimeTest {
+ protected:
+  Status MountWithHandle(const char* path, Mounted* handle) {
+    return adapter_ == Adapter::kEvhttp
+               ? evhttp::Mount(http_, path, hub_.get(), {}, handle)
+               : evhtp::Mount(htp_, path, hub_.get(), {}, handle);
+  }
+  int StatusOf(const std::string& target) {
+    auto c = Get(target);
+    EXPECT_TRUE(RunUntil([&] { return c->has_head(); }));
+    return c->status();
+  }
+};
+
+// A handle takes its path off the server; streams it opened are the Hub's
+// and go on; the handle's own paths only.
+TEST_P(MountedTest, DestroyingTheHandleUnmounts) {
+  StartServer();
+  std::optional<Mounted> handle(std::in_place);
+  ASSERT_TRUE(MountWithHandle("/h", &*handle).ok());
+  EXPECT_TRUE(handle->mounted());
+  auto open = Get("/h?topic=t");
+  ASSERT_TRUE(RunUntil([&] { return open->has_head(); }));
+  EXPECT_EQ(open->status(), 200);
+  handle.reset();
+  EXPECT_EQ(StatusOf("/h?topic=t"), 404);
+  EXPECT_EQ(StatusOf("/events?topic=t"), 200);  // mounted without a handle
+  ASSERT_FALSE(Publish("t", "still").empty());
+  EXPECT_TRUE(RunUntil([&] { return open->events.size() == 1; }));
+  open.reset();
+  if (adapter_ == Adapter::kEvhttp) {  // libevhtp keeps the path taken
+    Mounted again;
+    ASSERT_TRUE(MountWithHandle("/h", &again).ok());
+    EXPECT_EQ(StatusOf("/h?topic=t"), 200);
+  }
+}
+
+TEST_P(MountedTest, MovedAndUnmountedOnce) {
+  StartServer();
+  Mounted a;
+  ASSERT_TRUE(MountWithHandle("/h", &a).ok());
+  Mounted b = std::move(a);
+  EXPECT_FALSE(a.mounted());  // NOLINT(bugprone-use-after-move)
+  EXPECT_TRUE(b.mounted());
+  b.Unmount();
+  b.Unmount();
+  EXPECT_FALSE(b.mounted());
+  EXPECT_EQ(StatusOf("/h?topic=t"), 404);
+}
+
+// Reverse order of creation with handles: handle, link, Hub, server.
+TEST_P(MountedTest, ReverseOrderWithAHandle) {
+  Live();
+  Mounted handle;
+  ASSERT_TRUE(MountWithHandle("/h", &handle).ok());
+  auto second = Get("/h?topic=t");
+  ASSERT_TRUE(RunUntil([&] { return second->has_head(); }));
+  handle.Unmount();
+  Destroy({Step::kLink, Step::kHub, Step::kServer});
+  EXPECT_TRUE(RunUntil([&] { return second->closed(); }));
+}
+
+// A handle that outlives its Hub (but not its server): the path answers
+// 503 until the handle goes, then 404.
+TEST_P(MountedTest, HandleAfterTheHub) {
+  Live();
+  Mounted handle;
+  ASSERT_TRUE(MountWithHandle("/h", &handle).ok());
+  Destroy({Step::kHub, Step::kLink});
+  EXPECT_EQ(StatusOf("/h?topic=t"), 503);
+  handle.Unmount();
+  EXPECT_EQ(StatusOf("/h?topic=t"), 404);
+  Destroy({Step::kServer});
+}
+
 INSTANTIATE_TEST_SUITE_P(Adapters, LifetimeTest, EveryAdapter(), AdapterName);
+INSTANTIATE_TEST_SUITE_P(Adapters, MountedTest, EveryAdapter(), AdapterName);
 
 }  // namespace
 }  // namespace evsse::testing

@@ -140,20 +140,6 @@ void ExpectSame(const redis::RedisOptions& a, const redis::RedisOptions& b) {
   EXPECT_EQ(a.wait_timeout, b.wait_timeout);
 }
 
-void ExpectSame(const AlertOptions& a, const AlertOptions& b) {
-  EXPECT_EQ(a.publish_token, b.publish_token);
-  EXPECT_EQ(a.subscriber_auth, b.subscriber_auth);
-  EXPECT_EQ(a.subscriber_tokens, b.subscriber_tokens);
-  EXPECT_EQ(a.max_alert_bytes, b.max_alert_bytes);
-  EXPECT_EQ(a.max_title_length, b.max_title_length);
-  EXPECT_EQ(a.max_body_length, b.max_body_length);
-  EXPECT_EQ(a.max_team_length, b.max_team_length);
-  EXPECT_EQ(a.max_dedup_key_length, b.max_dedup_key_length);
-  EXPECT_EQ(a.dedup_window, b.dedup_window);
-  EXPECT_EQ(a.max_dedup_keys, b.max_dedup_keys);
-  EXPECT_EQ(a.recent_alerts, b.recent_alerts);
-}
-
 // --- Tokenizer and parser ---------------------------------------------------
 
 TEST(ConfParse, TreeWithBlocksQuotesEscapesAndComments) {
@@ -212,7 +198,6 @@ TEST(ConfParse, EmptyInputIsTheDefaults) {
   EXPECT_EQ(c.tls.curves, d.tls.curves);
   EXPECT_EQ(c.tls.client_ca_file, d.tls.client_ca_file);
   ExpectSame(c.hub, d.hub);
-  ExpectSame(c.alerts, d.alerts);
   EXPECT_TRUE(c.endpoints.empty());
   EXPECT_FALSE(c.redis.has_value());
 }
@@ -383,9 +368,6 @@ TEST(ConfErrors, WrongArity) {
   EXPECT_EQ(Error("shutdown_timeout 1s 2s;"),
             "main.conf:1: directive \"shutdown_timeout\": unexpected argument "
             "\"2s\" (takes 1)");
-  EXPECT_EQ(Error("server { subscriber_token onlytoken; }"),
-            "main.conf:1: directive \"subscriber_token\": too few arguments "
-            "(takes 2 to 65)");
   EXPECT_EQ(Error("server { endpoint subscribe { } }"),
             "main.conf:1: directive \"endpoint\": too few arguments (takes 2)");
   EXPECT_EQ(Error("include;"),
@@ -422,8 +404,8 @@ TEST(ConfErrors, BadDuration) {
 }
 
 TEST(ConfErrors, BadBoolEnumAddressAndString) {
-  EXPECT_EQ(Error("server { subscriber_auth yes; }"),
-            "main.conf:1: directive \"subscriber_auth\": invalid value \"yes\" "
+  EXPECT_EQ(Error("server { endpoint subscribe /e { poll yes; } }"),
+            "main.conf:1: directive \"poll\": invalid value \"yes\" "
             "(use on or off)");
   EXPECT_EQ(Error("log_level verbose;"),
             "main.conf:1: directive \"log_level\": invalid value \"verbose\" "
@@ -475,9 +457,6 @@ TEST(ConfErrors, BadBoolEnumAddressAndString) {
   EXPECT_EQ(Error("server { endpoint subscribe /e { dead_peer_timeout 2h; } }"),
             "main.conf:1: directive \"dead_peer_timeout\": value out of range "
             "\"2h\" (0..1h)");
-  EXPECT_EQ(Error("server { subscriber_token tok ops \"bad team\"; }"),
-            "main.conf:1: directive \"subscriber_token\": invalid team (use "
-            "A-Z a-z 0-9 - _ .) \"bad team\"");
   EXPECT_EQ(Error("server { redis { key_prefix \"{x}\"; } }"),
             "main.conf:1: directive \"key_prefix\": invalid key prefix (no "
             "braces or spaces) \"{x}\"");
@@ -514,9 +493,6 @@ TEST(ConfErrors, Duplicates) {
                   " endpoint poll /e {}\n}"),
             "main.conf:3: directive \"endpoint\": duplicate path \"/e\", first "
             "at main.conf:2");
-  EXPECT_EQ(Error("server { subscriber_token t1 a; subscriber_token t1 b; }"),
-            "main.conf:1: directive \"subscriber_token\": duplicate token (the "
-            "same token is listed twice)");
   // The same directive in two endpoints is not a duplicate.
   ServerConfig c = Load(
       "server { endpoint subscribe /a { heartbeat 1s; }"
@@ -614,25 +590,24 @@ TEST(ConfErrors, IncludeCycle) {
 }
 
 TEST(ConfErrors, SecretsAreNeverQuoted) {
-  std::string m = Error("server { publish_token \"s3cret token\"; }");
+  std::string m = Error(
+      "server { endpoint publish /p { bearer_token \"s3cret token\"; } }");
   EXPECT_EQ(m,
-            "main.conf:1: directive \"publish_token\": invalid character in "
+            "main.conf:1: directive \"bearer_token\": invalid character in "
             "token (use A-Z a-z 0-9 - . _ ~ + / =) (value hidden)");
-  m = Error("server { publish_token s3cret extra; }");
-  EXPECT_THAT(m, Not(HasSubstr("s3cret")));
-  m = Error("server { subscriber_token \"s3cret!\" ops; }");
+  m = Error("server { endpoint publish /p { bearer_token s3cret extra; } }");
   EXPECT_THAT(m, Not(HasSubstr("s3cret")));
   m = Error("server { redis { password \"s3cret\" x; } }");
   EXPECT_THAT(m, Not(HasSubstr("s3cret")));
   EXPECT_THAT(m, HasSubstr("(value hidden)"));
   // Found by tests/fuzz/conf_fuzz: a secret on the line after its directive
   // was quoted by the missing-";" message.
-  EXPECT_EQ(Error("server { publish_token\n  s3cret extra; }"),
-            "main.conf:1: directive \"publish_token\": missing \";\" before "
+  EXPECT_EQ(Error("server { endpoint publish /p { bearer_token\n  s3cret "
+                  "extra; } }"),
+            "main.conf:1: directive \"bearer_token\": missing \";\" before "
             "(value hidden)");
-  EXPECT_EQ(Error("server {\n subscriber_token\n s3cret ops {}\n}"),
-            "main.conf:2: directive \"subscriber_token\": missing \";\" "
-            "before (value hidden)");
+  // (The alert server's publish_token and subscriber_token:
+  // tests/alerts_conf_test.cc.)
 }
 
 TEST(ConfErrors, BadEndpointKindAndPath) {
@@ -707,17 +682,11 @@ TEST(ConfErrors, RulesBetweenDirectives) {
   EXPECT_EQ(Error("server { redis { cluster 127.0.0.1:7000; database 1; } }"),
             "main.conf:1: directive \"cluster\": cannot be combined with "
             "\"database\" (main.conf:1): a Redis Cluster has only database 0");
-  EXPECT_EQ(Error("server { max_topic_length 32; }"),
-            "main.conf:1: directive \"max_topic_length\": max_team_length 64 "
-            "is above max_topic_length 32 (a team is a topic)");
   // Rules the Hub checks are --check's too (one validator, options.h).
   EXPECT_EQ(Error("server { history_max_bytes 4k; max_event_bytes 8k; }"),
             "main.conf:1: directive \"server\": history_max_bytes 4096 is "
             "below max_event_bytes 8192: it must be 0 (no budget) or hold at "
             "least one event");
-  EXPECT_EQ(Error("server { subscriber_auth on; }"),
-            "main.conf:1: directive \"subscriber_auth\": subscriber_auth on "
-            "needs at least one subscriber_token");
 }
 
 // --- Includes
@@ -805,21 +774,6 @@ TEST(ConfDirectives, EveryDirectiveRoundTripsIntoItsMember) {
   EXPECT_EQ(c.hub.max_event_bytes, 2u << 20);
   EXPECT_EQ(c.hub.max_topic_length, 100u);
   EXPECT_EQ(c.hub.coalesce_window, milliseconds(3));
-  const AlertOptions& a = c.alerts;
-  EXPECT_EQ(a.publish_token, "Pub-Token_1.2~3+4/5=");
-  EXPECT_TRUE(a.subscriber_auth);
-  EXPECT_EQ(a.subscriber_tokens.size(), 2u);
-  EXPECT_THAT(a.subscriber_tokens.at("tokA"), ElementsAre("ops", "payments"));
-  EXPECT_THAT(a.subscriber_tokens.at("tokB"), ElementsAre("*"));
-  EXPECT_EQ(a.max_alert_bytes, 32u << 10);
-  EXPECT_EQ(a.max_title_length, 50u);
-  EXPECT_EQ(a.max_body_length, 500u);
-  EXPECT_EQ(a.max_team_length, 40u);
-  EXPECT_EQ(a.max_dedup_key_length, 60u);
-  EXPECT_EQ(a.dedup_window, milliseconds(90000));
-  EXPECT_EQ(a.max_dedup_keys, 1234u);
-  EXPECT_EQ(a.recent_alerts, 25u);
-
   ASSERT_EQ(c.endpoints.size(), 5u);
   const Endpoint& s = c.endpoints[0];
   EXPECT_EQ(s.kind, EndpointKind::kSubscribe);
@@ -1006,11 +960,6 @@ TEST(ConfShipped, EvsseConfListsTheDefaults) {
   EXPECT_EQ(c.tls.curves, d.tls.curves);
   EXPECT_EQ(c.tls.client_ca_file, d.tls.client_ca_file);
   ExpectSame(c.hub, d.hub);
-  // The one example entry of the token table is not a default.
-  AlertOptions alerts = c.alerts;
-  EXPECT_EQ(alerts.subscriber_tokens.size(), 1u);
-  alerts.subscriber_tokens.clear();
-  ExpectSame(alerts, d.alerts);
   ASSERT_EQ(c.endpoints.size(), 5u);
   StreamOptions stream = c.endpoints[0].stream;
   EXPECT_THAT(stream.cors_origins, ElementsAre("https://app.example.com"));
@@ -1094,9 +1043,9 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   std::map<std::string, std::string> reference =
       ReferenceDefaults(ReadSource("conf/README.md"));
   // Lines of evsse.conf that show an example, not the default.
-  const std::set<std::string> examples = {
-      "include", "subscriber_token", "cors_origins", "sentinel",
-      "cluster", "brokers",          "librdkafka"};
+  const std::set<std::string> examples = {"include",  "cors_origins",
+                                          "sentinel", "cluster",
+                                          "brokers",  "librdkafka"};
   for (const DirectiveInfo& d : DirectiveTable()) {
     std::string name(d.name);
     auto c = conf.find(name);
@@ -1119,22 +1068,203 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   }
 }
 
-TEST(ConfShipped, AlertConfsParse) {
-  for (const char* name : {"conf/alerts.conf", "conf/alerts-redis.conf"}) {
-    auto r = LoadFile(std::string(EVSSE_SOURCE_DIR) + "/" + name);
-    ASSERT_TRUE(r.ok()) << name << ": " << r.status().ToString();
-    EXPECT_EQ(r->listen.host, "127.0.0.1") << name;
-    EXPECT_FALSE(r->alerts.subscriber_auth) << name;
-    EXPECT_TRUE(r->alerts.publish_token.empty()) << name;
-    bool stream = false;
-    for (const Endpoint& e : r->endpoints)
-      stream |=
-          e.kind == EndpointKind::kSubscribe && e.path == "/alerts/stream";
-    EXPECT_TRUE(stream) << name;
-    EXPECT_EQ(r->redis.has_value(),
-              std::string(name).find("redis") != std::string::npos)
-        << name;
-  }
+// --- An application's own directives -----------------------------------------
+
+// AppOptions: a made-up application's settings, one of each kind.
+struct AppOptions {
+  size_t max_widgets = 10;
+  size_t widget_bytes = 4096;
+  Millis widget_ttl{60000};
+  bool widgets_on = false;
+  std::string widget_secret;
+  std::string colour = "red";
+  std::vector<std::string> widget_tags;
+};
+
+Directives AppDirectives(AppOptions* o) {
+  Directives d;
+  d.Count("max_widgets", kServer, 1, 100, &o->max_widgets)
+      .Size("widget_bytes", kServer | kMain, 1024, 1 << 20, &o->widget_bytes)
+      .Duration("widget_ttl", kServer, Millis(1000), Millis(3600000),
+                &o->widget_ttl)
+      .Bool("widgets", kServer, &o->widgets_on)
+      .String("widget_secret", kServer, 1, 64, CheckToken68, true,
+              &o->widget_secret);
+  AppDirective colour;
+  colour.info = {"widget_colour", kEndpoint, 1u << 0, 1, 1,
+                 Setter::kEnum,   false,     false,   0, 2};
+  colour.enum_names = {"red", "green", "blue"};
+  colour.set = [o](const Value& v) {
+    o->colour = std::vector<std::string>{"red", "green", "blue"}[v.number];
+    return std::string();
+  };
+  d.Add(std::move(colour));
+  AppDirective tags;
+  tags.info = {"widget_tags",       kServer, 31,    1, 4,
+               Setter::kStringList, true,    false, 1, 16};
+  tags.check = [](std::string_view t) {
+    return t.find('!') != std::string_view::npos ? std::string("no \"!\"")
+                                                 : std::string();
+  };
+  tags.set = [o](const Value& v) -> std::string {
+    for (const std::string& t : v.words) {
+      if (t == "forbidden") return "tag " + Quote(t) + " is reserved";
+      o->widget_tags.push_back(t);
+    }
+    return "";
+  };
+  d.Add(std::move(tags));
+  d.Check(kServer, [o](const ServerConfig& c, const SetAt& at) -> Status {
+    if (o->max_widgets > c.hub.max_topics)
+      return DirectiveError(*at("max_widgets"), "more widgets than max_topics");
+    return Status::Ok();
+  });
+  return d;
+}
+
+std::string AppError(const std::string& text) {
+  AppOptions o;
+  auto r = LoadString(text, "app.conf", {}, AppDirectives(&o));
+  EXPECT_FALSE(r.ok()) << "parsed: " << text;
+  return r.ok() ? "" : r.status().message();
+}
+
+TEST(ConfApp, DirectivesLandInTheApplicationsStruct) {
+  AppOptions o;
+  Directives d = AppDirectives(&o);
+  auto r = LoadString(
+      "widget_bytes 8k;\n"
+      "server {\n max_widgets 7; widget_ttl 2m; widgets on;\n"
+      " widget_secret Abc-123; widget_tags a b; widget_tags c;\n"
+      " heartbeat_typo_free_zone 1;\n}\n",
+      "app.conf", {}, d);
+  ASSERT_FALSE(r.ok());  // an unknown directive is still an error
+  EXPECT_EQ(r.status().message(),
+            "app.conf:5: directive \"heartbeat_typo_free_zone\": unknown "
+            "directive");
+  AppOptions o2;
+  r = LoadString(
+      "widget_bytes 8k;\n"
+      "server {\n max_widgets 7; widget_ttl 2m; widgets on;\n"
+      " widget_secret Abc-123; widget_tags a b; widget_tags c;\n"
+      " endpoint subscribe /e { widget_colour blue; heartbeat 2s; }\n}\n",
+      "app.conf", {}, AppDirectives(&o2));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(o2.widget_bytes, 8192u);
+  EXPECT_EQ(o2.max_widgets, 7u);
+  EXPECT_EQ(o2.widget_ttl, milliseconds(120000));
+  EXPECT_TRUE(o2.widgets_on);
+  EXPECT_EQ(o2.widget_secret, "Abc-123");
+  EXPECT_THAT(o2.widget_tags, ElementsAre("a", "b", "c"));
+  EXPECT_EQ(o2.colour, "blue");
+  // The library's part is filled as without the application's directives.
+  ASSERT_EQ(r->endpoints.size(), 1u);
+  EXPECT_EQ(r->endpoints[0].stream.heartbeat, milliseconds(2000));
+  // Defaults stay when a directive is absent.
+  AppOptions o3;
+  ASSERT_TRUE(
+      LoadString("server { }", "app.conf", {}, AppDirectives(&o3)).ok());
+  EXPECT_EQ(o3.max_widgets, 10u);
+  EXPECT_EQ(o3.colour, "red");
+}
+
+TEST(ConfApp, ErrorsReadAsTheLibrarys) {
+  EXPECT_EQ(AppError("server { max_widget 3; }"),
+            "app.conf:1: directive \"max_widget\": unknown directive (did "
+            "you mean \"max_widgets\"?)");
+  EXPECT_EQ(AppError("max_widgets 3;"),
+            "app.conf:1: directive \"max_widgets\": not allowed in the main "
+            "context (allowed in: server)");
+  EXPECT_EQ(AppError("server { endpoint poll /p { widget_colour red; } }"),
+            "app.conf:1: directive \"widget_colour\": not allowed in a "
+            "\"poll\" endpoint (allowed in: subscribe)");
+  EXPECT_EQ(AppError("server { max_widgets 101; }"),
+            "app.conf:1: directive \"max_widgets\": value out of range "
+            "\"101\" (1..100)");
+  EXPECT_EQ(AppError("server { widget_bytes 1q; }"),
+            "app.conf:1: directive \"widget_bytes\": invalid size \"1q\" "
+            "(use bytes or k, m, g: 64k)");
+  EXPECT_EQ(AppError("server { widget_ttl 2h; }"),
+            "app.conf:1: directive \"widget_ttl\": value out of range \"2h\" "
+            "(1s..1h)");
+  EXPECT_EQ(AppError("server { widgets maybe; }"),
+            "app.conf:1: directive \"widgets\": invalid value \"maybe\" (use "
+            "on or off)");
+  EXPECT_EQ(AppError("server {\n max_widgets 1;\n max_widgets 2;\n}"),
+            "app.conf:3: directive \"max_widgets\": is duplicate, first set at "
+            "app.conf:2");
+  EXPECT_EQ(AppError("server { max_widgets 1 2; }"),
+            "app.conf:1: directive \"max_widgets\": unexpected argument \"2\" "
+            "(takes 1)");
+  EXPECT_EQ(AppError("server { widgets on { } }"),
+            "app.conf:1: directive \"widgets\": takes no block, unexpected "
+            "\"{\"");
+  EXPECT_EQ(
+      AppError("server { endpoint subscribe /e { widget_colour pink; } }"),
+      "app.conf:1: directive \"widget_colour\": invalid value \"pink\" "
+      "(one of: red, green, blue)");
+  EXPECT_EQ(AppError("server { widget_tags a \"b!\"; }"),
+            "app.conf:1: directive \"widget_tags\": no \"!\" \"b!\"");
+  EXPECT_EQ(AppError("server { widget_tags a forbidden; }"),
+            "app.conf:1: directive \"widget_tags\": tag \"forbidden\" is "
+            "reserved");
+  // Secrets stay hidden, in the value's error and after a missing ";".
+  EXPECT_EQ(AppError("server { widget_secret \"s3cret!\"; }"),
+            "app.conf:1: directive \"widget_secret\": invalid character in "
+            "token (use A-Z a-z 0-9 - . _ ~ + / =) (value hidden)");
+  EXPECT_EQ(AppError("server { widget_secret\n s3cret extra; }"),
+            "app.conf:1: directive \"widget_secret\": missing \";\" before "
+            "(value hidden)");
+  // The application's rule points at its directive.
+  EXPECT_EQ(AppError("server {\n max_topics 5;\n max_widgets 6;\n}"),
+            "app.conf:3: directive \"max_widgets\": more widgets than "
+            "max_topics");
+  // Without the application's set, its directives are unknown.
+  EXPECT_EQ(Error("server { max_widgets 3; }"),
+            "main.conf:1: directive \"max_widgets\": unknown directive");
+}
+
+TEST(ConfApp, BadRowsAreRefusedByBuild) {
+  int n = 0;
+  Directives clash;
+  size_t x = 0;
+  clash.Count("heartbeat", kServer, 0, 1, &x);
+  auto r = LoadString("", "app.conf", {}, clash);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "application directive \"heartbeat\": the library has a "
+            "directive of that name");
+  Directives twice;
+  twice.Count("widgets", kServer, 0, 1, &x).Count("widgets", kMain, 0, 1, &x);
+  r = LoadString("", "app.conf", {}, twice);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "application directive \"widgets\": registered twice");
+  Directives block;
+  AppDirective b;
+  b.info = {"widget_block", kServer, 31,    0, 0,
+            Setter::kBlock, false,   false, 0, 0};
+  b.set = [&n](const Value&) {
+    ++n;
+    return std::string();
+  };
+  block.Add(std::move(b));
+  r = LoadString("", "app.conf", {}, block);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "application directive \"widget_block\": this kind is the "
+            "library's own");
+  EXPECT_EQ(n, 0);
+}
+
+TEST(ConfApp, DirectivesMayMoveBeforeUse) {
+  AppOptions o;
+  Directives a = AppDirectives(&o);
+  Directives b = std::move(a);  // the rows' names move with them
+  ASSERT_TRUE(LoadString("server { max_widgets 9; }", "app.conf", {}, b).ok());
+  EXPECT_EQ(o.max_widgets, 9u);
+  ASSERT_NE(b.Find("widget_ttl"), nullptr);
+  EXPECT_EQ(b.Find("widget_ttl")->info.name, "widget_ttl");
 }
 
 }  // namespace

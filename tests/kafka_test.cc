@@ -1048,6 +1048,26 @@ int FreePort() {
   return port;
 }
 
+// One lifetime rule (module/README.md): a Hub may go before its Kafka link.
+// It detaches the store (Backend::HubGone): a publish in flight is answered
+// once while the Hub exists, and the link, destroyed later, calls nothing.
+TEST_F(KafkaTest, HubBeforeItsLink) {
+  ASSERT_EQ(cluster_.Command("create t 1"), "ok");
+  StartNodes(false);
+  auto c = Subscribe(port_, "/events?topic=t@0");
+  ASSERT_TRUE(Live(*c));
+  int answered = 0;
+  ASSERT_TRUE(
+      hub_->Publish("t@0", {"n", "x"}, [&](Result<std::string>) { ++answered; })
+          .ok());
+  hub_.reset();
+  EXPECT_EQ(answered, 1);
+  EXPECT_TRUE(RunUntil([&] { return c->closed(); }));
+  link_a_.reset();
+  RunFor(milliseconds(50));
+  EXPECT_EQ(answered, 1);
+}
+
 TEST(KafkaProcesses, QuickStartEvhttpHelloWithKcat) {
 #ifndef EVSSE_HELLO_BIN
   GTEST_SKIP() << "evhttp_hello is not built (EVSSE_BUILD_EXAMPLES=OFF)";

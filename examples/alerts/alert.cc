@@ -94,7 +94,7 @@ bool IsJsonContentType(const char* content_type) {
 }
 
 evsse::Result<Alert> ParseAlert(std::string_view body,
-                                const evsse::conf::AlertOptions& limits) {
+                                const AlertOptions& limits) {
   if (body.empty()) return Bad("empty body: expected a JSON object");
   std::set<std::string> keys;
   std::string duplicate;

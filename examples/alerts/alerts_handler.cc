@@ -40,7 +40,7 @@ int StatusFor(const evsse::Status& s) {
 
 void Publish(App& app, evhttp_request* req, const RequestInfo& info,
              const Alert& alert) {
-  const evsse::conf::AlertOptions& opts = app.config.alerts;
+  const AlertOptions& opts = app.config.alerts;
   std::string key;
   if (!alert.dedup_key.empty() && opts.dedup_window.count() > 0) {
     key = alert.team + '\n' + alert.dedup_key;

@@ -6,7 +6,6 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
-#include <evsse/conf.h>
 #include <evsse/hub.h>
 #include <evsse/redis.h>
 #ifdef EVSSE_HAVE_KAFKA
@@ -25,6 +24,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "config.h"
 
 namespace alerts {
 
@@ -60,7 +61,7 @@ struct Alert {
 // ParseAlert checks a request body against `limits`; the error message is
 // fit for a 400 answer (it never echoes the body).
 evsse::Result<Alert> ParseAlert(std::string_view body,
-                                const evsse::conf::AlertOptions& limits);
+                                const AlertOptions& limits);
 // ValidateTeam: 1..max_len bytes of A-Z a-z 0-9 . _ -
 evsse::Status ValidateTeam(std::string_view team, size_t max_len);
 // AlertData is the event's data: the alert plus the server's timestamp.
@@ -140,7 +141,7 @@ struct App {
   std::string kafka_flag;               // --kafka HOST:PORT[,HOST:PORT...]
   std::string sentinel_flag;            // --redis-sentinel
   std::string cluster_flag;             // --redis-cluster
-  evsse::conf::ServerConfig config;
+  Config config;
   std::string publish_token;   // config, else ALERTS_TOKEN
   std::string listen_address;  // as bound (the real port when 0 was asked)
   std::string stream_path;     // the first subscribe endpoint
@@ -166,8 +167,7 @@ struct App {
 
 // LoadConfig reads `app.config_path` and applies the flags and the token
 // environment variable; the result is not in force yet.
-evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
-                                                    std::string* token);
+evsse::Result<Config> LoadConfig(const App& app, std::string* token);
 // ApplyLive puts in force what can change without a restart.
 void ApplyLive(App& app);
 
@@ -255,7 +255,7 @@ void OnRecent(evhttp_request* req, void* app);
 void OnMetrics(evhttp_request* req, void* app);
 void OnStatus(evhttp_request* req, void* app);
 // ConfigSummary: the configuration without secrets (status, reload diffs).
-Json ConfigSummary(const evsse::conf::ServerConfig& config);
+Json ConfigSummary(const Config& config);
 
 // --- page.cc
 // ------------------------------------------------------------------

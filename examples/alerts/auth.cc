@@ -64,7 +64,7 @@ bool CheckPublisher(const App& app, const char* authorization) {
 evsse::AuthDecision AuthorizeTeams(const App& app, const char* cookie_header,
                                    const std::string& access_token,
                                    const std::vector<std::string>& teams) {
-  const evsse::conf::AlertOptions& a = app.config.alerts;
+  const AlertOptions& a = app.config.alerts;
   if (!a.subscriber_auth) return evsse::AuthDecision::Allow();
   std::string token = CookieValue(cookie_header, "alerts_token");
   if (token.empty()) token = access_token;

@@ -88,8 +88,7 @@ int Usage(const char* argv0) {
 }
 
 // Check refuses configurations this application cannot serve.
-evsse::Status Check(const evsse::conf::ServerConfig& c,
-                    const std::string& token) {
+evsse::Status Check(const Config& c, const std::string& token) {
   if (token.empty())
     return evsse::FailedPreconditionError(
         "no publish token: set publish_token in the config or the "
@@ -290,9 +289,8 @@ int Run(App& app) {
 
 }  // namespace
 
-evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
-                                                    std::string* token) {
-  auto c = evsse::conf::LoadFile(app.config_path);
+evsse::Result<Config> LoadConfig(const App& app, std::string* token) {
+  auto c = LoadConfigFile(app.config_path);
   if (!c.ok()) return c.status();
   if (!app.listen_flag.empty()) {
     auto hp = evsse::conf::ParseHostPort(app.listen_flag);
@@ -370,7 +368,7 @@ evsse::Result<evsse::conf::ServerConfig> LoadConfig(const App& app,
 }
 
 void ApplyLive(App& app) {
-  const evsse::conf::ServerConfig& c = app.config;
+  const Config& c = app.config;
   SetLogLevel(c.hub.log_level);
   int64_t ms = c.request_timeout.count();
   timeval tv{static_cast<time_t>(ms / 1000),

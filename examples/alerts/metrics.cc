@@ -187,7 +187,7 @@ void OnMetrics(evhttp_request* req, void* arg) {
   Reply(req, info, 200, "text/plain; version=0.0.4; charset=utf-8", p.text());
 }
 
-Json ConfigSummary(const evsse::conf::ServerConfig& c) {
+Json ConfigSummary(const Config& c) {
   Json j;
   j["listen"] = c.listen.host + ":" + std::to_string(c.listen.port) +
                 (c.listen.ssl ? " ssl" : "");
@@ -280,7 +280,7 @@ Json ConfigSummary(const evsse::conf::ServerConfig& c) {
   } else {
     j["kafka"] = nullptr;
   }
-  const evsse::conf::AlertOptions& a = c.alerts;
+  const AlertOptions& a = c.alerts;
   j["alerts"] = {{"publish_token_set", !a.publish_token.empty()},
                  {"subscriber_auth", a.subscriber_auth},
                  {"subscriber_tokens", a.subscriber_tokens.size()},

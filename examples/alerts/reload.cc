@@ -25,7 +25,7 @@ void Reload(App& app) {
         {{"config", app.config_path}, {"error", loaded.status().message()}});
     return;
   }
-  evsse::conf::ServerConfig next = std::move(*loaded);
+  Config next = std::move(*loaded);
   // TLS first: it is the one part that can still fail. Turning TLS on or
   // off needs a restart (listen); then the running settings are read again.
   if (app.config.listen.ssl) {

@@ -13,6 +13,9 @@ namespace internal {
 // setter and stores the value into `config` (or `endpoint`).
 Status SetValue(const Node& directive, ServerConfig* config,
                 Endpoint* endpoint);
+// The same for an application's row.
+Status SetAppValue(const AppDirective& row, const Node& directive,
+                   ServerConfig* config);
 }  // namespace internal
 
 namespace {
@@ -81,17 +84,43 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-std::string Suggest(std::string_view name) {
+std::string Suggest(std::string_view name, const Directives* app) {
   const DirectiveInfo* best = nullptr;
   size_t best_d = 3;
-  for (const DirectiveInfo& d : DirectiveTable()) {
+  auto consider = [&](const DirectiveInfo& d) {
     size_t dist = EditDistance(name, d.name);
     if (dist < best_d) {
       best_d = dist;
       best = &d;
     }
-  }
+  };
+  for (const DirectiveInfo& d : DirectiveTable()) consider(d);
+  if (app)
+    for (const AppDirective& d : app->rows()) consider(d.info);
   return best ? " (did you mean " + Quote(best->name) + "?)" : "";
+}
+
+// CheckApp: an application's rows must not clash with the library's or each
+// other, and must be of a kind the library parses for them.
+Status CheckApp(const Directives& app) {
+  for (const AppDirective& d : app.rows()) {
+    std::string what = "application directive " + Quote(d.info.name) + ": ";
+    if (d.info.name.empty()) return InvalidArgumentError(what + "no name");
+    if (FindDirective(d.info.name))
+      return InvalidArgumentError(what +
+                                  "the library has a directive of "
+                                  "that name");
+    if (app.Find(d.info.name) != &d)
+      return InvalidArgumentError(what + "registered twice");
+    if (d.info.setter == Setter::kBlock || d.info.setter == Setter::kInclude ||
+        d.info.setter == Setter::kSentinel)
+      return InvalidArgumentError(what + "this kind is the library's own");
+    if ((d.info.contexts & kAnyContext) == 0 || d.info.min_args < 1 ||
+        (d.info.max_args >= 0 && d.info.max_args < d.info.min_args) || !d.set)
+      return InvalidArgumentError(
+          what + "needs a context, 1 or more arguments and a setter");
+  }
+  return Status::Ok();
 }
 
 std::string TakesText(const DirectiveInfo& d) {
@@ -107,12 +136,19 @@ class Builder {
  public:
   ServerConfig config;
 
+  explicit Builder(const Directives* app) : app_(app) {}
+
   Status Block(const std::vector<Node>& nodes, Context ctx, Endpoint* ep) {
     Seen seen;
     for (const Node& n : nodes) {
       const DirectiveInfo* r = FindDirective(n.name);
+      const AppDirective* app_row = nullptr;
+      if (!r && app_) {
+        app_row = app_->Find(n.name);
+        if (app_row) r = &app_row->info;
+      }
       if (!r || r->setter == Setter::kInclude)
-        return Fail(n, "unknown directive" + Suggest(n.name));
+        return Fail(n, "unknown directive" + Suggest(n.name, app_));
       if (!(r->contexts & ctx))
         return Fail(n, std::string("not allowed in ") + ContextName(ctx) +
                            " (allowed in: " + AllowedIn(r->contexts) + ")");
@@ -121,13 +157,14 @@ class Builder {
                            " endpoint (allowed in: " +
                            KindList(r->endpoint_kinds) + ")");
       if (Status s = CheckShape(*r, n); !s.ok()) return s;
-      if (!r->repeatable) {
-        auto [it, fresh] = seen.emplace(r->name, &n);
-        if (!fresh)
-          return Fail(n, "is duplicate, first set at " + At(*it->second));
-      }
+      // seen: the first of each name (where a rule's error points).
+      auto [it, fresh] = seen.emplace(r->name, &n);
+      if (!fresh && !r->repeatable)
+        return Fail(n, "is duplicate, first set at " + At(*it->second));
       Status s;
-      if (n.name == "server") {
+      if (app_row) {
+        s = internal::SetAppValue(*app_row, n, &config);
+      } else if (n.name == "server") {
         s = Block(n.children, kServer, nullptr);
         // What Hub::Create would refuse, --check refuses (rules between
         // directives, such as history_max_bytes against max_event_bytes).
@@ -164,7 +201,7 @@ class Builder {
   // Shown quotes argument `i` unless it is a secret.
   static std::string Shown(const DirectiveInfo& d, size_t i,
                            const std::string& text) {
-    if (d.secret && (d.setter != Setter::kTokenTeams || i == 0))
+    if (d.secret && (d.setter != Setter::kWords || i == 0))
       return "(value hidden)";
     return Quote(text);
   }
@@ -291,16 +328,17 @@ class Builder {
     }
     if (ctx == kServer) {
       if (Status s = CheckTls(seen); !s.ok()) return s;
-      const AlertOptions& a = config.alerts;
-      if (a.max_team_length > config.hub.max_topic_length)
-        return Fail(*where("max_team_length", "max_topic_length"),
-                    "max_team_length " + std::to_string(a.max_team_length) +
-                        " is above max_topic_length " +
-                        std::to_string(config.hub.max_topic_length) +
-                        " (a team is a topic)");
-      if (a.subscriber_auth && a.subscriber_tokens.empty())
-        return Fail(*where("subscriber_auth", ""),
-                    "subscriber_auth on needs at least one subscriber_token");
+    }
+    // The application's rules for this block.
+    if (app_) {
+      SetAt set_at = [&seen](std::string_view name) -> const Node* {
+        auto it = seen.find(name);
+        return it != seen.end() ? it->second : nullptr;
+      };
+      for (const auto& [contexts, check] : app_->checks()) {
+        if (!(contexts & ctx) || !check) continue;
+        if (Status s = check(config, set_at); !s.ok()) return s;
+      }
     }
     return Status::Ok();
   }
@@ -346,13 +384,22 @@ class Builder {
     return Status::Ok();
   }
 
+  const Directives* app_;
   std::map<std::string, const Node*> paths_;
 };
 
 }  // namespace
 
 Result<ServerConfig> Build(const std::vector<Node>& tree) {
-  Builder b;
+  Builder b(nullptr);
+  if (Status s = b.Block(tree, kMain, nullptr); !s.ok()) return s;
+  return std::move(b.config);
+}
+
+Result<ServerConfig> Build(const std::vector<Node>& tree,
+                           const Directives& app) {
+  if (Status s = CheckApp(app); !s.ok()) return s;
+  Builder b(&app);
   if (Status s = b.Block(tree, kMain, nullptr); !s.ok()) return s;
   return std::move(b.config);
 }

@@ -420,4 +420,20 @@ Result<ServerConfig> LoadString(std::string_view text, const std::string& file,
   return Build(*tree);
 }
 
+Result<ServerConfig> LoadFile(const std::string& path,
+                              const ParseOptions& options,
+                              const Directives& app) {
+  auto tree = ParseFile(path, options);
+  if (!tree.ok()) return tree.status();
+  return Build(*tree, app);
+}
+
+Result<ServerConfig> LoadString(std::string_view text, const std::string& file,
+                                const ParseOptions& options,
+                                const Directives& app) {
+  auto tree = Parse(text, file, options);
+  if (!tree.ok()) return tree.status();
+  return Build(*tree, app);
+}
+
 }  // namespace evsse::conf

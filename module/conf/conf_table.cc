@@ -19,14 +19,10 @@ namespace {
 struct EnumIndex {
   int index;
 };
-struct TokenTeams {
-  std::string token;
-  std::vector<std::string> teams;
-};
 using KeyValue = std::pair<std::string, std::string>;
-using Value =
+using Parsed =
     std::variant<uint64_t, Millis, bool, std::string, std::vector<std::string>,
-                 EnumIndex, HostPort, TokenTeams, KeyValue>;
+                 EnumIndex, HostPort, KeyValue>;
 
 enum class Target {
   kNone,
@@ -36,7 +32,6 @@ enum class Target {
   kPublish,
   kRedis,
   kKafka,
-  kAlerts,
   kTls
 };
 
@@ -54,11 +49,9 @@ constexpr Target TargetFor() {
     return Target::kRedis;
   } else if constexpr (std::is_same_v<C, kafka::KafkaOptions>) {
     return Target::kKafka;
-  } else if constexpr (std::is_same_v<C, TlsOptions>) {
-    return Target::kTls;
   } else {
-    static_assert(std::is_same_v<C, AlertOptions>, "no Target for this struct");
-    return Target::kAlerts;
+    static_assert(std::is_same_v<C, TlsOptions>, "no Target for this struct");
+    return Target::kTls;
   }
 }
 
@@ -71,7 +64,7 @@ using MemberType = decltype(TypeOf(M));
 
 // Store writes a parsed value into the member M of `object`.
 template <auto M>
-std::string Store(void* object, Value& v) {
+std::string Store(void* object, Parsed& v) {
   using C = decltype(ClassOf(M));
   using T = MemberType<M>;
   T& field = static_cast<C*>(object)->*M;
@@ -81,11 +74,6 @@ std::string Store(void* object, Value& v) {
     field = static_cast<int>(std::get<uint64_t>(v));
   } else if constexpr (std::is_enum_v<T>) {
     field = static_cast<T>(std::get<EnumIndex>(v).index);
-  } else if constexpr (std::is_same_v<T, std::map<std::string,
-                                                  std::vector<std::string>>>) {
-    auto& tt = std::get<TokenTeams>(v);
-    if (!field.emplace(tt.token, std::move(tt.teams)).second)
-      return "duplicate token (the same token is listed twice)";
   } else if constexpr (std::is_same_v<T, std::vector<KeyValue>>) {
     auto& kv = std::get<KeyValue>(v);
     for (const KeyValue& have : field)
@@ -98,7 +86,7 @@ std::string Store(void* object, Value& v) {
 }
 
 // Validators return a problem ("" when fine) for one string value.
-using Validator = std::string (*)(std::string_view);
+using Validator = StringCheck;
 
 // --- Rows --------------------------------------------------------------------
 
@@ -116,7 +104,7 @@ constexpr uint64_t kSec = 1000, kMin = 60 * kSec, kHour = 60 * kMin,
 struct Row {
   DirectiveInfo info;
   Target target = Target::kNone;
-  std::string (*store)(void*, Value&) = nullptr;
+  std::string (*store)(void*, Parsed&) = nullptr;
   std::vector<std::string_view> enum_names;
   Validator validate = nullptr;
 };
@@ -181,28 +169,7 @@ Row Block(std::string_view n, unsigned ctx, int args, bool repeatable) {
 
 // --- Validators --------------------------------------------------------------
 
-bool IsToken68(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') ||
-         std::string_view("-._~+/=").find(c) != std::string_view::npos;
-}
-std::string Token68(std::string_view s) {
-  for (char c : s)
-    if (!IsToken68(c))
-      return "invalid character in token (use A-Z a-z 0-9 - . _ ~ + / =)";
-  return "";
-}
-bool IsTeamChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-}
-std::string TeamName(std::string_view s) {
-  if (s == "*") return "";
-  if (s.empty() || s.size() > 128) return "invalid team (1 to 128 bytes)";
-  for (char c : s)
-    if (!IsTeamChar(c)) return "invalid team (use A-Z a-z 0-9 - _ .)";
-  return "";
-}
+std::string Token68(std::string_view s) { return CheckToken68(s); }
 std::string NoLineBreaks(std::string_view s) {
   if (s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
     return "invalid value (no CR, LF or NUL)";
@@ -246,7 +213,6 @@ const std::vector<Row>& Rows() {
   using P = PublishOptions;
   using R = redis::RedisOptions;
   using KO = kafka::KafkaOptions;
-  using A = AlertOptions;
   static const std::vector<Row> rows = [] {
     std::vector<Row> v;
     Row include;
@@ -297,29 +263,6 @@ const std::vector<Row>& Rows() {
         Size<&HubOptions::max_event_bytes>("max_event_bytes", kServer, 1, kG));
     v.push_back(Count<&HubOptions::max_topic_length>("max_topic_length",
                                                      kServer, 1, 1024));
-    v.push_back(String<&A::publish_token>("publish_token", kServer, 0, 256,
-                                          Token68, true));
-    v.push_back(Bool<&A::subscriber_auth>("subscriber_auth", kServer));
-    Row tokens = Make<&A::subscriber_tokens,
-                      std::map<std::string, std::vector<std::string>>>(
-        "subscriber_token", kServer, Setter::kTokenTeams, 2, 65, 1, 256,
-        kAllKinds);
-    tokens.info.repeatable = true;
-    tokens.info.secret = true;
-    v.push_back(tokens);
-    v.push_back(
-        Size<&A::max_alert_bytes>("max_alert_bytes", kServer, 256, 16 * kM));
-    v.push_back(
-        Count<&A::max_title_length>("max_title_length", kServer, 1, 65536));
-    v.push_back(
-        Count<&A::max_body_length>("max_body_length", kServer, 1, 16 * kM));
-    v.push_back(Count<&A::max_team_length>("max_team_length", kServer, 1, 128));
-    v.push_back(Count<&A::max_dedup_key_length>("max_dedup_key_length", kServer,
-                                                1, 1024));
-    v.push_back(Duration<&A::dedup_window>("dedup_window", kServer, 0, kDay));
-    v.push_back(
-        Count<&A::max_dedup_keys>("max_dedup_keys", kServer, 1, 10000000));
-    v.push_back(Count<&A::recent_alerts>("recent_alerts", kServer, 0, 10000));
     v.push_back(Block("endpoint", kServer, 2, true));
     v.push_back(Block("redis", kServer, 0, false));
     v.push_back(Block("kafka", kServer, 0, false));
@@ -364,7 +307,7 @@ const std::vector<Row>& Rows() {
     sentinel.info = {"sentinel",        kRedis, kAllKinds, 2, 17,
                      Setter::kSentinel, false,  false,     1, 65535};
     sentinel.target = Target::kRedis;
-    sentinel.store = [](void* object, Value& v) -> std::string {
+    sentinel.store = [](void* object, Parsed& v) -> std::string {
       auto& list = std::get<std::vector<std::string>>(v);
       auto* r = static_cast<R*>(object);
       r->sentinel_master = list[0];
@@ -451,7 +394,7 @@ class ValueSetter {
 
   // Shown quotes argument `i` unless it is a secret.
   static std::string Shown(const Row& r, size_t i, const std::string& text) {
-    if (r.info.secret && (r.info.setter != Setter::kTokenTeams || i == 0))
+    if (r.info.secret && (r.info.setter != Setter::kWords || i == 0))
       return "(value hidden)";
     return Quote(text);
   }
@@ -477,7 +420,7 @@ class ValueSetter {
     return Status::Ok();
   }
 
-  Status ParseValue(const Row& r, const Node& n, Value* v) {
+  Status ParseValue(const Row& r, const Node& n, Parsed* v) {
     const std::string& t0 = n.args[0].text;
     auto number = [&](Result<uint64_t> x) -> Status {
       if (!x.ok()) return Fail(n, x.status().message());
@@ -569,21 +512,10 @@ class ValueSetter {
         *v = std::move(list);
         return Status::Ok();
       }
-      case Setter::kTokenTeams: {
-        if (Status s = CheckString(r, n, 0); !s.ok()) return s;
-        std::string problem = Token68(t0);
-        if (!problem.empty()) return Fail(n, problem + " (value hidden)");
-        TokenTeams tt{t0, {}};
-        for (size_t i = 1; i < n.args.size(); ++i) {
-          const std::string& team = n.args[i].text;
-          problem = TeamName(team);
-          if (!problem.empty()) return Fail(n, problem + " " + Quote(team));
-          if (std::find(tt.teams.begin(), tt.teams.end(), team) !=
-              tt.teams.end())
-            return Fail(n, "duplicate team " + Quote(team));
-          tt.teams.push_back(team);
-        }
-        *v = std::move(tt);
+      case Setter::kWords: {
+        std::vector<std::string> list;
+        for (const Arg& a : n.args) list.push_back(a.text);
+        *v = std::move(list);
         return Status::Ok();
       }
       case Setter::kKeyValue: {
@@ -605,8 +537,6 @@ class ValueSetter {
         return &config_;
       case Target::kHub:
         return &config_.hub;
-      case Target::kAlerts:
-        return &config_.alerts;
       case Target::kStream:
         return ep ? &ep->stream : nullptr;
       case Target::kPublish:
@@ -624,7 +554,7 @@ class ValueSetter {
   }
 
   Status Apply(const Row& r, const Node& n, Endpoint* ep) {
-    Value v;
+    Parsed v;
     if (Status s = ParseValue(r, n, &v); !s.ok()) return s;
     void* object = Object(r.target, ep);
     if (!object || !r.store)
@@ -634,11 +564,61 @@ class ValueSetter {
     return Status::Ok();
   }
 
+  // ApplyApp: an application's row, parsed as a library row of its kind,
+  // then handed to its setter.
+  Status ApplyApp(const AppDirective& d, const Node& n) {
+    Row r;
+    r.info = d.info;
+    for (const std::string& e : d.enum_names) r.enum_names.push_back(e);
+    r.validate = d.check;
+    Parsed parsed;
+    if (Status s = ParseValue(r, n, &parsed); !s.ok()) return s;
+    Value v;
+    std::visit(
+        [&v](auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, uint64_t>) {
+            v.number = x;
+          } else if constexpr (std::is_same_v<T, Millis>) {
+            v.duration = x;
+          } else if constexpr (std::is_same_v<T, bool>) {
+            v.on = x;
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            v.words.push_back(std::move(x));
+          } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            v.words = std::move(x);
+          } else if constexpr (std::is_same_v<T, EnumIndex>) {
+            v.number = static_cast<uint64_t>(x.index);
+          } else if constexpr (std::is_same_v<T, HostPort>) {
+            v.host_port = std::move(x);
+          } else {
+            static_assert(std::is_same_v<T, KeyValue>);
+            v.words = {std::move(x.first), std::move(x.second)};
+          }
+        },
+        parsed);
+    if (!d.set) return InternalError("no setter for " + Quote(n.name));
+    std::string problem = d.set(v);
+    if (!problem.empty()) return Fail(n, problem);
+    return Status::Ok();
+  }
+
  private:
   ServerConfig& config_;
 };
 
 }  // namespace
+
+std::string CheckToken68(std::string_view token) {
+  for (char c : token) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') ||
+              std::string_view("-._~+/=").find(c) != std::string_view::npos;
+    if (!ok)
+      return "invalid character in token (use A-Z a-z 0-9 - . _ ~ + / =)";
+  }
+  return "";
+}
 
 const char* EndpointKindName(EndpointKind kind) {
   switch (kind) {
@@ -679,6 +659,12 @@ Status SetValue(const Node& directive, ServerConfig* config,
   const Row* r = FindRow(directive.name);
   if (!r) return InternalError("no row for " + Quote(directive.name));
   return ValueSetter(config).Apply(*r, directive, endpoint);
+}
+
+// SetAppValue: the same for an application's row (conf_build.cc).
+Status SetAppValue(const AppDirective& row, const Node& directive,
+                   ServerConfig* config) {
+  return ValueSetter(config).ApplyApp(row, directive);
 }
 
 }  // namespace internal

@@ -65,6 +65,10 @@ HubImpl::HubImpl(event_base* base, HubOptions options)
 
 HubImpl::~HubImpl() {
   closing_ = true;
+  // A Hub detaches its store when it goes: the store answers what it holds
+  // (kCancelled) while the sessions and the fetch share still exist, and
+  // never calls back afterwards (its owner destroys it whenever).
+  if (Backend* b = backend_.exchange(nullptr)) b->HubGone();
   if (wake_fd_ >= 0) bus_->Detach(this);
   while (Session* s = sessions_.front()) s->Close(CloseReason::kHubGone);
   OnReap(-1, 0, this);
@@ -224,7 +228,20 @@ void HubImpl::Refuse(Pending& p, Status why) {
 void HubImpl::PublishToBackend(Pending& p) {
   PublishCallback* done = p.done;
   p.done = nullptr;
-  backend_.load()->Publish(
+  Backend* backend = backend_.load();
+  if (!backend) {
+    // The store was detached (its link destroyed) while this publish waited
+    // in the inbox: it was stored nowhere, so retrying is safe.
+    ++stats_.publish_errors;
+    if (done) {
+      (*done)(
+          UnavailableError("the store was detached before the event "
+                           "reached it"));
+      delete done;
+    }
+    return;
+  }
+  backend->Publish(
       p.topic, p.message.type, p.message.data,
       [this, done](Status status, uint64_t epoch, pubsub::Position pos) {
         if (!status.ok()) ++stats_.publish_errors;

@@ -328,16 +328,43 @@ struct Route {
   bool publish = false;  // hold the input while an answer is pending (8)
   std::mutex mu;
   std::unordered_map<event_base*, Handler*> by_base;
+  bool unmounted = false;  // Mounted::Unmount: 404 from then on
+
+  // Unmount: libevhtp 1.2.18 cannot take a callback off a server, so the
+  // route stays registered and answers 404.
+  void Unmount() {
+    std::lock_guard<std::mutex> lock(mu);
+    unmounted = true;
+    by_base.clear();
+  }
+  bool live() {
+    std::lock_guard<std::mutex> lock(mu);
+    return !unmounted;
+  }
 
   Handler* For(event_base* loop) {
     std::unique_lock<std::mutex> lock(mu);
+    if (unmounted) return nullptr;
     if (auto it = by_base.find(loop); it != by_base.end()) return it->second;
     if (!hub_for_loop) return nullptr;  // Mount on a worker-thread server
     lock.unlock();
     Hub* hub = hub_for_loop(loop);
     Result<Handler*> h = hub ? make(hub) : UnavailableError("no hub");
+    if (!h.ok()) return nullptr;
+    Follow(loop, *h);
     lock.lock();
-    return h.ok() ? by_base.emplace(loop, *h).first->second : nullptr;
+    return by_base.emplace(loop, *h).first->second;
+  }
+
+  // Follow: when `handler` goes with its Hub, this route stops using it
+  // (the path answers 503 on that loop, or gets a new endpoint from
+  // hub_for_loop).
+  void Follow(event_base* loop, Handler* handler) {
+    handler->OnGone([this, loop, handler] {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = by_base.find(loop);
+      if (it != by_base.end() && it->second == handler) by_base.erase(it);
+    });
   }
 };
 
@@ -353,7 +380,7 @@ void ReplyText(evhtp_request_t* req, int status, const char* text) {
 
 void OnRequest(evhtp_request_t* req, void* arg) {
   auto* route = static_cast<Route*>(arg);
-  if (route->path != req->uri->path->full)  // (3)
+  if (route->path != req->uri->path->full || !route->live())  // (3)
     return ReplyText(req, EVHTP_RES_NOTFOUND, "not found\n");
   Handler* handler = route->For(req->conn->evbase);
   if (!handler)
@@ -394,7 +421,7 @@ evhtp_res OnHeader(evhtp_request_t* req, evhtp_header_t*, void*) {  // (7)
 // checked now all the same).
 Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
                 HubForLoop hub_for_loop, MakeEndpoint make, Status checked,
-                bool publish = false) {
+                Mounted* mounted, bool publish = false) {
   if (!htp || !path || (!hub && !hub_for_loop))
     return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
@@ -413,12 +440,16 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   route->hub_for_loop = std::move(hub_for_loop);
   route->make = std::move(make);
   route->publish = publish;
-  if (hub) route->by_base.emplace(hub->base(), *h);
+  if (hub) {
+    route->by_base.emplace(hub->base(), *h);
+    route->Follow(hub->base(), *h);
+  }
   evhtp_callback_t* cb = evhtp_set_cb(htp, path, &OnRequest, route);
   if (!cb) return InternalError("evhtp_set_cb failed");
   evhtp_callback_set_hook(cb, evhtp_hook_on_headers, AsHook(&OnHeaders),
                           nullptr);
   evhtp_callback_set_hook(cb, evhtp_hook_on_header, AsHook(&OnHeader), nullptr);
+  if (mounted) *mounted = Mounted([route] { route->Unmount(); });
   return Status::Ok();
 }
 
@@ -435,36 +466,36 @@ Status ServeTls(::evhtp_t* htp, const TlsOptions& options) {
 }
 
 Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
-             const StreamOptions& options) {
+             const StreamOptions& options, Mounted* mounted) {
   return AddRoute(
       htp, path, hub, nullptr,
       [options](Hub* h) { return h->AddStreamEndpoint(options); },
-      Validate(options));
+      Validate(options), mounted);
 }
 
 Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
-                    const PublishOptions& options) {
+                    const PublishOptions& options, Mounted* mounted) {
   return AddRoute(
       htp, path, hub, nullptr,
       [options](Hub* h) { return h->AddPublishEndpoint(options); },
-      Validate(options), true);
+      Validate(options), mounted, true);
 }
 
 Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
-                    const StreamOptions& options) {
+                    const StreamOptions& options, Mounted* mounted) {
   return AddRoute(
       htp, path, nullptr, std::move(hub_for_loop),
       [options](Hub* h) { return h->AddStreamEndpoint(options); },
-      Validate(options));
+      Validate(options), mounted);
 }
 
 Status MountPublishWorkers(::evhtp_t* htp, const char* path,
                            HubForLoop hub_for_loop,
-                           const PublishOptions& options) {
+                           const PublishOptions& options, Mounted* mounted) {
   return AddRoute(
       htp, path, nullptr, std::move(hub_for_loop),
       [options](Hub* h) { return h->AddPublishEndpoint(options); },
-      Validate(options), true);
+      Validate(options), mounted, true);
 }
 
 }  // namespace evsse::evhtp

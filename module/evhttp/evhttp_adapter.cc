@@ -26,6 +26,7 @@
 #include <event2/http_struct.h>
 
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -368,10 +369,67 @@ bufferevent* NewTlsBufferevent(event_base* base, void* arg) {
   return bev;
 }
 
+// Route: what evhttp calls for a mounted path. Its Handler goes with the
+// Hub (OnGone clears it: the path then answers 503). A route lives until it
+// is unmounted (Mounted); evhttp gives no notice when a server is freed, so
+// a mount without a handle keeps its small record for the life of the
+// process.
+struct Route {
+  Handler* handler = nullptr;  // loop thread
+};
+
 void OnRequest(evhttp_request* req, void* arg) {
+  Handler* handler = static_cast<Route*>(arg)->handler;
+  if (!handler) {  // the Hub is gone; the server was kept
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, "no evsse hub\n", 13);
+    evhttp_send_reply(req, 503, "Service Unavailable", body);
+    evbuffer_free(body);
+    return;
+  }
   // The exchange frees itself when the response is finished or the
   // connection goes away.
-  static_cast<Handler*>(arg)->Handle(new EvhttpExchange(req));
+  handler->Handle(new EvhttpExchange(req));
+}
+
+std::mutex routes_mu;
+auto* routes = new std::unordered_map<Route*, std::shared_ptr<Route>>;
+
+Route* NewRoute(Handler* handler) {
+  auto route = std::make_shared<Route>();
+  route->handler = handler;
+  std::weak_ptr<Route> weak = route;
+  handler->OnGone([weak] {
+    if (std::shared_ptr<Route> r = weak.lock()) r->handler = nullptr;
+  });
+  std::lock_guard<std::mutex> lock(routes_mu);
+  return routes->emplace(route.get(), route).first->first;
+}
+
+void DropRoute(Route* route) {
+  std::lock_guard<std::mutex> lock(routes_mu);
+  routes->erase(route);
+}
+
+// SetRoute registers `handler` at `path`, and hands out the handle that
+// takes it off again.
+Status SetRoute(struct ::evhttp* http, const char* path, Handler* handler,
+                Mounted* mounted) {
+  Route* route = NewRoute(handler);
+  if (evhttp_set_cb(http, path, &OnRequest, route) != 0) {
+    DropRoute(route);
+    return FailedPreconditionError(std::string("path ") + path +
+                                   " already has a callback");
+  }
+  if (mounted) {
+    *mounted = Mounted([http, p = std::string(path), route] {
+      evhttp_del_cb(http, p.c_str());
+      DropRoute(route);
+    });
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -396,7 +454,7 @@ Status ServeTls(struct ::evhttp* http, const TlsOptions& options) {
 }
 
 Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
-             const StreamOptions& options) {
+             const StreamOptions& options, Mounted* mounted) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddStreamEndpoint(options);
@@ -408,22 +466,16 @@ Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
         http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
   }
-  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
-    return FailedPreconditionError(std::string("path ") + path +
-                                   " already has a callback");
-  return Status::Ok();
+  return SetRoute(http, path, *handler, mounted);
 }
 
 Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                    const PublishOptions& options) {
+                    const PublishOptions& options, Mounted* mounted) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddPublishEndpoint(options);
   if (!handler.ok()) return handler.status();
-  if (evhttp_set_cb(http, path, &OnRequest, *handler) != 0)
-    return FailedPreconditionError(std::string("path ") + path +
-                                   " already has a callback");
-  return Status::Ok();
+  return SetRoute(http, path, *handler, mounted);
 }
 
 }  // namespace evsse::evhttp

@@ -111,6 +111,8 @@ class LinkImpl final : public BackendLink {
 
   Status Init();
   void Start(BackendSink* sink) override;
+  // HubGone: the Hub goes first; Close, and never detach from it.
+  void HubGone() override;
   LinkStats stats() const override;
   BackendStats backend_stats() const override;
   void Publish(const std::string& topic, std::string_view type,
@@ -132,6 +134,9 @@ class LinkImpl final : public BackendLink {
     PublishDone done;
   };
 
+  // Close: stop the worker and the clients, fail what is pending
+  // (kCancelled). Once.
+  void Close();
   // Worker side.
   void WorkerRun();
   void PostWork(std::function<void()> task);
@@ -178,6 +183,7 @@ class LinkImpl final : public BackendLink {
   LinkEnv env_;
   KafkaOptions o_;
   BackendSink* sink_ = nullptr;
+  bool closed_ = false;  // Close ran (HubGone or the destructor)
 
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_t* replay_ = nullptr;
@@ -316,6 +322,18 @@ Status LinkImpl::Init() {
 
 LinkImpl::~LinkImpl() {
   if (env_.detach) env_.detach();
+  Close();
+}
+
+void LinkImpl::HubGone() {
+  env_.detach = nullptr;  // the Hub is going: nothing to detach from
+  Close();
+}
+
+void LinkImpl::Close() {
+  if (closed_) return;
+  closed_ = true;
+  sink_ = nullptr;
   if (worker_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(work_mu_);

@@ -21,7 +21,7 @@ namespace evsse::kafka {
 // call that took it; the destructor fails what is pending with kCancelled.
 class BackendLink : public Link, public Backend {
  public:
-  // Start connects and reports to `sink` (not owned, outlives the link).
+  // Start connects and reports to `sink` (not owned; until HubGone).
   virtual void Start(BackendSink* sink) = 0;
 };
 

@@ -64,10 +64,32 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
 }
 
 LinkImpl::~LinkImpl() {
-  state_ = State::kClosed;
   if (env_.detach) env_.detach();
+  Close();
+  event_free(down_event_);
+  event_free(flush_event_);
+  event_free(publish_event_);
+  event_free(reconnect_timer_);
+  event_free(connect_timer_);
+  event_free(probe_timer_);
+  event_free(sentinel_event_);
+  event_free(sentinel_timer_);
+}
+
+void LinkImpl::HubGone() {
+  env_.detach = nullptr;  // the Hub is going: nothing to detach from
+  Close();
+}
+
+// Close: the link stops for good. What is pending fails with kCancelled, at
+// once; no timer, event or connection is left to call the sink.
+void LinkImpl::Close() {
+  if (closed_) return;
+  closed_ = true;
+  state_ = State::kClosed;
   sink_ = nullptr;
   event_del(down_event_);
+  event_del(flush_event_);
   event_del(publish_event_);
   for (auto& job : publish_queue_) {
     completions_.push_back(
@@ -90,14 +112,6 @@ LinkImpl::~LinkImpl() {
     completions_.pop_front();
     fn();
   }
-  event_free(down_event_);
-  event_free(flush_event_);
-  event_free(publish_event_);
-  event_free(reconnect_timer_);
-  event_free(connect_timer_);
-  event_free(probe_timer_);
-  event_free(sentinel_event_);
-  event_free(sentinel_timer_);
 }
 
 void LinkImpl::Start(BackendSink* sink) {

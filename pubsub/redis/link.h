@@ -26,7 +26,7 @@ namespace evsse::redis {
 // from inside its calls; it must not destroy the link there.
 class BackendLink : public Link, public Backend {
  public:
-  // Start connects and reports to `sink` (not owned, outlives the link)
+  // Start connects and reports to `sink` (not owned; until HubGone)
   // from then on. Once.
   virtual void Start(BackendSink* sink) = 0;
 };

@@ -37,6 +37,8 @@ class LinkImpl final : public BackendLink {
   ~LinkImpl() override;
 
   void Start(BackendSink* sink) override;
+  // HubGone: the Hub goes first; Close, and never detach from it.
+  void HubGone() override;
   LinkStats stats() const override;
   BackendStats backend_stats() const override;
 
@@ -195,6 +197,7 @@ class LinkImpl final : public BackendLink {
   void OnProbe(std::string_view payload);
   static void OnProbeTimer(evutil_socket_t, short, void* arg);
 
+  void Close();
   void Defer(std::function<void()> fn);
   void Log(const std::string& line);
   std::string NewEpoch();
@@ -220,6 +223,7 @@ class LinkImpl final : public BackendLink {
   std::string wait_timeout_ms_;
   BackendSink* sink_ = nullptr;
   State state_ = State::kIdle;
+  bool closed_ = false;    // Close ran (HubGone or the destructor)
   uint64_t conn_gen_ = 0;  // bumped by every connect
   bool cmd_ready_ = false;
   bool sub_ready_ = false;

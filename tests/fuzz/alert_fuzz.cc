@@ -35,7 +35,7 @@ bool SameAlert(const alerts::Alert& a, const alerts::Alert& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(bytes), size);
-  evsse::conf::AlertOptions limits;
+  alerts::AlertOptions limits;
   // Small limits, so that the length checks are reached by short inputs.
   limits.max_title_length = 1 + size % 32;
   limits.max_body_length = 1 + size % 64;

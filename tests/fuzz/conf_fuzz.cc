@@ -48,7 +48,7 @@ void Secrets(const std::vector<conf::Node>& nodes,
     const conf::DirectiveInfo* d = conf::FindDirective(n.name);
     if (d != nullptr && d->secret) {
       for (size_t i = 0; i < n.args.size(); ++i) {
-        if (d->setter != conf::Setter::kTokenTeams || i == 0) {
+        if (d->setter != conf::Setter::kWords || i == 0) {
           out->push_back(n.args[i].text);
         }
       }

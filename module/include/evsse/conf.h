@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,28 +86,6 @@ struct Endpoint {
   std::string where;  // "file:line" of the endpoint block, for messages
 };
 
-// AlertOptions: the alert-notification server (examples/alerts).
-struct AlertOptions {
-  // Bearer token for POST /alerts. Empty: the ALERTS_TOKEN environment
-  // variable is used.
-  std::string publish_token;
-  // When on, streams and /alerts/recent need a token (cookie alerts_token or
-  // query access_token) listed in subscriber_tokens for every team asked.
-  bool subscriber_auth = false;
-  // token -> teams it may read ("*": every team).
-  std::map<std::string, std::vector<std::string>> subscriber_tokens;
-  size_t max_alert_bytes = 16 << 10;  // request body of POST /alerts
-  size_t max_title_length = 200;      // bytes
-  size_t max_body_length = 8192;      // bytes
-  size_t max_team_length = 64;        // bytes; a team is a topic
-  size_t max_dedup_key_length = 128;  // bytes
-  // A repeat of (team, dedup_key) within this window answers the first id
-  // without publishing. 0 = no deduplication.
-  Millis dedup_window{300000};
-  size_t max_dedup_keys = 100000;  // remembered keys, oldest dropped first
-  size_t recent_alerts = 100;      // kept per team for GET /alerts/recent
-};
-
 // ServerConfig: everything one configuration file describes.
 struct ServerConfig {
   // main context
@@ -126,7 +105,8 @@ struct ServerConfig {
   std::vector<Endpoint> endpoints;
   std::optional<redis::RedisOptions> redis;  // a `redis { }` block
   std::optional<kafka::KafkaOptions> kafka;  // a `kafka { }` block
-  AlertOptions alerts;
+  // An application's own settings are not here: it registers its directives
+  // (Directives, below) and they land in its own struct.
 };
 
 // --- Parsing ----------------------------------------------------------------
@@ -173,15 +153,27 @@ Result<std::vector<Node>> Parse(std::string_view text, const std::string& file,
 Result<std::vector<Node>> ParseFile(const std::string& path,
                                     const ParseOptions& options = {});
 
+class Directives;  // an application's own directives (below)
+
 // Build fills a ServerConfig (starting from its defaults) from a parsed tree.
+// With `app`, the application's directives are understood too: their values
+// land where the application's setters put them.
 Result<ServerConfig> Build(const std::vector<Node>& tree);
+Result<ServerConfig> Build(const std::vector<Node>& tree,
+                           const Directives& app);
 
 // LoadFile = ParseFile + Build; LoadString = Parse + Build.
 Result<ServerConfig> LoadFile(const std::string& path,
                               const ParseOptions& options = {});
+Result<ServerConfig> LoadFile(const std::string& path,
+                              const ParseOptions& options,
+                              const Directives& app);
 Result<ServerConfig> LoadString(std::string_view text,
                                 const std::string& file = "<string>",
                                 const ParseOptions& options = {});
+Result<ServerConfig> LoadString(std::string_view text, const std::string& file,
+                                const ParseOptions& options,
+                                const Directives& app);
 
 // --- Values (for applications' flags too) ------------------------------------
 //
@@ -204,6 +196,9 @@ Result<HostPort> ParseHostPort(std::string_view text);
 // unix:/absolute/path; the grammar of evsse::pubsub::ParseAddress, which the
 // Redis link uses too (a file that passes --check attaches).
 Status ValidateRedisAddress(std::string_view text);
+// CheckToken68: a bearer token's characters (A-Z a-z 0-9 - . _ ~ + / =);
+// the problem, or "" (the token itself is never in it).
+std::string CheckToken68(std::string_view token);
 // FormatSize and FormatDuration write the largest exact unit: 65536 ->
 // "64k", 15000 ms -> "15s", 0 -> "0".
 std::string FormatSize(uint64_t bytes);
@@ -234,7 +229,7 @@ enum class Setter {
   kEnum,        // one of a fixed set of words
   kHostPort,    // HOST:PORT or [IPv6]:PORT
   kAddress,     // HOST:PORT or unix:/path
-  kTokenTeams,  // TOKEN TEAM... (one table entry per directive)
+  kWords,       // WORD... as written, checked by the setter (applications)
   kKeyValue,    // KEY VALUE (one pair per directive)
   kSentinel,    // NAME HOST:PORT... (redis: the master and its sentinels)
   kBlock,       // a block: server, endpoint, redis, kafka
@@ -250,7 +245,7 @@ struct DirectiveInfo {
   int max_args;  // -1: no limit
   Setter setter;
   bool repeatable;
-  bool secret;   // never quoted in messages
+  bool secret;   // never quoted in messages (kWords: the first argument)
   uint64_t min;  // numeric range (bytes, ms, count), when numeric
   uint64_t max;
 };
@@ -259,6 +254,99 @@ struct DirectiveInfo {
 const std::vector<DirectiveInfo>& DirectiveTable();
 // FindDirective returns the row of `name`, or nullptr.
 const DirectiveInfo* FindDirective(std::string_view name);
+
+// --- An application's own directives ----------------------------------------
+//
+// A server built on evsse may add directives of its own to the language
+// (evsse-alerts does: examples/alerts/config.cc). Each is a row like the
+// library's: its name, the contexts where it may appear, its value kind,
+// arity and range, and a setter that says where the value lands (usually a
+// member of the application's options struct, which must outlive the Build).
+// The library checks it as it checks its own rows, and its errors read the
+// same: `<file>:<line>: directive "<name>": <problem> "<bad token>"`, secrets
+// hidden, "did you mean" included. A name the library already has is refused
+// by Build. Blocks of an application's own are not supported (its
+// directives go into the main context or an existing block).
+
+// Value is one directive's arguments as its kind parses them.
+struct Value {
+  uint64_t number = 0;             // kSize (bytes), kCount, kEnum (index)
+  Millis duration{0};              // kDuration
+  bool on = false;                 // kBool
+  std::vector<std::string> words;  // kString (one), kStringList, kKeyValue
+                                   // (two), kWords (every argument)
+  HostPort host_port;              // kHostPort
+};
+
+// AppSetter stores a value; a non-empty result is the problem, reported at
+// the directive (secret values must not appear in it).
+using AppSetter = std::function<std::string(const Value& value)>;
+// StringCheck returns the problem with one string argument ("" when fine);
+// the library appends the quoted argument (or "(value hidden)").
+using StringCheck = std::function<std::string(std::string_view text)>;
+
+struct AppDirective {
+  // name, contexts (Context bits), endpoint_kinds, min_args, max_args
+  // (strings: 1; lists: up to max_args), setter (any kind but kBlock,
+  // kInclude and kSentinel), repeatable, secret, min..max (numbers: the
+  // range; strings: the length in bytes).
+  DirectiveInfo info;
+  std::vector<std::string> enum_names;  // kEnum
+  StringCheck check;                    // kString, kStringList, kKeyValue
+  AppSetter set;
+};
+
+// SetAt returns the node of directive `name` in the block just built
+// (nullptr when the block does not set it): where a rule's error points.
+using SetAt = std::function<const Node*(std::string_view name)>;
+// BlockCheck: a rule between directives, run once a block of its context is
+// complete (after the library's own rules for that block). Return
+// DirectiveError(*set_at(...), ...) to report it.
+using BlockCheck =
+    std::function<Status(const ServerConfig& config, const SetAt& set_at)>;
+
+// DirectiveError: `<file>:<line>: directive "<name>": <problem>`.
+Status DirectiveError(const Node& directive, std::string_view problem);
+
+// Directives is an application's set of directives. Movable, not copyable
+// (rows refer to their names' storage).
+class Directives {
+ public:
+  Directives() = default;
+  Directives(Directives&&) = default;
+  Directives& operator=(Directives&&) = default;
+  Directives(const Directives&) = delete;
+  Directives& operator=(const Directives&) = delete;
+
+  // The common kinds: the value lands in `*to`.
+  Directives& Size(std::string_view name, unsigned contexts, uint64_t min,
+                   uint64_t max, size_t* to);
+  Directives& Count(std::string_view name, unsigned contexts, uint64_t min,
+                    uint64_t max, size_t* to);
+  Directives& Duration(std::string_view name, unsigned contexts, Millis min,
+                       Millis max, Millis* to);
+  Directives& Bool(std::string_view name, unsigned contexts, bool* to);
+  // String: `min_bytes`..`max_bytes` long, `check` (may be null) passes.
+  Directives& String(std::string_view name, unsigned contexts, size_t min_bytes,
+                     size_t max_bytes, StringCheck check, bool secret,
+                     std::string* to);
+  // Add: any row (its info.name is copied and owned here).
+  Directives& Add(AppDirective directive);
+  // Check: a rule run after each block of `contexts` (Context bits).
+  Directives& Check(unsigned contexts, BlockCheck check);
+
+  // rows() in the order added (their DirectiveInfo, for documentation).
+  const std::vector<AppDirective>& rows() const { return rows_; }
+  const AppDirective* Find(std::string_view name) const;
+  const std::vector<std::pair<unsigned, BlockCheck>>& checks() const {
+    return checks_;
+  }
+
+ private:
+  std::vector<std::unique_ptr<std::string>> names_;
+  std::vector<AppDirective> rows_;
+  std::vector<std::pair<unsigned, BlockCheck>> checks_;
+};
 
 }  // namespace evsse::conf
 

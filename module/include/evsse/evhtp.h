@@ -11,12 +11,14 @@
 // turns them off on each stream it starts (its own heartbeat and write-stall
 // timeouts apply instead) and restores them when the stream ends cleanly.
 //
-// Teardown: libevhtp 1.2.18's evhtp_free does not close open connections;
-// they keep running against the freed server. End the streams first
-// (Hub::Shutdown, or destroying the Hub, which aborts them), let the loop
-// run until they are closed, then call evhtp_free, and do not run the loop
-// again while other connections may remain. The Hub must outlive every
-// request the server can still hand to it.
+// Teardown (module/README.md, "Lifetime"): destroy in reverse order of
+// creation: the mount handles (Mounted), then the Hub, then the server. A
+// Hub that goes while its paths stay mounted takes its endpoints with it;
+// the paths then answer 503. libevhtp 1.2.18's evhtp_free does not close
+// open connections; they keep running against the freed server. So end the
+// streams first (Hub::Shutdown, or destroying the Hub, which aborts them),
+// let the loop run until they are closed, then call evhtp_free, and do not
+// run the loop again while other connections may remain.
 //
 // libevhtp bounds each request line and header to 8 KiB but not their
 // number: requests to evsse paths are closed past 100 headers or 64 KiB of
@@ -28,13 +30,16 @@
 // that reach evsse endpoints.
 //
 // Each Mount keeps a small routing record (the path, the endpoint) for the
-// life of the process: libevhtp gives no notice when a server is freed.
+// life of the process: libevhtp gives no notice when a server is freed and
+// cannot take a callback off one. Unmounting (Mounted) makes the path
+// answer 404, and it stays taken on that server.
 #ifndef EVSSE_EVHTP_H_
 #define EVSSE_EVHTP_H_
 
 #include <functional>
 
 #include "evsse/hub.h"
+#include "evsse/mounted.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
 #include "evsse/tls.h"
@@ -50,14 +55,14 @@ namespace evsse::evhtp {
 // CORS preflight, 405 for other methods. Loop thread of `hub`, which must
 // run on the server's event_base (a server without worker threads).
 Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
-             const StreamOptions& options = {});
+             const StreamOptions& options = {}, Mounted* mounted = nullptr);
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
 // The topic comes from the URL only (a form-encoded body is never read as
 // the query, unlike libevhtp's default).
 Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
-                    const PublishOptions& options);
+                    const PublishOptions& options, Mounted* mounted = nullptr);
 
 // ServeTls makes every connection `htp` accepts from now on speak TLS
 // (libevhtp's own SSL path; use it instead of evhtp_ssl_init). The files
@@ -84,13 +89,15 @@ using HubForLoop = std::function<Hub*(event_base* base)>;
 // connections. Before evhtp_free stops the workers, end the streams on every
 // Hub (Hub::Shutdown) and let the loops close them.
 Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
-                    const StreamOptions& options = {});
+                    const StreamOptions& options = {},
+                    Mounted* mounted = nullptr);
 
 // MountPublishWorkers is MountPublish for worker-thread servers; see
 // MountWorkers.
 Status MountPublishWorkers(::evhtp_t* htp, const char* path,
                            HubForLoop hub_for_loop,
-                           const PublishOptions& options);
+                           const PublishOptions& options,
+                           Mounted* mounted = nullptr);
 
 }  // namespace evsse::evhtp
 

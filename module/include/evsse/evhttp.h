@@ -3,8 +3,11 @@
 // The server, its event_base and its other routes stay the caller's. Mount
 // registers an exact-path callback (evhttp_set_cb), so the path must be free.
 //
-// Loop thread only. The Hub must outlive the evhttp server: call
-// evhttp_free(http) before destroying the Hub (it closes the open streams).
+// Loop thread only. Lifetime (module/README.md, "Lifetime"): destroy in
+// reverse order of creation. The mount handles go first; then the Hub and
+// the server in either order: evhttp_free(http) first closes the open
+// streams (the Hub hears of each), a Hub destroyed first ends them and its
+// paths answer 503 while the server lives on.
 // Servers that set evhttp_set_timeout keep it for ordinary requests (it also
 // bounds slow request headers); evsse turns it off on each stream it starts
 // and applies its own heartbeat and write-stall timeouts instead.
@@ -12,6 +15,7 @@
 #define EVSSE_EVHTTP_H_
 
 #include "evsse/hub.h"
+#include "evsse/mounted.h"
 #include "evsse/options.h"
 #include "evsse/status.h"
 #include "evsse/tls.h"
@@ -22,9 +26,11 @@ namespace evsse::evhttp {
 
 // Mount serves a text/event-stream subscribe endpoint at `path`:
 // GET/HEAD `path?topic=a&topic=b` with Last-Event-ID resume, OPTIONS for
-// CORS preflight, 405 for other methods.
+// CORS preflight, 405 for other methods. With `mounted`, that handle takes
+// the path off the server when destroyed (evsse/mounted.h); without it the
+// mount lasts as long as the server.
 Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
-             const StreamOptions& options = {});
+             const StreamOptions& options = {}, Mounted* mounted = nullptr);
 
 // ServeTls makes every connection `http` accepts from now on speak TLS
 // (through libevent's OpenSSL bufferevents, evhttp_set_bevcb: it replaces a
@@ -38,7 +44,7 @@ Status ServeTls(struct ::evhttp* http, const TlsOptions& options);
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
 Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                    const PublishOptions& options);
+                    const PublishOptions& options, Mounted* mounted = nullptr);
 
 }  // namespace evsse::evhttp
 

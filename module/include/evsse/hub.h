@@ -97,8 +97,10 @@ class Hub {
   static Result<std::unique_ptr<Hub>> Create(event_base* base,
                                              HubOptions options);
 
-  // ~Hub closes every stream at once (no final bytes) and fails pending
-  // publish callbacks with kCancelled. Loop thread only.
+  // ~Hub closes every stream at once (no final bytes), fails pending
+  // publish callbacks with kCancelled, detaches its store (Backend::HubGone)
+  // and takes its endpoints with it (a path still mounted answers 503).
+  // Loop thread only.
   ~Hub();
 
   Hub(const Hub&) = delete;
@@ -133,7 +135,8 @@ class Hub {
 
   // AttachBackend routes publishing and replay through a shared store
   // (`backend` is not owned and must stay valid until detached with
-  // nullptr, before the Hub is destroyed) and returns the sink the backend
+  // nullptr, or until the Hub is destroyed: a Hub that goes first calls
+  // Backend::HubGone and forgets it) and returns the sink the backend
   // reports to. Call it before the first request or publish. evsse::redis
   // calls it; applications normally do not.
   BackendSink* AttachBackend(Backend* backend);

@@ -106,7 +106,8 @@ class Link {
 
 // Attach connects `hub` to Kafka. Fails at once on bad options; broker
 // trouble is reported through the Hub's log and stats (librdkafka keeps
-// retrying). The Link must be destroyed (loop thread) before the Hub.
+// retrying). Destroy the Link on the loop thread, before or after the Hub
+// (a Hub that goes first detaches it: module/README.md, "Lifetime").
 Result<std::unique_ptr<Link>> Attach(Hub* hub, KafkaOptions options);
 
 }  // namespace evsse::kafka

@@ -135,8 +135,9 @@ class Link;
 
 // Attach connects `hub` to Redis. It fails at once on a malformed address or
 // options; connection and AUTH failures are reported through the Hub's log
-// and stats (the link keeps retrying). The Link must be destroyed (on the
-// loop thread) before the Hub.
+// and stats (the link keeps retrying). Destroy the Link on the loop thread,
+// before or after the Hub (a Hub that goes first detaches it: see
+// module/README.md, "Lifetime").
 Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
 
 // LinkStats: the state of a node's Redis link.

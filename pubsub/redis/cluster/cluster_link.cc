@@ -75,8 +75,26 @@ class ClusterLink final : public BackendLink {
              [this](const std::string& e) { CtlFailed(ctl_gen_, e); }) {}
 
   ~ClusterLink() override {
-    closing_ = true;
     if (env_.detach) env_.detach();
+    Close();
+    event_free(refresh_timer_);
+    event_free(ctl_event_);
+    event_free(retry_timer_);
+    event_free(flush_event_);
+  }
+
+  // HubGone: the Hub goes first (the lifetime rule): what is pending fails
+  // now, and nothing calls it afterwards.
+  void HubGone() override {
+    env_.detach = nullptr;
+    Close();
+  }
+
+  // Close stops the link for good: pending callbacks fire (kCancelled) and
+  // the engines go, so nothing calls the sink again.
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
     sink_ = nullptr;
     evtimer_del(refresh_timer_);
     event_del(ctl_event_);
@@ -93,10 +111,7 @@ class ClusterLink final : public BackendLink {
       completions_.pop_front();
       fn();
     }
-    event_free(refresh_timer_);
-    event_free(ctl_event_);
-    event_free(retry_timer_);
-    event_free(flush_event_);
+    event_del(flush_event_);
   }
 
   void Start(BackendSink* sink) override {

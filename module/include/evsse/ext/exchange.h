@@ -11,8 +11,11 @@
 #define EVSSE_EXT_EXCHANGE_H_
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 struct evbuffer;
 
@@ -88,10 +91,22 @@ class Exchange {
 
 // Handler is a mounted endpoint. The adapter calls Handle once per request;
 // the handler owns the exchange's response from then on.
+//
+// A Handler is owned by its Hub and goes with it. An adapter whose server
+// may outlive the Hub registers OnGone to stop routing to it: `gone` runs
+// (loop thread) when the Handler is destroyed, after its exchanges ended.
 class Handler {
  public:
-  virtual ~Handler() = default;
+  virtual ~Handler() {
+    for (auto& gone : on_gone_) gone();
+  }
   virtual void Handle(Exchange* exchange) = 0;
+  void OnGone(std::function<void()> gone) {
+    on_gone_.push_back(std::move(gone));
+  }
+
+ private:
+  std::vector<std::function<void()>> on_gone_;
 };
 
 }  // namespace evsse

@@ -205,6 +205,15 @@ class Backend {
   // at most `limit` of them, for a client resuming from `after`.
   virtual void Fetch(const std::string& topic, pubsub::Position after,
                      pubsub::Position until, size_t limit, FetchDone done) = 0;
+
+  // HubGone: the Hub this Backend reports to is being destroyed, and
+  // detaches it first (so a Hub may go before its store; the store object
+  // stays its owner's). Fire every pending callback now (kCancelled), stop
+  // calling the sink, and never call back into the Hub again (not even from
+  // the destructor). Everything the Hub handed over is still alive during
+  // this call. The default does nothing: right for a Backend that holds no
+  // callbacks past its calls.
+  virtual void HubGone() {}
 };
 
 }  // namespace evsse

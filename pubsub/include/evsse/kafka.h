@@ -14,7 +14,8 @@
 //    offset+1 (base 36 epoch, see evsse/pubsub/cursor.h): "3.43" is
 //    partition 2, offset 42. A connection's cursor holds one such position
 //    per partition, so a client resumes on any node, which seeks each
-//    partition just past its position (see DESIGN.md, "Kafka as the store").
+//    partition just past its position (see module/README.md, "Why a Kafka
+//    resume loses and repeats nothing").
 //  - Every node reads the partitions its subscribers follow (no consumer
 //    group: assign and seek), keeps the Hub's recent window in memory and
 //    reads older records from Kafka for resuming clients, one read shared

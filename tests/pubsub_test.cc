@@ -202,6 +202,34 @@ TEST(TopicHistoryTest, TrimOlderThan) {
   EXPECT_EQ(h.evicted_up_to(), P(30));
 }
 
+// DropAfter: a failover lost the newest events; the history forgets them
+// (and that they were there), keeps the accounts, and takes events again
+// that sort among the forgotten ones.
+TEST(TopicHistoryTest, DropAfterForgetsTheNewestEvents) {
+  HistoryMeter meter;
+  TopicHistory h(&meter);
+  for (uint64_t p = 1; p <= 40; ++p) h.Append(MakeEvent(P(p)));
+  h.TrimToCount(30);  // 1..10 evicted
+  size_t one = h.bytes() / h.size();
+  EXPECT_EQ(h.DropAfter(P(50)), 0u);
+  EXPECT_EQ(h.DropAfter(P(12)), 28u);
+  EXPECT_EQ(Majors(h), (std::vector<uint64_t>{11, 12}));
+  EXPECT_EQ(h.last(), P(12));
+  EXPECT_EQ(h.evicted_up_to(), P(10));
+  EXPECT_EQ(h.bytes(), 2 * one);
+  EXPECT_EQ(meter.events, 2u);
+  EXPECT_EQ(meter.bytes, h.bytes());
+  h.Append(MakeEvent(P(13)));  // below the forgotten 14..40
+  EXPECT_EQ(Majors(h), (std::vector<uint64_t>{11, 12, 13}));
+  // Past everything evicted too: both marks come down to it.
+  EXPECT_EQ(h.DropAfter(P(5)), 3u);
+  EXPECT_TRUE(h.empty());
+  EXPECT_EQ(h.last(), P(5));
+  EXPECT_EQ(h.evicted_up_to(), P(5));
+  EXPECT_EQ(meter.events, 0u);
+  EXPECT_EQ(meter.bytes, 0u);
+}
+
 TEST(TopicHistoryTest, RaiseFloor) {
   TopicHistory h;
   h.RaiseFloor(P(50));

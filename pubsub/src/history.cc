@@ -66,8 +66,14 @@ size_t TopicHistory::FirstAfter(Position p) const {
 }
 
 void TopicHistory::PopOldest() {
-  EventRef& slot = ring_[head_];
-  evicted_up_to_ = std::max(evicted_up_to_, slot->position);
+  evicted_up_to_ = std::max(evicted_up_to_, ring_[head_]->position);
+  Release(ring_[head_]);
+  head_ = (head_ + 1) & (capacity_ - 1);
+  --size_;
+  Shrink();
+}
+
+void TopicHistory::Release(EventRef& slot) {
   size_t b = EventBytes(*slot);
   bytes_ -= b;
   if (meter_) {
@@ -75,8 +81,9 @@ void TopicHistory::PopOldest() {
     --meter_->events;
   }
   slot = EventRef();
-  head_ = (head_ + 1) & (capacity_ - 1);
-  --size_;
+}
+
+void TopicHistory::Shrink() {
   if (size_ == 0) {
     // An emptied history keeps no block: most topics go quiet for good.
     ring_.reset();
@@ -108,22 +115,10 @@ size_t TopicHistory::DropUpTo(Position p) {
 size_t TopicHistory::DropAfter(Position p) {
   size_t n = 0;
   for (; size_ > 0 && (*this)[size_ - 1]->position > p; ++n) {
-    EventRef& slot = ring_[(head_ + size_ - 1) & (capacity_ - 1)];
-    size_t b = EventBytes(*slot);
-    bytes_ -= b;
-    if (meter_) {
-      meter_->bytes -= b;
-      --meter_->events;
-    }
-    slot = EventRef();
+    Release(ring_[(head_ + size_ - 1) & (capacity_ - 1)]);
     --size_;
   }
-  if (size_ == 0) {
-    ring_.reset();
-    capacity_ = head_ = 0;
-  } else if (capacity_ > kMinShrink && size_ <= capacity_ / 4) {
-    Resize(capacity_ / 2);
-  }
+  Shrink();
   last_ = std::min(last_, p);
   evicted_up_to_ = std::min(evicted_up_to_, p);
   return n;

@@ -88,6 +88,10 @@ class TopicHistory {
 
  private:
   void PopOldest();
+  // Release empties one slot and takes its event off the accounts.
+  void Release(EventRef& slot);
+  // Shrink gives back ring memory a smaller history no longer needs.
+  void Shrink();
   void Resize(uint32_t capacity);
   void Clear();
 

@@ -416,7 +416,7 @@ void HubImpl::Continued(const std::string& topic, uint64_t old_epoch,
   t->epoch = epoch;
   for (Session* s : t->subscribers) {
     // A session still replaying holds pages of the old epoch: it resumes.
-    if (s->catching_up() || !s->Continue(t, old_epoch, epoch, end))
+    if (s->catching_up() || !s->Continue(t, epoch, end))
       s->Close(CloseReason::kUnavailable);
   }
 }

@@ -209,11 +209,11 @@ void Session::Pump() {
   }
 }
 
-bool Session::Continue(const Topic* t, uint64_t old_epoch, uint64_t epoch,
-                       pubsub::Position end) {
+bool Session::Continue(const Topic* t, uint64_t epoch, pubsub::Position end) {
   for (Sub& s : subs) {
-    if (s.topic != t) continue;
-    if (s.pos > end || (s.epoch != old_epoch && s.epoch != epoch)) return false;
+    if (s.topic != t || s.epoch == epoch) continue;  // already moved
+    // Its place is the old epoch's (or none yet: epoch 0, position 0).
+    if (s.pos > end) return false;
     s.epoch = epoch;
   }
   return true;

@@ -131,11 +131,10 @@ class Session final : public Link<HeartbeatTag>,
   void Pump();
   void Heartbeat();
   void Close(CloseReason reason);
-  // Continue moves this session's place in `t` from `old_epoch` to `epoch`
-  // (a failover, HubImpl::Continued); false when it had events after `end`,
-  // which were lost.
-  bool Continue(const Topic* t, uint64_t old_epoch, uint64_t epoch,
-                pubsub::Position end);
+  // Continue moves this session's place in `t` to `epoch`, which continues
+  // the topic's old epoch up to `end` (a failover, HubImpl::Continued);
+  // false when it had events after `end`, which were lost.
+  bool Continue(const Topic* t, uint64_t epoch, pubsub::Position end);
 
   void OnDrained() override;
   void OnClosed() override;

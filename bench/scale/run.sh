@@ -41,7 +41,7 @@ for arg in "$@"; do
     --smoke) SMOKE=1 ;;
     --cluster) CLUSTER=1 ;;
     -h | --help)
-      sed -n '2,34p' "$0"
+      sed -n '2,33p' "$0"
       exit 0
       ;;
     -*)
@@ -257,11 +257,13 @@ else
   REDIS_ARGS=(--redis "127.0.0.1:$REDIS_PORT")
   REDIS_SERVERS=("127.0.0.1:$REDIS_PORT")
 fi
-redis_cpu() { # used_cpu_sys + used_cpu_user, summed over REDIS_SERVERS
-  local s
+redis_cpu() { # used_cpu_sys + used_cpu_user of each of REDIS_SERVERS, comma-separated
+  local s out=""
   for s in "${REDIS_SERVERS[@]}"; do
-    redis-cli -h "${s%:*}" -p "${s##*:}" INFO cpu | tr -d '\r'
-  done | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
+    out+="${out:+,}$(redis-cli -h "${s%:*}" -p "${s##*:}" INFO cpu | tr -d '\r' |
+      awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }')"
+  done
+  echo "$out"
 }
 
 PORTS=()
@@ -467,8 +469,12 @@ per = [round((b - a) * 1024 / n) if n else None
 j["rss_per_subscriber_bytes"] = per
 j["rss_connected_kb"] = rss1
 j["rss_after_kb"] = rss2
-cpu = float(cpu1) - float(cpu0)
+def cpus(text):
+    return [float(x) for x in text.split(",")]
+each = [b - a for a, b in zip(cpus(cpu0), cpus(cpu1))]
+cpu = sum(each)
 j["redis_cpu_s"] = round(cpu, 3)
+j["redis_cpu_s_per_server"] = [round(c, 3) for c in each]
 # The nodes' CPU over the publishing (10 ms ticks), per delivery received.
 ncpu = float(ncpu1) - float(ncpu0)
 j["nodes_cpu_s"] = round(ncpu, 2)
@@ -476,7 +482,7 @@ j["nodes_cpu_us_per_delivery"] = (
     round(ncpu / j["deliveries_received"] * 1e6, 2)
     if j["deliveries_received"] else None)
 window = (int(pub_end_ns) - int(pub_ns)) / 1e9
-idle = (float(idle1) - float(idle0)) / 2
+idle = (sum(cpus(idle1)) - sum(cpus(idle0))) / 2
 j["publish_window_s"] = round(window, 2)
 j["redis_idle_cpu_ms_per_s"] = round(idle * 1e3, 2)
 j["redis_cpu_net_ms_per_event"] = (

@@ -6,11 +6,14 @@
 // over in a benchmark).
 //
 //   evsse-bench-node --port N [--bind 127.0.0.1] [--redis HOST:PORT|unix:PATH]
+//                    [--redis-cluster HOST:PORT[,HOST:PORT...]]
 //                    [--kafka HOST:PORT[,HOST:PORT...]] [--kafka-set K=V]...
 //                    [--history N] [--max-connections N]
 //                    [--tls-cert FILE --tls-key FILE]
 //
-// Without --redis or --kafka it runs on the in-process broker (memory mode).
+// Without --redis, --redis-cluster or --kafka it runs on the in-process
+// broker (memory mode). --redis-cluster (as evhttp_hello's) attaches to a
+// Redis Cluster through any of the seed nodes; it excludes --redis.
 // --kafka (when evsse::kafka is built) serves Kafka topics instead.
 // --tls-cert and --tls-key serve HTTPS (evsse::evhttp::ServeTls, as
 // evhttp_hello), for the TLS scenarios of bench/compare.sh.
@@ -19,6 +22,7 @@
 #include <event2/http.h>
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
+#include <evsse/pubsub/address.h>
 #include <evsse/redis.h>
 #ifdef EVSSE_HAVE_KAFKA
 #include <evsse/kafka.h>
@@ -79,7 +83,7 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 0;
-  std::string bind = "127.0.0.1", redis, kafka;
+  std::string bind = "127.0.0.1", redis, cluster, kafka;
   std::vector<std::pair<std::string, std::string>> kafka_settings;
   size_t history = 1000, max_connections = 10000;
   evsse::TlsOptions tls;
@@ -92,6 +96,8 @@ int main(int argc, char** argv) {
       bind = argv[++i];
     } else if (a == "--redis") {
       redis = argv[++i];
+    } else if (a == "--redis-cluster") {
+      cluster = argv[++i];
     } else if (a == "--kafka") {
       kafka = argv[++i];
     } else if (a == "--kafka-set") {
@@ -109,12 +115,29 @@ int main(int argc, char** argv) {
       tls.key_file = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: %s --port N [--bind ADDR] [--redis ADDR] "
-                   "[--history N] [--max-connections N] "
+                   "usage: %s --port N [--bind ADDR] [--redis ADDR | "
+                   "--redis-cluster HOST:PORT[,HOST:PORT...]] [--history N] "
+                   "[--max-connections N] "
                    "[--tls-cert FILE --tls-key FILE]\n",
                    argv[0]);
       return 2;
     }
+  }
+  if (!redis.empty() && !cluster.empty()) {
+    std::fprintf(stderr,
+                 "evsse-bench-node: --redis and --redis-cluster exclude each "
+                 "other\n");
+    return 2;
+  }
+  std::vector<std::string> cluster_seeds;
+  if (!cluster.empty()) {
+    auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
+    if (!seeds.ok()) {
+      std::fprintf(stderr, "evsse-bench-node: --redis-cluster: %s\n",
+                   seeds.status().message().c_str());
+      return 2;
+    }
+    cluster_seeds = std::move(seeds).value();
   }
   std::signal(SIGPIPE, SIG_IGN);
   rlimit r{};
@@ -152,12 +175,14 @@ int main(int argc, char** argv) {
   }
   node.hub = hub->get();
   std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty()) {
+  if (!redis.empty() || !cluster_seeds.empty()) {
     evsse::redis::RedisOptions ro;
-    ro.address = redis;
+    if (!redis.empty()) ro.address = redis;
+    ro.cluster_seeds = std::move(cluster_seeds);
     auto attached = evsse::redis::Attach(node.hub, ro);
     if (!attached.ok()) {
-      std::fprintf(stderr, "evsse-bench-node: --redis: %s\n",
+      std::fprintf(stderr, "evsse-bench-node: %s: %s\n",
+                   cluster.empty() ? "--redis" : "--redis-cluster",
                    attached.status().ToString().c_str());
       return 2;
     }

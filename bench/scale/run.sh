@@ -2,9 +2,12 @@
 # run.sh: 100,000 SSE subscribers across evsse nodes on one Redis, a node
 # killed mid-stream (issue 17). See bench/scale/README.md.
 #
-#   bash bench/scale/run.sh [--smoke] [BUILD_DIR]    (BUILD_DIR: build/)
+#   bash bench/scale/run.sh [--smoke] [--cluster] [BUILD_DIR]   (build/)
 #
-# Starts a private redis-server on a free loopback port, NODES (8)
+# Starts a private redis-server on a free loopback port (--cluster: a
+# private six-node Redis Cluster, three primaries with one replica each,
+# and the nodes get --redis-cluster; Redis CPU is summed over the
+# primaries), NODES (8)
 # evsse-bench-node processes on it, and LOADGENS (6) evsse-loadgen processes
 # holding SUBS (100000) subscribers of one topic between them (spread over
 # the nodes round-robin, each process binding to its own SOURCES (4)
@@ -22,17 +25,23 @@
 # after the connects), SETTLE_S (10), KEEP (1: keep the temp dir and say
 # where), REDIS_CLUSTER (HOST:PORT[,HOST:PORT...]: no private Redis; the
 # nodes get --redis-cluster with these seeds, see README.md).
+# --cluster: start the cluster in the temp dir (redis-server
+# --cluster-enabled yes on free ports, redis-cli --cluster create
+# --cluster-replicas 1), wait for cluster_state:ok on all six, stop them
+# by pid at the end.
 # --smoke: 2 nodes x 500 subscribers, 2 load generators, 10 events at 5/s,
 # a node killed after 4 (a few seconds).
 set -u -o pipefail
 
 SMOKE=0
+CLUSTER=0
 BUILD=build
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
+    --cluster) CLUSTER=1 ;;
     -h | --help)
-      sed -n '2,26p' "$0"
+      sed -n '2,33p' "$0"
       exit 0
       ;;
     -*)
@@ -59,6 +68,10 @@ TIMEOUT_S=${TIMEOUT_S:-300}
 SETTLE_S=${SETTLE_S:-10}
 KEEP=${KEEP:-0}
 REDIS_CLUSTER=${REDIS_CLUSTER:-}
+if ((CLUSTER)) && [[ -n $REDIS_CLUSTER ]]; then
+  echo "run.sh: --cluster starts its own cluster; unset REDIS_CLUSTER" >&2
+  exit 2
+fi
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
 log() { echo "scale: $*" >&2; }
@@ -137,7 +150,93 @@ nodes_cpu() { # the nodes' CPU seconds, summed
 }
 mono_ns() { python3 -c 'import time; print(time.monotonic_ns())'; }
 
-if [[ -n $REDIS_CLUSTER ]]; then
+# A free port whose cluster bus port (+10000) is free too, not in $@.
+free_cluster_port() {
+  python3 - "$@" <<'PY'
+import socket, sys
+taken = {int(p) for p in sys.argv[1:]}
+for _ in range(200):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]
+    s.close()
+    if p in taken or p + 10000 > 65535 or p + 10000 in taken:
+        continue
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 10000))
+    except OSError:
+        continue
+    finally:
+        b.close()
+    print(p)
+    break
+PY
+}
+# Every server says cluster_state:ok and sees 3 primaries with a replica.
+cluster_ok() {
+  local p
+  for p in "$@"; do
+    redis-cli -p "$p" CLUSTER INFO 2>/dev/null | tr -d '\r' |
+      grep -qx 'cluster_state:ok' || return 1
+    [[ $(redis-cli -p "$p" CLUSTER NODES 2>/dev/null |
+      awk '$3 ~ /slave/ && $4 != "-" { n++ } END { print n + 0 }') == 3 ]] ||
+      return 1
+  done
+}
+if ((CLUSTER)); then
+  CPORTS=()
+  for i in 0 1 2 3 4 5; do
+    p=$(free_cluster_port "${CPORTS[@]}")
+    [[ -n $p ]] || {
+      log "no free port for cluster node $i"
+      exit 1
+    }
+    mkdir -p "$WORK/redis$i"
+    redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$WORK/redis$i" --daemonize no --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+      --repl-diskless-sync-delay 0 --repl-ping-replica-period 1 \
+      >>"$WORK/redis$i.log" 2>&1 &
+    PIDS+=("$!")
+    CPORTS+=("$p")
+  done
+  for p in "${CPORTS[@]}"; do
+    for _ in $(seq 1 200); do
+      redis-cli -p "$p" PING >/dev/null 2>&1 && break
+      sleep 0.05
+    done
+    redis-cli -p "$p" PING >/dev/null || {
+      log "cluster node on port $p did not start (see $WORK/redis*.log)"
+      exit 1
+    }
+  done
+  CADDRS=()
+  for p in "${CPORTS[@]}"; do CADDRS+=("127.0.0.1:$p"); done
+  redis-cli --cluster create "${CADDRS[@]}" --cluster-replicas 1 \
+    --cluster-yes >"$WORK/cluster-create.log" 2>&1 || {
+    log "redis-cli --cluster create failed: $(tail -c 400 "$WORK/cluster-create.log")"
+    exit 1
+  }
+  deadline=$((SECONDS + 60))
+  until cluster_ok "${CPORTS[@]}"; do
+    if ((SECONDS > deadline)); then
+      log "cluster not ok after 60 s"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  # Redis CPU over the primaries; the nodes get all six as seeds.
+  REDIS_SERVERS=()
+  for p in "${CPORTS[@]}"; do
+    redis-cli -p "$p" ROLE | head -1 | grep -qx master &&
+      REDIS_SERVERS+=("127.0.0.1:$p")
+  done
+  REDIS_CLUSTER=$(
+    IFS=,
+    echo "${CADDRS[*]}"
+  )
+  REDIS_ARGS=(--redis-cluster "$REDIS_CLUSTER")
+  log "cluster up: primaries ${REDIS_SERVERS[*]}"
+elif [[ -n $REDIS_CLUSTER ]]; then
   # A cluster started elsewhere: the nodes get its seeds, Redis CPU is
   # summed over the listed servers (list the primaries).
   REDIS_ARGS=(--redis-cluster "$REDIS_CLUSTER")
@@ -158,11 +257,13 @@ else
   REDIS_ARGS=(--redis "127.0.0.1:$REDIS_PORT")
   REDIS_SERVERS=("127.0.0.1:$REDIS_PORT")
 fi
-redis_cpu() { # used_cpu_sys + used_cpu_user, summed over REDIS_SERVERS
-  local s
+redis_cpu() { # used_cpu_sys + used_cpu_user of each of REDIS_SERVERS, comma-separated
+  local s out=""
   for s in "${REDIS_SERVERS[@]}"; do
-    redis-cli -h "${s%:*}" -p "${s##*:}" INFO cpu | tr -d '\r'
-  done | awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
+    out+="${out:+,}$(redis-cli -h "${s%:*}" -p "${s##*:}" INFO cpu | tr -d '\r' |
+      awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }')"
+  done
+  echo "$out"
 }
 
 PORTS=()
@@ -284,11 +385,11 @@ python3 - "$WORK" "$LOADGENS" "$NODES" "$SUBS" "$EVENTS" "$RATE" "$KILL_AT" \
   "$ncpu0" "$ncpu1" \
   "$connect_s" "$pub_rc" \
   "${RSS0[*]}" "${RSS1[*]}" "${RSS2[*]}" "${ACTIVE[*]}" \
-  "$SMOKE" <<'PY'
+  "$SMOKE" "${REDIS_ARGS[0]}" "${#REDIS_SERVERS[@]}" <<'PY'
 import json, math, os, sys
 (work, gens, nodes, subs, events, rate, kill_at, kill_ns, pub_ns, pub_end_ns,
  cpu0, cpu1, idle0, idle1, ncpu0, ncpu1, connect_s, pub_rc, rss0, rss1, rss2, active,
- smoke) = sys.argv[1:]
+ smoke, redis_flag, redis_servers) = sys.argv[1:]
 gens, nodes, subs, events = int(gens), int(nodes), int(subs), int(events)
 kill_ns, kill_at = int(kill_ns), int(kill_at)
 rss0, rss1, rss2 = ([int(x) for x in r.split()] for r in (rss0, rss1, rss2))
@@ -343,7 +444,10 @@ def q(v, p):
 
 j = {"name": "scale", "smoke": smoke == "1", "nodes": nodes,
      "subscribers": subs, "load_generators": gens, "events": events,
-     "rate": float(rate), "connect_s": round(float(connect_s), 2),
+     "rate": float(rate),
+     "redis": "cluster" if redis_flag == "--redis-cluster" else "single",
+     "redis_cpu_servers": int(redis_servers),
+     "connect_s": round(float(connect_s), 2),
      "subscribers_per_node": active}
 j["subscribers_ready"] = sum(r.get("subscribers_ready", 0) for r in reports)
 for k in ("lost", "duplicated", "reordered", "misrouted", "gaps",
@@ -365,8 +469,12 @@ per = [round((b - a) * 1024 / n) if n else None
 j["rss_per_subscriber_bytes"] = per
 j["rss_connected_kb"] = rss1
 j["rss_after_kb"] = rss2
-cpu = float(cpu1) - float(cpu0)
+def cpus(text):
+    return [float(x) for x in text.split(",")]
+each = [b - a for a, b in zip(cpus(cpu0), cpus(cpu1))]
+cpu = sum(each)
 j["redis_cpu_s"] = round(cpu, 3)
+j["redis_cpu_s_per_server"] = [round(c, 3) for c in each]
 # The nodes' CPU over the publishing (10 ms ticks), per delivery received.
 ncpu = float(ncpu1) - float(ncpu0)
 j["nodes_cpu_s"] = round(ncpu, 2)
@@ -374,7 +482,7 @@ j["nodes_cpu_us_per_delivery"] = (
     round(ncpu / j["deliveries_received"] * 1e6, 2)
     if j["deliveries_received"] else None)
 window = (int(pub_end_ns) - int(pub_ns)) / 1e9
-idle = (float(idle1) - float(idle0)) / 2
+idle = (sum(cpus(idle1)) - sum(cpus(idle0))) / 2
 j["publish_window_s"] = round(window, 2)
 j["redis_idle_cpu_ms_per_s"] = round(idle * 1e3, 2)
 j["redis_cpu_net_ms_per_event"] = (

@@ -443,6 +443,53 @@ TEST_F(SessionTest, SlowConsumerThatFallsOutOfHistoryIsAborted) {
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
+TEST_F(SessionTest, OutputThatDoesNotDrainStallsAndIsAborted) {
+  StreamOptions o;
+  o.write_stall_timeout = Millis(30);
+  Start({}, o);
+  FakeExchange* ex = Open("topic=a");
+  ex->Hold(true);
+  Publish("a", {"", "stuck"});
+  ASSERT_TRUE(RunUntil([&] { return ex->finished(); }));
+  EXPECT_TRUE(ex->aborted());
+  EXPECT_EQ(hub_->stats().stall_closes, 1u);
+  EXPECT_EQ(hub_->stats().connections_active, 0u);
+}
+
+TEST_F(SessionTest, MaxLifetimeEndsTheStreamCleanly) {
+  StreamOptions o;
+  o.max_lifetime = Millis(30);
+  Start({}, o);
+  FakeExchange* ex = Open("topic=a");
+  ASSERT_TRUE(RunUntil([&] { return ex->finished(); }));
+  EXPECT_TRUE(ex->ended());
+  EXPECT_FALSE(ex->aborted());
+  EXPECT_EQ(hub_->stats().lifetime_closes, 1u);
+}
+
+TEST_F(SessionTest, ConnectionLimitShedsWithARetryHint) {
+  HubOptions h;
+  h.max_connections = 1;
+  StreamOptions o;
+  o.retry = Millis(3000);
+  Start(h, o);
+  FakeExchange* first = Open("topic=a");
+  EXPECT_TRUE(first->started());
+  // An EventSource gives up on a non-200 status: it gets 200, a retry hint
+  // and the end.
+  FakeExchange* second = Open("topic=a");
+  ASSERT_TRUE(second->replied());
+  EXPECT_EQ(second->status(), 200);
+  EXPECT_TRUE(Contains(second->body_bytes(), "retry: 3000\n"));
+  EXPECT_STREQ(second->response_header("Connection"), "close");
+  // Anything else gets 503 with Retry-After.
+  FakeExchange* plain = Make("topic=a");
+  endpoint_->Handle(plain);
+  EXPECT_EQ(plain->status(), 503);
+  EXPECT_STREQ(plain->response_header("Retry-After"), "3");
+  EXPECT_EQ(hub_->stats().connections_shed, 2u);
+}
+
 TEST_F(SessionTest, PeerCloseMidStreamEndsTheSession) {
   Start();
   auto ex = Open("topic=a");

@@ -20,6 +20,8 @@
 #include "evsse/ext/exchange.h"
 #include "evsse/hub.h"
 #include "evsse/options.h"
+#include "evsse/pubsub/cursor.h"
+#include "fake_backend.h"
 #include "run_loop.h"
 
 namespace evsse {
@@ -161,6 +163,7 @@ class SessionTest : public ::testing::Test {
  protected:
   SessionTest() : base_(event_base_new()) {}
   ~SessionTest() override {
+    backend_.reset();  // detaches itself from the Hub
     hub_.reset();
     event_base_free(base_);
   }
@@ -217,6 +220,8 @@ class SessionTest : public ::testing::Test {
   std::unique_ptr<Hub> hub_;
   Handler* endpoint_ = nullptr;
   std::vector<std::unique_ptr<FakeExchange>> exchanges_;
+  evsse::testing::FakeStore store_;
+  std::unique_ptr<evsse::testing::FakeBackend> backend_;
 };
 
 bool Contains(const std::string& s, const std::string& part) {
@@ -644,6 +649,76 @@ TEST_F(SessionTest, BadRequestsGetAClearError) {
   endpoint_->Handle(post);
   EXPECT_EQ(post->status(), 405);
   EXPECT_STREQ(post->response_header("Allow"), "GET, HEAD, OPTIONS");
+}
+
+// Backend mode (tests/support/fake_backend.h stands for the store): a fresh
+// stream answers nothing until its topic is synced, so no event published
+// in between is lost; the fake Exchange shows that no byte went out before.
+TEST_F(SessionTest, BackendModeStreamStartsOnceItsTopicIsSynced) {
+  Start();
+  backend_ =
+      std::make_unique<evsse::testing::FakeBackend>(&store_, base_, hub_.get());
+  // The fake reports its link up on its first tick, before it answers a
+  // publish: once one is answered, the Hub knows the link is up (while it
+  // is down a stream is answered at once).
+  Publish("other", {"", "link up"});
+  backend_->hold_syncs = true;
+  FakeExchange* ex = Open("topic=a");
+  ASSERT_TRUE(RunUntil([&] { return backend_->watched() == 1; }));
+  EXPECT_FALSE(ex->started());
+  EXPECT_EQ(ex->writes(), 0u);
+  backend_->ReleaseSyncs();
+  ASSERT_TRUE(RunUntil([&] { return ex->started(); }));
+  EXPECT_EQ(ex->status(), 200);
+  EXPECT_TRUE(Contains(ex->body_bytes(), "retry: "));
+  std::string id = Publish("a", {"", "after the start"});
+  ASSERT_TRUE(
+      RunUntil([&] { return Contains(ex->body_bytes(), "id: " + id); }));
+}
+
+// A resume older than the node's history is fetched from the store in pages
+// into the session's backlog; with a peer that drains slowly each batch
+// waits for OnDrained, and the events arrive once each, in order.
+TEST_F(SessionTest, BackendResumeOlderThanHistoryFollowsTheDrain) {
+  HubOptions h;
+  h.history_max_events = 10;
+  StreamOptions o;
+  o.replay_batch_bytes = 4096;
+  Start(h, o);
+  backend_ =
+      std::make_unique<evsse::testing::FakeBackend>(&store_, base_, hub_.get());
+  constexpr int kEvents = 1500;  // more than one page (1000)
+  std::string last;
+  for (int i = 1; i <= kEvents; ++i)
+    last = Publish("a", {"", "n" + std::to_string(i)});
+  std::string from;
+  pubsub::AppendBase36(from, 1000);  // the fake store's first epoch
+  from += ".0";
+  FakeExchange* ex = Make("topic=a");
+  ex->SetHeader("Last-Event-ID", from);
+  ex->Hold(true);
+  endpoint_->Handle(ex);
+  size_t drains = 0;
+  while (!Contains(ex->body_bytes(), "id: " + last + "\n\n")) {
+    ASSERT_TRUE(RunUntil([&] {
+      return ex->queued() > 0 || Contains(ex->body_bytes(), "id: " + last);
+    }));
+    ex->Drain();
+    ++drains;
+  }
+  EXPECT_GT(drains, 3u);
+  EXPECT_GE(store_.fetches, 2u);
+  // Every event once, in order.
+  const std::string& b = ex->body_bytes();
+  size_t at = 0;
+  for (int i = 1; i <= kEvents; ++i) {
+    std::string line = "data: n" + std::to_string(i) + "\n";
+    size_t found = b.find(line, at);
+    ASSERT_NE(found, std::string::npos) << i;
+    at = found + line.size();
+  }
+  EXPECT_EQ(b.find("data: n1\n", b.find("data: n1\n") + 1), std::string::npos);
+  EXPECT_FALSE(ex->finished());
 }
 
 }  // namespace

@@ -54,47 +54,12 @@ for bin in "$NODE" "$LOADGEN"; do
   fi
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-publish-cpu.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-log() { echo "publish_cpu: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT PID
-  local i
-  for i in $(seq 1 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_init publish_cpu evsse-publish-cpu
 
 SOCK=$WORK/redis.sock
-redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save "" \
-  --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 200); do
-  redis-cli -s "$SOCK" PING >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -s "$SOCK" PING >/dev/null || {
-  log "redis-server did not start"
-  exit 1
-}
+bench_start_redis "$SOCK" || exit 1
 
 PORTS=()
 for n in $(seq 1 "$NODES"); do

@@ -2,23 +2,27 @@
 # bench/lib.sh: what the bench shell scripts share. Sourced, not run:
 #
 #   . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"     # from bench/redis/
-#   bench_init throughput evsse-throughput            # log prefix, temp dir
+#   BENCH_LOG_PREFIX=throughput                       # for log
+#   bench_init evsse-throughput                       # temp dir, pids, trap
 #
-# bench_init LOG_PREFIX TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS
-#   (every process the script starts, appended by the script); on exit every
-#   pid in PIDS is sent SIGTERM and waited for, then WORK is removed.
-# log MSG...: MSG on stderr, prefixed with LOG_PREFIX.
+# log MSG...: MSG on stderr, prefixed with $BENCH_LOG_PREFIX.
+# bench_init TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS (every
+#   process the script starts, appended by the script); on exit every pid in
+#   PIDS is sent SIGTERM and waited for, then WORK is removed (kept, and
+#   logged, when KEEP=1).
 # free_port: a free TCP port on 127.0.0.1.
-# wait_port PORT PID: waits (up to 10 s) until 127.0.0.1:PORT accepts;
+# wait_port PORT PID [SECONDS]: waits (up to SECONDS, 10) until 127.0.0.1:PORT accepts;
 #   fails early once PID has exited.
+# stop_pid PID [NAME] [SECONDS]: SIGTERM, SIGKILL after SECONDS (8) if it is
+#   still there (logged as "NAME PID did not stop"), then reaped. For the
+#   script's own children only; an empty PID is a no-op.
 # bench_start_redis SOCK [REDIS_ARGS...]: a private redis-server on the unix
 #   socket SOCK (no TCP port, no persistence, its directory and log in WORK),
 #   its pid appended to PIDS and set in REDIS_PID; fails (after a log line)
 #   if it does not answer PING within 10 s.
 
 bench_init() {
-  BENCH_LOG_PREFIX=$1
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
   PIDS=()
   trap bench_cleanup EXIT
 }
@@ -31,22 +35,37 @@ bench_cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null
   done
-  rm -rf "$WORK"
+  if ((${KEEP:-0})); then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 
-log() { echo "$BENCH_LOG_PREFIX: $*" >&2; }
+log() { echo "${BENCH_LOG_PREFIX:-bench}: $*" >&2; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-wait_port() { # PORT PID
-  for _ in $(seq 1 200); do
+wait_port() { # PORT PID [SECONDS]
+  for _ in $(seq 1 $((${3:-10} * 20))); do
     kill -0 "$2" 2>/dev/null || return 1
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
   return 1
+}
+
+stop_pid() { # PID [NAME] [SECONDS]
+  local pid=$1
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for _ in $(seq 1 $((${3:-8} * 10))); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "${2:-pid} $pid did not stop; killing it"
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait "$pid" 2>/dev/null
 }
 
 bench_start_redis() { # SOCK [REDIS_ARGS...]

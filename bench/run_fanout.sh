@@ -66,14 +66,9 @@ SERVER_PID=""
 PORT=""
 FAILED=0
 
-log() { echo "run_fanout: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+BENCH_LOG_PREFIX=run_fanout
 
 start_server() {
   PORT=$(free_port)
@@ -96,18 +91,8 @@ start_server() {
 }
 
 stop_server() {
-  [[ -n $SERVER_PID ]] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null
   # SIGTERM drains streams over 5 s; with none open it exits at once.
-  for _ in $(seq 1 80); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "$SERVER $SERVER_PID did not stop; killing it"
-    kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
-  wait "$SERVER_PID" 2>/dev/null
+  stop_pid "$SERVER_PID" "$SERVER"
   SERVER_PID=""
 }
 trap stop_server EXIT

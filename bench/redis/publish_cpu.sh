@@ -56,7 +56,8 @@ done
 
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
-bench_init publish_cpu evsse-publish-cpu
+BENCH_LOG_PREFIX=publish_cpu
+bench_init evsse-publish-cpu
 
 SOCK=$WORK/redis.sock
 bench_start_redis "$SOCK" || exit 1

@@ -69,7 +69,8 @@ done
 
 # shellcheck source=bench/lib.sh
 . "$HERE/../lib.sh"
-bench_init throughput evsse-throughput
+BENCH_LOG_PREFIX=throughput
+bench_init evsse-throughput
 
 SOCK=$WORK/redis.sock
 # No output buffer limit for pub/sub clients: a node that falls behind for

@@ -61,7 +61,9 @@ KEEP=${KEEP:-0}
 REDIS_CLUSTER=${REDIS_CLUSTER:-}
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
-log() { echo "scale: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+BENCH_LOG_PREFIX=scale
 for bin in "$NODE" "$LOADGEN"; do
   if [[ ! -x $bin ]]; then
     log "$bin not found; build evsse-bench-node and evsse-loadgen first"
@@ -95,31 +97,8 @@ log "limits: nofile hard $HARD, ip_local_port_range" \
   "somaxconn $(sysctl -n net.core.somaxconn)," \
   "file-max $(sysctl -n fs.file-max)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-scale.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  if ((KEEP)); then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+bench_init evsse-scale
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT PID
-  for _ in $(seq 1 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # CPU seconds (utime + stime) of a process, 0 once it is gone.
 cpu_s() {

@@ -38,22 +38,9 @@
 # shellcheck disable=SC2317
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,37p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "compare: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_args compare 2,37 "$@"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 LOADGEN=$BUILD/bench/evsse-loadgen
@@ -84,8 +71,6 @@ fi
 ONLY=${ONLY:-}
 RESULTS=${RESULTS:-}
 
-# shellcheck source=bench/lib.sh
-. "$HERE/lib.sh"
 BENCH_LOG_PREFIX=compare
 
 # install_nchan: nginx and the nchan module from Debian, only if missing.

@@ -5,6 +5,10 @@
 #   BENCH_LOG_PREFIX=throughput                       # for log
 #   bench_init evsse-throughput                       # temp dir, pids, trap
 #
+# bench_args NAME HELP_LINES ARGS...: the command line every script takes,
+#   [--smoke] [BUILD_DIR]: sets SMOKE (0 or 1) and BUILD (default build);
+#   -h/--help prints lines HELP_LINES (a sed range such as 2,18) of the
+#   script; any other option is "NAME: unknown option X" on stderr, exit 2.
 # log MSG...: MSG on stderr, prefixed with $BENCH_LOG_PREFIX.
 # bench_init TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS (every
 #   process the script starts, appended by the script); on exit every pid in
@@ -20,6 +24,28 @@
 #   socket SOCK (no TCP port, no persistence, its directory and log in WORK),
 #   its pid appended to PIDS and set in REDIS_PID; fails (after a log line)
 #   if it does not answer PING within 10 s.
+
+# shellcheck disable=SC2034 # SMOKE and BUILD are for the caller
+bench_args() {
+  local name=$1 help=$2 arg
+  shift 2
+  SMOKE=0
+  BUILD=build
+  for arg in "$@"; do
+    case "$arg" in
+      --smoke) SMOKE=1 ;;
+      -h | --help)
+        sed -n "${help}p" "$0"
+        exit 0
+        ;;
+      -*)
+        echo "$name: unknown option $arg" >&2
+        exit 2
+        ;;
+      *) BUILD=$arg ;;
+    esac
+  done
+}
 
 bench_init() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")

@@ -26,22 +26,9 @@
 # ONLY=name1,name2 runs only the scenarios with these names.
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,26p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run_fanout.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_args run_fanout.sh 2,26 "$@"
 
 SERVER=${SERVER:-evhttp_hello}
 read -r -a SERVER_ARGV <<<"${SERVER_ARGS:-}"
@@ -66,8 +53,6 @@ SERVER_PID=""
 PORT=""
 FAILED=0
 
-# shellcheck source=bench/lib.sh
-. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 BENCH_LOG_PREFIX=run_fanout
 
 start_server() {

@@ -17,22 +17,9 @@
 # SIZE (64 bytes).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,18p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "publish_cpu.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_args publish_cpu.sh 2,18 "$@"
 NODES=${NODES:-2}
 EVENTS=${EVENTS:-50000}
 SUBS=${SUBS:-100}
@@ -54,8 +41,6 @@ for bin in "$NODE" "$LOADGEN"; do
   fi
 done
 
-# shellcheck source=bench/lib.sh
-. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 BENCH_LOG_PREFIX=publish_cpu
 bench_init evsse-publish-cpu
 

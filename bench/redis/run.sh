@@ -20,8 +20,8 @@
 # regex over scenario names, e.g. ONLY=replay).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 # Sizes (environment overrides): see README.md for the reasons.
 FANOUT_SUBS=${FANOUT_SUBS:-5000}
 FANOUT_RATE=${FANOUT_RATE:-5}
@@ -31,20 +31,7 @@ REPLAY_SUBS=${REPLAY_SUBS:-100}
 REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
 REPEAT=${REPEAT:-1}
 ONLY=${ONLY:-.}  # a regex: run only the scenarios whose name matches
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,20p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+bench_args run.sh 2,20 "$@"
 
 BIN=""
 for dir in "$BUILD/bench/redis" "$BUILD/bench-redis"; do
@@ -80,8 +67,6 @@ MOCK_PID=""
 NODE_PIDS=()
 FAILED=0
 
-# shellcheck source=bench/lib.sh
-. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 BENCH_LOG_PREFIX=run.sh
 
 stop_all() {

@@ -30,22 +30,9 @@
 # `git show REV:pubsub/redis/publish.lua > /tmp/old.lua`).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,31p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "throughput.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_args throughput.sh 2,31 "$@"
 NODES=${NODES:-2}
 EVENTS=${EVENTS:-300000}
 BATCH=${BATCH:-25}
@@ -67,8 +54,6 @@ for tool in redis-server redis-cli curl python3; do
   }
 done
 
-# shellcheck source=bench/lib.sh
-. "$HERE/../lib.sh"
 BENCH_LOG_PREFIX=throughput
 bench_init evsse-throughput
 

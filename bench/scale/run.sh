@@ -26,22 +26,9 @@
 # a node killed after 4 (a few seconds).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,26p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_args run.sh 2,26 "$@"
 if ((SMOKE)); then
   NODES=${NODES:-2} SUBS=${SUBS:-1000} LOADGENS=${LOADGENS:-2}
   EVENTS=${EVENTS:-10} RATE=${RATE:-5} KILL_AT=${KILL_AT:-4}
@@ -61,8 +48,6 @@ KEEP=${KEEP:-0}
 REDIS_CLUSTER=${REDIS_CLUSTER:-}
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
-# shellcheck source=bench/lib.sh
-. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 BENCH_LOG_PREFIX=scale
 for bin in "$NODE" "$LOADGEN"; do
   if [[ ! -x $bin ]]; then

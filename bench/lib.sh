@@ -20,8 +20,9 @@
 # stop_pid PID [NAME] [SECONDS]: SIGTERM, SIGKILL after SECONDS (8) if it is
 #   still there (logged as "NAME PID did not stop"), then reaped. For the
 #   script's own children only; an empty PID is a no-op.
-# bench_start_redis SOCK [REDIS_ARGS...]: a private redis-server on the unix
-#   socket SOCK (no TCP port, no persistence, its directory and log in WORK),
+# bench_start_redis SOCK|PORT [REDIS_ARGS...]: a private redis-server on the
+#   unix socket SOCK (an absolute path; no TCP port) or on 127.0.0.1:PORT, no
+#   persistence, its directory and log in WORK,
 #   its pid appended to PIDS and set in REDIS_PID; fails (after a log line)
 #   if it does not answer PING within 10 s.
 
@@ -94,18 +95,25 @@ stop_pid() { # PID [NAME] [SECONDS]
   wait "$pid" 2>/dev/null
 }
 
-bench_start_redis() { # SOCK [REDIS_ARGS...]
-  local sock=$1
+bench_start_redis() { # SOCK|PORT [REDIS_ARGS...]
+  local listen cli
+  if [[ $1 == /* ]]; then
+    listen=(--port 0 --unixsocket "$1" --unixsocketperm 700)
+    cli=(-s "$1")
+  else
+    listen=(--port "$1" --bind 127.0.0.1)
+    cli=(-p "$1")
+  fi
   shift
-  redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --save "" \
+  redis-server "${listen[@]}" --save "" \
     --appendonly no --dir "$WORK" --daemonize no "$@" >>"$WORK/redis.log" 2>&1 &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
   for _ in $(seq 1 200); do
-    redis-cli -s "$sock" PING >/dev/null 2>&1 && break
+    redis-cli "${cli[@]}" PING >/dev/null 2>&1 && break
     sleep 0.05
   done
-  redis-cli -s "$sock" PING >/dev/null || {
+  redis-cli "${cli[@]}" PING >/dev/null || {
     log "redis-server did not start"
     return 1
   }

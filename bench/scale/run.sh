@@ -108,17 +108,7 @@ if [[ -n $REDIS_CLUSTER ]]; then
   IFS=, read -r -a REDIS_SERVERS <<<"$REDIS_CLUSTER"
 else
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-    --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
-  PIDS+=("$!")
-  for _ in $(seq 1 200); do
-    redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  redis-cli -p "$REDIS_PORT" PING >/dev/null || {
-    log "redis-server did not start"
-    exit 1
-  }
+  bench_start_redis "$REDIS_PORT" || exit 1
   REDIS_ARGS=(--redis "127.0.0.1:$REDIS_PORT")
   REDIS_SERVERS=("127.0.0.1:$REDIS_PORT")
 fi

@@ -38,22 +38,9 @@
 # shellcheck disable=SC2317
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,37p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "compare: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_args compare 2,37 "$@"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 LOADGEN=$BUILD/bench/evsse-loadgen
@@ -84,7 +71,7 @@ fi
 ONLY=${ONLY:-}
 RESULTS=${RESULTS:-}
 
-log() { echo "compare: $*" >&2; }
+BENCH_LOG_PREFIX=compare
 
 # install_nchan: nginx and the nchan module from Debian, only if missing.
 install_nchan() {
@@ -135,37 +122,6 @@ elif [[ -z $RESULTS ]]; then
   RESULTS=$PWD/compare-results-$(date -u +%Y%m%dT%H%M%SZ).jsonl
 fi
 
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-wait_port() { # PORT PID: until PORT accepts, while PID lives (5 s)
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-
-stop_pid() { # PID NAME: SIGTERM, SIGKILL after 8 s, reap
-  local pid=$1
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 80); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$2 $pid did not stop; killing it"
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-}
-
 start_redis() {
   REDIS_PORT=$(free_port)
   mkdir -p "$WORK/redis"
@@ -173,7 +129,7 @@ start_redis() {
     --appendonly no --dir "$WORK/redis" --daemonize no \
     >>"$WORK/redis.log" 2>&1 &
   REDIS_PID=$!
-  wait_port "$REDIS_PORT" "$REDIS_PID" && return 0
+  wait_port "$REDIS_PORT" "$REDIS_PID" 5 && return 0
   log "redis-server did not start (see $WORK/redis.log)"
   return 1
 }
@@ -204,7 +160,7 @@ start_evsse() {
   ) 2>>"$WORK/evsse.log" &
   SERVER_PID=$!
   MEASURE_PID=$SERVER_PID
-  wait_port "$PORT" "$SERVER_PID" && return 0
+  wait_port "$PORT" "$SERVER_PID" 5 && return 0
   log "evsse-bench-node did not start (see $WORK/evsse.log)"
   return 1
 }
@@ -279,7 +235,7 @@ start_nchan() {
   ) 2>>"$WORK/nginx.stderr" &
   SERVER_PID=$!
   MEASURE_PID=""
-  if wait_port "$PORT" "$SERVER_PID"; then
+  if wait_port "$PORT" "$SERVER_PID" 5; then
     for _ in $(seq 1 50); do
       MEASURE_PID=$(ps --ppid "$SERVER_PID" -o pid= | head -n 1 | tr -d ' ')
       [[ -n $MEASURE_PID ]] && return 0

@@ -22,22 +22,9 @@
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,22p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "loops.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_args loops.sh 2,22 "$@"
 REPEAT=${REPEAT:-3}
 READS=${READS:-defer}
 OUT=$(mktemp "${TMPDIR:-/tmp}/evsse-loops.XXXXXX")

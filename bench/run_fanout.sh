@@ -26,22 +26,9 @@
 # ONLY=name1,name2 runs only the scenarios with these names.
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,26p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run_fanout.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+bench_args run_fanout.sh 2,26 "$@"
 
 SERVER=${SERVER:-evhttp_hello}
 read -r -a SERVER_ARGV <<<"${SERVER_ARGS:-}"
@@ -66,14 +53,7 @@ SERVER_PID=""
 PORT=""
 FAILED=0
 
-log() { echo "run_fanout: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+BENCH_LOG_PREFIX=run_fanout
 
 start_server() {
   PORT=$(free_port)
@@ -96,18 +76,8 @@ start_server() {
 }
 
 stop_server() {
-  [[ -n $SERVER_PID ]] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null
   # SIGTERM drains streams over 5 s; with none open it exits at once.
-  for _ in $(seq 1 80); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$SERVER_PID" 2>/dev/null; then
-    log "$SERVER $SERVER_PID did not stop; killing it"
-    kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
-  wait "$SERVER_PID" 2>/dev/null
+  stop_pid "$SERVER_PID" "$SERVER"
   SERVER_PID=""
 }
 trap stop_server EXIT

@@ -17,22 +17,9 @@
 # SIZE (64 bytes).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,18p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "publish_cpu.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_args publish_cpu.sh 2,18 "$@"
 NODES=${NODES:-2}
 EVENTS=${EVENTS:-50000}
 SUBS=${SUBS:-100}
@@ -54,47 +41,11 @@ for bin in "$NODE" "$LOADGEN"; do
   fi
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-publish-cpu.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-log() { echo "publish_cpu: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT PID
-  local i
-  for i in $(seq 1 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
+BENCH_LOG_PREFIX=publish_cpu
+bench_init evsse-publish-cpu
 
 SOCK=$WORK/redis.sock
-redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save "" \
-  --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 200); do
-  redis-cli -s "$SOCK" PING >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -s "$SOCK" PING >/dev/null || {
-  log "redis-server did not start"
-  exit 1
-}
+bench_start_redis "$SOCK" || exit 1
 
 PORTS=()
 for n in $(seq 1 "$NODES"); do

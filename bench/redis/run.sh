@@ -20,8 +20,8 @@
 # regex over scenario names, e.g. ONLY=replay).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 # Sizes (environment overrides): see README.md for the reasons.
 FANOUT_SUBS=${FANOUT_SUBS:-5000}
 FANOUT_RATE=${FANOUT_RATE:-5}
@@ -31,20 +31,7 @@ REPLAY_SUBS=${REPLAY_SUBS:-100}
 REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
 REPEAT=${REPEAT:-1}
 ONLY=${ONLY:-.}  # a regex: run only the scenarios whose name matches
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,20p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+bench_args run.sh 2,20 "$@"
 
 BIN=""
 for dir in "$BUILD/bench/redis" "$BUILD/bench-redis"; do
@@ -80,40 +67,18 @@ MOCK_PID=""
 NODE_PIDS=()
 FAILED=0
 
-log() { echo "run.sh: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# stop_pid PID: SIGTERM, up to 10 s, then SIGKILL; only our own children.
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "pid $pid did not stop; killing it"
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-}
+BENCH_LOG_PREFIX=run.sh
 
 stop_all() {
   local pid
-  for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid" pid 10; done
   NODE_PIDS=()
   if [[ -n $REDIS_PID ]]; then
-    stop_pid "$REDIS_PID"
+    stop_pid "$REDIS_PID" pid 10
     REDIS_PID=""
   fi
   if [[ -n $MOCK_PID ]]; then
-    stop_pid "$MOCK_PID"
+    stop_pid "$MOCK_PID" pid 10
     MOCK_PID=""
   fi
 }

@@ -30,22 +30,9 @@
 # `git show REV:pubsub/redis/publish.lua > /tmp/old.lua`).
 set -u -o pipefail
 
-SMOKE=0
-BUILD=build
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h | --help)
-      sed -n '2,31p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "throughput.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_args throughput.sh 2,31 "$@"
 NODES=${NODES:-2}
 EVENTS=${EVENTS:-300000}
 BATCH=${BATCH:-25}
@@ -67,48 +54,13 @@ for tool in redis-server redis-cli curl python3; do
   }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-throughput.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-log() { echo "throughput: $*" >&2; }
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT PID
-  for _ in $(seq 1 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
+BENCH_LOG_PREFIX=throughput
+bench_init evsse-throughput
 
 SOCK=$WORK/redis.sock
 # No output buffer limit for pub/sub clients: a node that falls behind for
 # a moment must not be cut off in the middle of the measurement.
-redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save "" \
-  --appendonly no --dir "$WORK" --daemonize no \
-  --client-output-buffer-limit "pubsub 0 0 0" >>"$WORK/redis.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 200); do
-  redis-cli -s "$SOCK" PING >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -s "$SOCK" PING >/dev/null || {
-  log "redis-server did not start"
-  exit 1
-}
+bench_start_redis "$SOCK" --client-output-buffer-limit "pubsub 0 0 0" || exit 1
 SHA=$(redis-cli -s "$SOCK" SCRIPT LOAD "$(cat "$SCRIPT")")
 RUN_ID=$(redis-cli -s "$SOCK" INFO server | tr -d '\r' |
   awk -F: '/^run_id:/ { print $2 }')

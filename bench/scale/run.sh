@@ -33,24 +33,14 @@
 # a node killed after 4 (a few seconds).
 set -u -o pipefail
 
-SMOKE=0
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 CLUSTER=0
-BUILD=build
+args=()
 for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    --cluster) CLUSTER=1 ;;
-    -h | --help)
-      sed -n '2,33p' "$0"
-      exit 0
-      ;;
-    -*)
-      echo "run.sh: unknown option $arg" >&2
-      exit 2
-      ;;
-    *) BUILD=$arg ;;
-  esac
+  if [ "$arg" = --cluster ]; then CLUSTER=1; else args+=("$arg"); fi
 done
+bench_args run.sh 2,33 "${args[@]}"
 if ((SMOKE)); then
   NODES=${NODES:-2} SUBS=${SUBS:-1000} LOADGENS=${LOADGENS:-2}
   EVENTS=${EVENTS:-10} RATE=${RATE:-5} KILL_AT=${KILL_AT:-4}
@@ -74,7 +64,7 @@ if ((CLUSTER)) && [[ -n $REDIS_CLUSTER ]]; then
 fi
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
-log() { echo "scale: $*" >&2; }
+BENCH_LOG_PREFIX=scale
 for bin in "$NODE" "$LOADGEN"; do
   if [[ ! -x $bin ]]; then
     log "$bin not found; build evsse-bench-node and evsse-loadgen first"
@@ -108,31 +98,8 @@ log "limits: nofile hard $HARD, ip_local_port_range" \
   "somaxconn $(sysctl -n net.core.somaxconn)," \
   "file-max $(sysctl -n fs.file-max)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/evsse-scale.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  if ((KEEP)); then log "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+bench_init evsse-scale
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() { # PORT PID
-  for _ in $(seq 1 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # CPU seconds (utime + stime) of a process, 0 once it is gone.
 cpu_s() {
@@ -243,17 +210,7 @@ elif [[ -n $REDIS_CLUSTER ]]; then
   IFS=, read -r -a REDIS_SERVERS <<<"$REDIS_CLUSTER"
 else
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-    --appendonly no --dir "$WORK" --daemonize no >>"$WORK/redis.log" 2>&1 &
-  PIDS+=("$!")
-  for _ in $(seq 1 200); do
-    redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break
-    sleep 0.05
-  done
-  redis-cli -p "$REDIS_PORT" PING >/dev/null || {
-    log "redis-server did not start"
-    exit 1
-  }
+  bench_start_redis "$REDIS_PORT" || exit 1
   REDIS_ARGS=(--redis "127.0.0.1:$REDIS_PORT")
   REDIS_SERVERS=("127.0.0.1:$REDIS_PORT")
 fi

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "conf_load.h"
+
 namespace alerts {
 namespace {
 
@@ -22,24 +24,14 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+using evsse::testing::ReadSource;
+
 std::string Error(const std::string& text) {
-  auto r = LoadConfigString(text, "main.conf");
-  EXPECT_FALSE(r.ok()) << "parsed: " << text;
-  return r.ok() ? "" : r.status().message();
+  return evsse::testing::LoadError(LoadConfigString(text, "main.conf"), text);
 }
 
 Config Load(const std::string& text) {
-  auto r = LoadConfigString(text, "main.conf");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(r.value()) : Config{};
-}
-
-std::string ReadSource(const std::string& relative) {
-  std::ifstream in(std::string(EVSSE_SOURCE_DIR) + "/" + relative);
-  EXPECT_TRUE(in.good()) << relative;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return evsse::testing::LoadValue(LoadConfigString(text, "main.conf"));
 }
 
 void ExpectSame(const AlertOptions& a, const AlertOptions& b) {

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "conf_load.h"
+
 namespace evsse::conf {
 namespace {
 
@@ -53,26 +55,17 @@ struct Files {
 std::string Error(const std::string& text, Files* files = nullptr) {
   Files none;
   Files& f = files ? *files : none;
-  auto r = LoadString(text, "main.conf", f.options());
-  EXPECT_FALSE(r.ok()) << "parsed: " << text;
-  return r.ok() ? "" : r.status().message();
+  return evsse::testing::LoadError(LoadString(text, "main.conf", f.options()),
+                                   text);
 }
 
 ServerConfig Load(const std::string& text, Files* files = nullptr) {
   Files none;
   Files& f = files ? *files : none;
-  auto r = LoadString(text, "main.conf", f.options());
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(r.value()) : ServerConfig{};
+  return evsse::testing::LoadValue(LoadString(text, "main.conf", f.options()));
 }
 
-std::string ReadSource(const std::string& relative) {
-  std::ifstream in(std::string(EVSSE_SOURCE_DIR) + "/" + relative);
-  EXPECT_TRUE(in.good()) << relative;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using evsse::testing::ReadSource;
 
 // --- Equality of the option structs, field by field -------------------------
 

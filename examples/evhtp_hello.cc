@@ -29,7 +29,6 @@
 #include <evhtp/thread.h>
 #include <evsse/evhtp.h>
 #include <evsse/hub.h>
-#include <evsse/pubsub/address.h>
 #include <evsse/pubsub/bus.h>
 #include <evsse/redis.h>
 
@@ -44,6 +43,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "common/redis_flags.h"
 
 namespace {
 
@@ -148,8 +149,9 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 8080, threads = 0, wait_replicas = 0;
-  std::string bind = "127.0.0.1", token, redis, sentinel, cluster;
+  int port = 8080, threads = 0;
+  std::string bind = "127.0.0.1", token;
+  evsse_examples::RedisFlags rf;  // --redis, --redis-sentinel, ...
   evsse::TlsOptions tls;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -159,15 +161,9 @@ int main(int argc, char** argv) {
       bind = argv[++i];
     else if (a == "--token" && i + 1 < argc)
       token = argv[++i];
-    else if (a == "--redis" && i + 1 < argc)
-      redis = argv[++i];
-    else if (a == "--redis-sentinel" && i + 1 < argc)
-      sentinel = argv[++i];
-    else if (a == "--redis-cluster" && i + 1 < argc)
-      cluster = argv[++i];
-    else if (a == "--redis-wait-replicas" && i + 1 < argc)
-      wait_replicas = std::atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc)
+    else if (rf.Take(argc, argv, &i)) {
+      // --redis, --redis-sentinel, --redis-cluster, --redis-wait-replicas
+    } else if (a == "--threads" && i + 1 < argc)
       threads = std::atoi(argv[++i]);
     else if (a == "--tls-cert" && i + 1 < argc)
       tls.certificate_file = argv[++i];
@@ -175,7 +171,7 @@ int main(int argc, char** argv) {
       tls.key_file = argv[++i];
     else
       threads = -1;
-    const int stores = !redis.empty() + !sentinel.empty() + !cluster.empty();
+    const int stores = rf.Stores();
     if (threads < 0 || stores > 1 || (threads > 0 && stores > 0)) {
       std::fprintf(stderr,
                    "usage: %s [--port N] [--bind ADDR] [--token T]\n"
@@ -223,29 +219,9 @@ int main(int argc, char** argv) {
   if (threads == 0 && (st = s.AddHub(s.base)).ok()) {
     evsse::Hub* hub = s.For(s.base);
     // Several nodes on one Redis behave as one.
-    if (!redis.empty() || !sentinel.empty() || !cluster.empty()) {
+    if (rf.Any()) {
       evsse::redis::RedisOptions ro;
-      if (!redis.empty()) ro.address = redis;
-      if (!cluster.empty()) {
-        auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
-        if (!seeds.ok()) {
-          std::fprintf(stderr, "%s: --redis-cluster: %s\n", argv[0],
-                       seeds.status().message().c_str());
-          return 2;
-        }
-        ro.cluster_seeds = std::move(seeds).value();
-      }
-      if (!sentinel.empty()) {
-        auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
-        if (!spec.ok()) {
-          std::fprintf(stderr, "%s: --redis-sentinel: %s\n", argv[0],
-                       spec.status().message().c_str());
-          return 2;
-        }
-        ro.sentinel_master = spec->master;
-        ro.sentinels = spec->sentinels;
-      }
-      ro.wait_replicas = wait_replicas;
+      if (!evsse_examples::ToRedisOptions(argv[0], rf, &ro)) return 2;
       auto attached = evsse::redis::Attach(hub, ro);
       if (!attached.ok()) {
         std::fprintf(stderr, "%s: --redis: %s\n", argv[0],

@@ -38,7 +38,6 @@
 #include <event2/http.h>
 #include <evsse/evhttp.h>
 #include <evsse/hub.h>
-#include <evsse/pubsub/address.h>
 #include <evsse/redis.h>
 #ifdef EVSSE_HAVE_KAFKA
 #include <evsse/kafka.h>
@@ -52,6 +51,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "common/redis_flags.h"
 
 namespace {
 
@@ -87,9 +88,9 @@ void OnSignal(evutil_socket_t, short, void* arg) {
 
 int main(int argc, char** argv) {
   int port = 8080;
-  std::string bind = "127.0.0.1", token, redis, kafka, sentinel, cluster;
+  std::string bind = "127.0.0.1", token, kafka;
   evsse::TlsOptions tls;
-  int wait_replicas = 0;
+  evsse_examples::RedisFlags rf;  // --redis, --redis-sentinel, ...
   evsse::HubOptions hub_options;
   evsse::StreamOptions stream;
   for (int i = 1; i < argc; ++i) {
@@ -100,15 +101,9 @@ int main(int argc, char** argv) {
       bind = argv[++i];
     else if (a == "--token" && i + 1 < argc)
       token = argv[++i];
-    else if (a == "--redis" && i + 1 < argc)
-      redis = argv[++i];
-    else if (a == "--redis-sentinel" && i + 1 < argc)
-      sentinel = argv[++i];
-    else if (a == "--redis-cluster" && i + 1 < argc)
-      cluster = argv[++i];
-    else if (a == "--redis-wait-replicas" && i + 1 < argc)
-      wait_replicas = std::atoi(argv[++i]);
-    else if (a == "--kafka" && i + 1 < argc)
+    else if (rf.Take(argc, argv, &i)) {
+      // --redis, --redis-sentinel, --redis-cluster, --redis-wait-replicas
+    } else if (a == "--kafka" && i + 1 < argc)
       kafka = argv[++i];
     else if (a == "--cors-origin" && i + 1 < argc)
       stream.cors_origins.push_back(argv[++i]);
@@ -137,15 +132,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!redis.empty() + !sentinel.empty() + !cluster.empty() > 1) {
+  if (rf.Stores() > 1) {
     std::fprintf(stderr,
                  "%s: --redis, --redis-sentinel and --redis-cluster are "
                  "mutually exclusive\n",
                  argv[0]);
     return 2;
   }
-  if ((!redis.empty() || !sentinel.empty() || !cluster.empty()) &&
-      !kafka.empty()) {
+  if (rf.Any() && !kafka.empty()) {
     std::fprintf(stderr,
                  "%s: --redis (or --redis-sentinel, --redis-cluster) and "
                  "--kafka: a Hub has "
@@ -196,29 +190,9 @@ int main(int argc, char** argv) {
   s.hub = hub->get();
   // Optional: several nodes on one Redis behave as one.
   std::unique_ptr<evsse::redis::Link> link;
-  if (!redis.empty() || !sentinel.empty() || !cluster.empty()) {
+  if (rf.Any()) {
     evsse::redis::RedisOptions ro;
-    if (!redis.empty()) ro.address = redis;
-    if (!cluster.empty()) {
-      auto seeds = evsse::pubsub::ParseClusterSeeds(cluster);
-      if (!seeds.ok()) {
-        std::fprintf(stderr, "%s: --redis-cluster: %s\n", argv[0],
-                     seeds.status().message().c_str());
-        return 2;
-      }
-      ro.cluster_seeds = std::move(seeds).value();
-    }
-    if (!sentinel.empty()) {
-      auto spec = evsse::pubsub::ParseSentinelSpec(sentinel);
-      if (!spec.ok()) {
-        std::fprintf(stderr, "%s: --redis-sentinel: %s\n", argv[0],
-                     spec.status().message().c_str());
-        return 2;
-      }
-      ro.sentinel_master = spec->master;
-      ro.sentinels = spec->sentinels;
-    }
-    ro.wait_replicas = wait_replicas;
+    if (!evsse_examples::ToRedisOptions(argv[0], rf, &ro)) return 2;
     auto attached = evsse::redis::Attach(s.hub, ro);
     if (!attached.ok()) {
       std::fprintf(stderr, "%s: --redis: %s\n", argv[0],

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "conf_load.h"
+
 namespace alerts {
 namespace {
 
@@ -22,24 +24,14 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+using evsse::testing::ReadSource;
+
 std::string Error(const std::string& text) {
-  auto r = LoadConfigString(text, "main.conf");
-  EXPECT_FALSE(r.ok()) << "parsed: " << text;
-  return r.ok() ? "" : r.status().message();
+  return evsse::testing::LoadError(LoadConfigString(text, "main.conf"), text);
 }
 
 Config Load(const std::string& text) {
-  auto r = LoadConfigString(text, "main.conf");
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(r.value()) : Config{};
-}
-
-std::string ReadSource(const std::string& relative) {
-  std::ifstream in(std::string(EVSSE_SOURCE_DIR) + "/" + relative);
-  EXPECT_TRUE(in.good()) << relative;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return evsse::testing::LoadValue(LoadConfigString(text, "main.conf"));
 }
 
 void ExpectSame(const AlertOptions& a, const AlertOptions& b) {
@@ -184,30 +176,11 @@ TEST(AlertsConf, ShippedConfsParse) {
   }
 }
 
-// ReadmeDefaults maps each row "| `name` | default | meaning |" of the
-// directive table of examples/alerts/README.md to its default cell.
-std::map<std::string, std::string> ReadmeDefaults(const std::string& text) {
-  std::map<std::string, std::string> rows;
-  std::stringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("| `", 0) != 0) continue;
-    size_t name_end = line.find("` | ", 3);
-    if (name_end == std::string::npos) continue;
-    size_t cell = name_end + 4;
-    size_t cell_end = line.find(" |", cell);
-    if (cell_end == std::string::npos) continue;
-    rows.emplace(line.substr(3, name_end - 3),
-                 line.substr(cell, cell_end - cell));
-  }
-  return rows;
-}
-
 // Every alert directive has a row in examples/alerts/README.md whose default
 // is the code's: the default written there, set explicitly, changes nothing.
 TEST(AlertsConf, ReadmeListsEveryDirectiveWithItsDefault) {
   std::map<std::string, std::string> readme =
-      ReadmeDefaults(ReadSource("examples/alerts/README.md"));
+      evsse::testing::DefaultCells(ReadSource("examples/alerts/README.md"));
   AlertOptions scratch;
   evsse::conf::Directives d = AlertDirectives(&scratch);
   for (const evsse::conf::AppDirective& row : d.rows()) {

@@ -111,6 +111,24 @@ class AlertsRedisTest : public ::testing::Test {
     return ids;
   }
 
+  // PublishThree publishes three alerts of team "ops" on `from` ("disk
+  // full", "cpu hot", "disk ok"; `ids` gets the ids they were given) and
+  // waits until `sub` (live, of topic ops) has exactly them, in order.
+  ::testing::AssertionResult PublishThree(const AlertsServer& from,
+                                          TestClient& sub,
+                                          std::vector<std::string>* ids) {
+    for (const char* title : {"disk full", "cpu hot", "disk ok"})
+      ids->push_back(Publish(from, "ops", title));
+    if (!PollClients({&sub}, [&] { return Alerts(sub).size() == 3; }))
+      return ::testing::AssertionFailure()
+             << Alerts(sub).size() << " of the 3 alerts arrived";
+    if (AlertIds(sub) != *ids)
+      return ::testing::AssertionFailure()
+             << "received " << ::testing::PrintToString(AlertIds(sub))
+             << ", published " << ::testing::PrintToString(*ids);
+    return ::testing::AssertionSuccess();
+  }
+
   // WaitLive publishes probe alerts on `node` until every client got the
   // latest: a fresh subscription is live once the node's Redis watch of
   // the team is synced, which the 200 answer does not wait for.
@@ -146,11 +164,7 @@ TEST_F(AlertsRedisTest, PublishOnOneNodeReachesSubscribersOnTheOther) {
   ASSERT_TRUE(WaitLive({on_b.get()}, *a, "ops"));
 
   std::vector<std::string> ids;
-  for (const char* title : {"disk full", "cpu hot", "disk ok"})
-    ids.push_back(Publish(*a, "ops", title));
-  ASSERT_TRUE(
-      PollClients({on_b.get()}, [&] { return Alerts(*on_b).size() == 3; }));
-  EXPECT_EQ(AlertIds(*on_b), ids);
+  ASSERT_TRUE(PublishThree(*a, *on_b, &ids));
   EXPECT_EQ(TitleOf(Alerts(*on_b)[1]), "cpu hot");
   EXPECT_EQ(Alerts(*on_b)[1].type, "warning");
   // The id is the Redis stream's: "<epoch>.<ms>[-<seq>]".
@@ -180,11 +194,7 @@ TEST_F(AlertsRedisTest, ClusterFlagFansOutAcrossNodes) {
   auto on_b = OpenStream(b->port(), "topic=ops");
   ASSERT_TRUE(WaitLive({on_b.get()}, *a, "ops"));
   std::vector<std::string> ids;
-  for (const char* title : {"disk full", "cpu hot", "disk ok"})
-    ids.push_back(Publish(*a, "ops", title));
-  ASSERT_TRUE(
-      PollClients({on_b.get()}, [&] { return Alerts(*on_b).size() == 3; }));
-  EXPECT_EQ(AlertIds(*on_b), ids);
+  ASSERT_TRUE(PublishThree(*a, *on_b, &ids));
   EXPECT_EQ(RedisUp(*a), 1);
   Json status = CallServer(b->port(), "GET", "/status").json();
   EXPECT_EQ(status["redis"]["up"], true);

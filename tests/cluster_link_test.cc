@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "evsse/client.h"
+#include "failover_fixture.h"
 #include "failover_support.h"
 #include "node_process.h"
 #include "redis/cluster/slots.h"
@@ -50,12 +51,7 @@ using Clock = std::chrono::steady_clock;
 
 std::string Str(const redisReply* r) { return std::string(r->str, r->len); }
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
-}
-
-class ClusterLinkTest : public ::testing::Test {
+class ClusterLinkTest : public FailoverFixture {
  protected:
   void SetUp() override {
 #ifndef EVSSE_HELLO_BIN
@@ -65,12 +61,7 @@ class ClusterLinkTest : public ::testing::Test {
         ::testing::UnitTest::GetInstance()->current_test_info()->name();
     if (name == "Soak" && EnvInt("CLUSTER_SECONDS", 0) == 0)
       GTEST_SKIP() << "set CLUSTER_SECONDS to run the soak";
-    base_ = event_base_new();
-    ASSERT_NE(base_, nullptr);
-    tick_ = event_new(
-        base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
-    timeval tv{0, 10 * 1000};
-    event_add(tick_, &tv);
+    ASSERT_NO_FATAL_FAILURE(SetUpLoop());
     // A killed primary is failed over after the node timeout: small for the
     // kill test, 1500 ms as Sentinel's down-after (1000 ms sometimes failed
     // over a healthy server there on a loaded 2-core machine).
@@ -78,24 +69,6 @@ class ClusterLinkTest : public ::testing::Test {
         name.find("Killed") != std::string::npos || name == "Soak" ? 1500
                                                                    : 2000));
     PickTopics();
-  }
-
-  void TearDown() override {
-    if (publisher_) publisher_->Stop();
-    clients_.reset();
-    if (base_ != nullptr) {
-      for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
-    }
-    for (auto& n : nodes_) {
-      int status = n->Stop();
-      if (status != -1) {
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            << "node on port " << n->port() << " ended with " << status << ":\n"
-            << n->Log();
-      }
-    }
-    if (tick_ != nullptr) event_free(tick_);
-    if (base_ != nullptr) event_base_free(base_);
   }
 
   static int SlotOf(const std::string& topic) {
@@ -120,52 +93,19 @@ class ClusterLinkTest : public ::testing::Test {
 #ifdef EVSSE_HELLO_BIN
     // Each node knows one seed (another one each): the rest it learns.
     for (int i = 0; i < 3; ++i) {
-      int port = FreeTcpPort();
-      ports_.push_back(port);
       std::string binary = EVSSE_HELLO_BIN;
 #ifdef EVSSE_HTP_HELLO_BIN
       if (evhtp && i == 2) binary = EVSSE_HTP_HELLO_BIN;
 #endif
-      nodes_.push_back(std::make_unique<NodeProcess>(
-          binary,
-          cluster_.nodes()[0]->dir() + "/evsse-" + std::to_string(i) + ".log"));
       std::string seed =
           "127.0.0.1:" + std::to_string(cluster_.nodes()[i]->port());
-      ASSERT_TRUE(nodes_.back()->StartWith(
-          port, {"--redis-cluster", seed, "--redis-wait-replicas",
-                 std::to_string(wait_replicas)}));
+      ASSERT_TRUE(StartNode(
+          binary,
+          cluster_.nodes()[0]->dir() + "/evsse-" + std::to_string(i) + ".log",
+          {"--redis-cluster", seed, "--redis-wait-replicas",
+           std::to_string(wait_replicas)}));
     }
 #endif
-  }
-
-  // StartClients: nine reconnecting subscribers (failover_support.h): on
-  // each node one of a topic, one of another and one of all three (a
-  // composite cursor over three shards).
-  void StartClients() {
-    clients_ = std::make_unique<SequenceClients>(base_, ports_, topics_);
-    std::string error;
-    ASSERT_TRUE(clients_->Start(&error)) << error;
-  }
-  bool WaitLive() { return clients_->WaitLive(); }
-
-  bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
-    return RunLoopUntil(base_, pred, timeout);
-  }
-  void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  void StartPublisher() {
-    PublisherOptions o;
-    o.ports = ports_;
-    o.topics = topics_;
-    o.rate = 200;
-    publisher_ = std::make_unique<SequencePublisher>(o);
-    publisher_->Start();
-  }
-
-  bool WaitAccepted(size_t n, milliseconds timeout) {
-    size_t target = publisher_->Counts().accepted + n;
-    return RunUntil([&] { return publisher_->Counts().accepted >= target; },
-                    timeout);
   }
 
   // StreamSeqs: the sequence numbers in a topic's stream on its primary.
@@ -191,12 +131,8 @@ class ClusterLinkTest : public ::testing::Test {
   // reached the clients subscribed there, and no one else (the one
   // exception to "all or none", as in sentinel_test).
   void StopAndCheck() {
-    publisher_->Stop();
-    std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
-    RunFor(milliseconds(300));  // anything duplicated would show up now
-    EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
+    std::vector<Outcome> outcomes;
+    SequenceCheck check = StopAndCollect(&outcomes);
     std::map<std::string, std::set<size_t>> kept;
     for (const std::string& t : topics_) kept[t] = StreamSeqs(t);
     size_t excused = 0;
@@ -249,15 +185,21 @@ class ClusterLinkTest : public ::testing::Test {
     auto took =
         std::chrono::duration_cast<milliseconds>(Clock::now() - killed_at);
     EXPECT_TRUE(victim->Start());
-    EXPECT_TRUE(RunUntil(
+    EXPECT_TRUE(WaitInSync(victim));
+    return took;
+  }
+
+  // WaitInSync: `server` is a replica, connected to its primary (30 s at
+  // most).
+  bool WaitInSync(RedisServer* server) {
+    return RunUntil(
         [&] {
-          ReplyPtr r = victim->Command({"ROLE"});
+          ReplyPtr r = server->Command({"ROLE"});
           return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
                  Str(r->element[0]) == "slave" &&
                  Str(r->element[3]) == "connected";
         },
-        milliseconds(30000)));
-    return took;
+        milliseconds(30000));
   }
 
   std::string MyId(RedisServer* node) {
@@ -315,14 +257,7 @@ class ClusterLinkTest : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
-  event_base* base_ = nullptr;
-  event* tick_ = nullptr;
   RedisCluster cluster_;
-  std::vector<std::string> topics_;
-  std::vector<int> ports_;
-  std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::unique_ptr<SequenceClients> clients_;
-  std::unique_ptr<SequencePublisher> publisher_;
 };
 
 TEST_F(ClusterLinkTest, FanOutAndResumeAcrossShards) {
@@ -398,14 +333,7 @@ TEST_F(ClusterLinkTest, KilledPrimaryKeepsTheExactSequence) {
   // The killed server comes back (empty) as a replica of the promoted one,
   // and WAIT 1 confirms again on that shard.
   ASSERT_TRUE(victim->Start());
-  ASSERT_TRUE(RunUntil(
-      [&] {
-        ReplyPtr r = victim->Command({"ROLE"});
-        return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
-               Str(r->element[0]) == "slave" &&
-               Str(r->element[3]) == "connected";
-      },
-      milliseconds(30000)));
+  ASSERT_TRUE(WaitInSync(victim));
   ASSERT_TRUE(WaitAccepted(200, milliseconds(20000)))
       << nodes_[0]->Log() << "\n"
       << Counts();

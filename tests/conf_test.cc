@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "conf_load.h"
+
 namespace evsse::conf {
 namespace {
 
@@ -53,26 +55,18 @@ struct Files {
 std::string Error(const std::string& text, Files* files = nullptr) {
   Files none;
   Files& f = files ? *files : none;
-  auto r = LoadString(text, "main.conf", f.options());
-  EXPECT_FALSE(r.ok()) << "parsed: " << text;
-  return r.ok() ? "" : r.status().message();
+  return evsse::testing::LoadError(LoadString(text, "main.conf", f.options()),
+                                   text);
 }
 
 ServerConfig Load(const std::string& text, Files* files = nullptr) {
   Files none;
   Files& f = files ? *files : none;
-  auto r = LoadString(text, "main.conf", f.options());
-  EXPECT_TRUE(r.ok()) << r.status().ToString();
-  return r.ok() ? std::move(r.value()) : ServerConfig{};
+  return evsse::testing::LoadValue(LoadString(text, "main.conf", f.options()));
 }
 
-std::string ReadSource(const std::string& relative) {
-  std::ifstream in(std::string(EVSSE_SOURCE_DIR) + "/" + relative);
-  EXPECT_TRUE(in.good()) << relative;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using evsse::testing::DefaultCells;
+using evsse::testing::ReadSource;
 
 // --- Equality of the option structs, field by field -------------------------
 
@@ -1012,28 +1006,6 @@ std::map<std::string, std::string> DirectiveLines(const std::string& text) {
   return found;
 }
 
-// ReferenceDefaults maps each directive of the tables of conf/README.md
-// ("| `name` | default | meaning |") to its default cell.
-std::map<std::string, std::string> ReferenceDefaults(const std::string& text) {
-  std::map<std::string, std::string> rows;
-  std::stringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("| `", 0) != 0) continue;
-    size_t name_end = line.find("` | ", 3);
-    if (name_end == std::string::npos) continue;
-    size_t cell = name_end + 4;
-    std::string value;  // stays empty for "| `name` | | ..."
-    if (cell < line.size() && line[cell] != '|') {
-      size_t cell_end = line.find(" |", cell);
-      if (cell_end == std::string::npos) continue;
-      value = line.substr(cell, cell_end - cell);
-    }
-    rows.emplace(line.substr(3, name_end - 3), value);
-  }
-  return rows;
-}
-
 // Every directive of the table is in conf/evsse.conf and in the reference
 // conf/README.md, with the default evsse.conf shows (EvsseConfListsTheDefaults
 // checks that one against the code).
@@ -1041,7 +1013,7 @@ TEST(ConfShipped, EveryDirectiveIsInEvsseConfAndInTheReference) {
   std::map<std::string, std::string> conf =
       DirectiveLines(ReadSource("conf/evsse.conf"));
   std::map<std::string, std::string> reference =
-      ReferenceDefaults(ReadSource("conf/README.md"));
+      DefaultCells(ReadSource("conf/README.md"));
   // Lines of evsse.conf that show an example, not the default.
   const std::set<std::string> examples = {"include",  "cors_origins",
                                           "sentinel", "cluster",

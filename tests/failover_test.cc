@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "evsse/client.h"
+#include "failover_fixture.h"
 #include "failover_support.h"
 #include "node_process.h"
 #include "redis_fixture.h"
@@ -53,14 +54,9 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kTopics{"f0", "f1", "f2"};
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
-}
-
 using Sub = SequenceSub;
 
-class FailoverTest : public ::testing::Test {
+class FailoverTest : public FailoverFixture {
  protected:
   void SetUp() override {
 #ifndef EVSSE_HELLO_BIN
@@ -71,42 +67,17 @@ class FailoverTest : public ::testing::Test {
             "Soak" &&
         EnvInt("FAILOVER_SECONDS", 0) == 0)
       GTEST_SKIP() << "set FAILOVER_SECONDS to run the soak";
-    base_ = event_base_new();
-    ASSERT_NE(base_, nullptr);
-    // A tick so that EVLOOP_ONCE returns even when nothing happens.
-    tick_ = event_new(
-        base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
-    timeval tv{0, 10 * 1000};
-    event_add(tick_, &tv);
+    ASSERT_NO_FATAL_FAILURE(SetUpLoop());
+    topics_ = kTopics;
+    publisher_rate_ = EnvInt("FAILOVER_RATE", 200);
     ASSERT_TRUE(redis_.Start());
     ASSERT_TRUE(SaveOnShutdown());
     for (int i = 0; i < 3; ++i) {
-      int port = FreeTcpPort();
-      ports_.push_back(port);
-      nodes_.push_back(std::make_unique<NodeProcess>(
-          EVSSE_HELLO_BIN,
-          redis_.dir() + "/node-" + std::to_string(i) + ".log"));
-      ASSERT_TRUE(nodes_.back()->Start(port, redis_.address()));
+      ASSERT_TRUE(StartNode(
+          EVSSE_HELLO_BIN, redis_.dir() + "/node-" + std::to_string(i) + ".log",
+          {"--redis", redis_.address()}));
     }
 #endif
-  }
-
-  void TearDown() override {
-    if (publisher_) publisher_->Stop();
-    clients_.reset();
-    if (base_ != nullptr) {
-      for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
-    }
-    for (auto& n : nodes_) {
-      int status = n->Stop();
-      if (status != -1) {
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            << "node on port " << n->port() << " ended with " << status << ":\n"
-            << n->Log();
-      }
-    }
-    if (tick_ != nullptr) event_free(tick_);
-    if (base_ != nullptr) event_base_free(base_);
   }
 
   // SaveOnShutdown sets a save point: the SIGTERM shutdown then writes
@@ -116,39 +87,6 @@ class FailoverTest : public ::testing::Test {
     if (r && r->type == REDIS_REPLY_STATUS)
       return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << "CONFIG SET save failed";
-  }
-
-  // StartClients (failover_support.h): on node n, one client of f<n>, one
-  // of f<n+1>, and one of all three topics. Every client lists the other
-  // nodes as fallbacks.
-  void StartClients() {
-    clients_ = std::make_unique<SequenceClients>(base_, ports_, kTopics);
-    std::string error;
-    ASSERT_TRUE(clients_->Start(&error)) << error;
-  }
-  // WaitLive: from then on all clients are live, and the numbered events
-  // that follow reach them all.
-  bool WaitLive() { return clients_->WaitLive(); }
-
-  bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
-    return RunLoopUntil(base_, pred, timeout);
-  }
-  void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  void StartPublisher() {
-    PublisherOptions o;
-    o.ports = ports_;
-    o.topics = kTopics;
-    o.rate = EnvInt("FAILOVER_RATE", 200);
-    publisher_ = std::make_unique<SequencePublisher>(o);
-    publisher_->Start();
-  }
-
-  // WaitAccepted runs the loop until `n` more events were accepted.
-  bool WaitAccepted(size_t n, milliseconds timeout) {
-    size_t target = publisher_->Counts().accepted + n;
-    return RunUntil([&] { return publisher_->Counts().accepted >= target; },
-                    timeout);
   }
 
   // KillNode: SIGKILL, and the time it happened.
@@ -170,12 +108,8 @@ class FailoverTest : public ::testing::Test {
   // StopAndCheck stops the publisher, waits until every client has every
   // accepted event of its topics, and checks each client's sequence.
   void StopAndCheck() {
-    publisher_->Stop();
-    std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
-    RunFor(milliseconds(300));  // anything duplicated would show up now
-    EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
+    std::vector<Outcome> outcomes;
+    SequenceCheck check = StopAndCollect(&outcomes);
     for (const std::string& f : check.failures) ADD_FAILURE() << f;
     PublisherCounts c = publisher_->Counts();
     EXPECT_GT(c.accepted, 0u);
@@ -216,13 +150,7 @@ class FailoverTest : public ::testing::Test {
     return out;
   }
 
-  event_base* base_ = nullptr;
-  event* tick_ = nullptr;
   RedisServer redis_;
-  std::vector<int> ports_;
-  std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::unique_ptr<SequenceClients> clients_;
-  std::unique_ptr<SequencePublisher> publisher_;
   std::string figures_;
 };
 

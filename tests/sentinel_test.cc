@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "evsse/client.h"
+#include "failover_fixture.h"
 #include "failover_support.h"
 #include "node_process.h"
 #include "redis_fixture.h"
@@ -51,12 +52,7 @@ using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kTopics{"s0", "s1", "s2"};
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
-}
-
-class SentinelTest : public ::testing::Test {
+class SentinelTest : public FailoverFixture {
  protected:
   void SetUp() override {
 #ifndef EVSSE_HELLO_BIN
@@ -66,12 +62,9 @@ class SentinelTest : public ::testing::Test {
         ::testing::UnitTest::GetInstance()->current_test_info()->name();
     if (name == "Soak" && EnvInt("SENTINEL_SECONDS", 0) == 0)
       GTEST_SKIP() << "set SENTINEL_SECONDS to run the soak";
-    base_ = event_base_new();
-    ASSERT_NE(base_, nullptr);
-    tick_ = event_new(
-        base_, -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr);
-    timeval tv{0, 10 * 1000};
-    event_add(tick_, &tv);
+    ASSERT_NO_FATAL_FAILURE(SetUpLoop());
+    topics_ = kTopics;
+    publisher_rate_ = EnvInt("SENTINEL_RATE", 200);
     ASSERT_TRUE(group_.Start());
     // A "sentinel" that never answers: a listening socket nobody accepts.
     silent_fd_ = socket(AF_INET, SOCK_STREAM, 0);
@@ -88,32 +81,13 @@ class SentinelTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (publisher_) publisher_->Stop();
-    clients_.reset();
-    if (base_ != nullptr) {
-      for (int i = 0; i < 5; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
-    }
-    for (auto& n : nodes_) {
-      int status = n->Stop();
-      if (status != -1) {
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-            << "node on port " << n->port() << " ended with " << status << ":\n"
-            << n->Log();
-      }
-    }
-    if (tick_ != nullptr) event_free(tick_);
-    if (base_ != nullptr) event_base_free(base_);
+    FailoverFixture::TearDown();
     if (silent_fd_ >= 0) close(silent_fd_);
   }
 
   void StartNodes(int wait_replicas) {
 #ifdef EVSSE_HELLO_BIN
     for (int i = 0; i < 3; ++i) {
-      int port = FreeTcpPort();
-      ports_.push_back(port);
-      nodes_.push_back(std::make_unique<NodeProcess>(
-          EVSSE_HELLO_BIN,
-          group_.server(0).dir() + "/node-" + std::to_string(i) + ".log"));
       // Node 0 lists a dead sentinel first, node 1 a silent one (it
       // accepts connections and never answers): both are skipped.
       std::string flag = group_.Flag();
@@ -123,50 +97,19 @@ class SentinelTest : public ::testing::Test {
         flag = flag.substr(0, at + 1) + "127.0.0.1:" + std::to_string(bad) +
                "," + flag.substr(at + 1);
       }
-      ASSERT_TRUE(nodes_.back()->StartWith(
-          port, {"--redis-sentinel", flag, "--redis-wait-replicas",
-                 std::to_string(wait_replicas)}));
+      ASSERT_TRUE(StartNode(
+          EVSSE_HELLO_BIN,
+          group_.server(0).dir() + "/node-" + std::to_string(i) + ".log",
+          {"--redis-sentinel", flag, "--redis-wait-replicas",
+           std::to_string(wait_replicas)}));
     }
 #endif
   }
 
-  // StartClients: nine reconnecting subscribers (failover_support.h): on
-  // each node one of a topic, one of another and one of all three.
-  void StartClients() {
-    clients_ = std::make_unique<SequenceClients>(base_, ports_, kTopics);
-    std::string error;
-    ASSERT_TRUE(clients_->Start(&error)) << error;
-  }
-  bool WaitLive() { return clients_->WaitLive(); }
-
-  bool RunUntil(const std::function<bool()>& pred, milliseconds timeout) {
-    return RunLoopUntil(base_, pred, timeout);
-  }
-  void RunFor(milliseconds d) { RunLoopFor(base_, d); }
-
-  void StartPublisher() {
-    PublisherOptions o;
-    o.ports = ports_;
-    o.topics = kTopics;
-    o.rate = EnvInt("SENTINEL_RATE", 200);
-    publisher_ = std::make_unique<SequencePublisher>(o);
-    publisher_->Start();
-  }
-
-  bool WaitAccepted(size_t n, milliseconds timeout) {
-    size_t target = publisher_->Counts().accepted + n;
-    return RunUntil([&] { return publisher_->Counts().accepted >= target; },
-                    timeout);
-  }
-
   // StopAndCheck (wait_replicas 1): exactly the accepted sequence.
   void StopAndCheck() {
-    publisher_->Stop();
-    std::vector<Outcome> outcomes = publisher_->Outcomes();
-    bool caught_up = clients_->WaitAll(outcomes, milliseconds(30000));
-    RunFor(milliseconds(300));  // anything duplicated would show up now
-    EXPECT_TRUE(caught_up) << "a client did not get every accepted event";
-    SequenceCheck check = CheckSequences(outcomes, clients_->Views());
+    std::vector<Outcome> outcomes;
+    SequenceCheck check = StopAndCollect(&outcomes);
     // An event of unknown outcome (504: WAIT had no replica to confirm it)
     // written on a primary just before a failover may have reached the
     // nodes still subscribed there and then died with that primary: it is
@@ -256,15 +199,9 @@ class SentinelTest : public ::testing::Test {
     return Clock::now();
   }
 
-  event_base* base_ = nullptr;
-  event* tick_ = nullptr;
   int silent_fd_ = -1;
   int silent_port_ = 0;
   SentinelGroup group_;
-  std::vector<int> ports_;
-  std::vector<std::unique_ptr<NodeProcess>> nodes_;
-  std::unique_ptr<SequenceClients> clients_;
-  std::unique_ptr<SequencePublisher> publisher_;
 };
 
 TEST_F(SentinelTest, KilledPrimaryWithWaitReplicasKeepsTheExactSequence) {

@@ -331,7 +331,9 @@ TEST_F(SentinelTest, KilledPrimaryWithoutWaitReplicasLosesNothingItKept) {
       had_lost |= outcomes[n].result == Outcome::kAccepted &&
                   !kept[outcomes[n].topic].count(n);
     }
-    if (had_lost) EXPECT_GT(s.gaps, 0) << "client " << k << " had lost events";
+    if (had_lost) {
+      EXPECT_GT(s.gaps, 0) << "client " << k << " had lost events";
+    }
   }
   std::printf(
       "[figures] wait_replicas 0, replication cut for 60 events, old clock "

@@ -178,7 +178,7 @@ scenario() {
   local name=$1 kind=$2 limit=$3 history=$4
   shift 4
   [[ $name =~ $ONLY ]] || return 0
-  local a b pids=()
+  local a b pids=() topic=()
   a=$(free_port)
   b=$a
   if [[ $kind == mem ]]; then
@@ -208,6 +208,9 @@ scenario() {
       pids+=(--pid "b=${NODE_PIDS[1]}")
     fi
     pids+=(--pid "kafka=$MOCK_PID")
+    # One partition: Kafka orders records within a partition only, and a
+    # bare topic is all of them (the mock makes four).
+    topic=(--topic t0@0)
   else
     if ! start_redis || ! start_node "$a" --redis "unix:$REDIS_SOCK" \
       --history "$history"; then
@@ -233,7 +236,7 @@ scenario() {
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     timeout --kill-after=5 "$((limit + 15))" "$BIN/evsse-redis-bench" \
       --name "$name" --pub-port "$a" --sub-port "$b" --timeout-s "$limit" \
-      "${pids[@]}" "$@"
+      "${pids[@]}" "${topic[@]}" "$@"
   )
   rc=$?
   stop_all

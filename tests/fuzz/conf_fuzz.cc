@@ -160,11 +160,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
         if (shown.size() > 3 && shown.compare(shown.size() - 3, 3, "...") == 0)
           shown.resize(shown.size() - 3);
         if (Count(text, shown) != 1) continue;
-        if (msg.find(quoted) != std::string::npos) {
-          std::fprintf(stderr, "secret %s in: %s\n", quoted.c_str(),
-                       msg.c_str());
+        if (msg.find(quoted) == std::string::npos) continue;
+        // The quoted form may be the message's own text around other
+        // quoted values ("listen": invalid address "..." holds
+        // `": invalid address "`): with the secret written otherwise, the
+        // same message holds it too, and it is no leak.
+        std::string other = text;
+        other.replace(other.find(secret), secret.size(),
+                      std::string(secret.size(), 'Z'));
+        reads = 0;
+        evsse::Result<std::vector<conf::Node>> other_tree =
+            conf::Parse(other, "fuzz.conf", options);
+        if (other_tree.ok()) {
+          evsse::Result<conf::ServerConfig> other_config =
+              conf::Build(*other_tree);
+          if (!other_config.ok() &&
+              other_config.status().message().find(quoted) != std::string::npos)
+            continue;
         }
-        EVSSE_FUZZ_CHECK(msg.find(quoted) == std::string::npos);
+        std::fprintf(stderr, "secret %s in: %s\n", quoted.c_str(), msg.c_str());
+        EVSSE_FUZZ_CHECK(false);
       }
     }
   } else {

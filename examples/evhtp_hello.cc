@@ -216,6 +216,7 @@ int main(int argc, char** argv) {
   publish.allow_unauthenticated = token.empty();
   std::unique_ptr<evsse::redis::Link> link;
   evsse::Status st;
+  evsse::Mounted events, publisher;  // the mount handles, gone first at the end
   if (threads == 0 && (st = s.AddHub(s.base)).ok()) {
     evsse::Hub* hub = s.For(s.base);
     // Several nodes on one Redis behave as one.
@@ -230,16 +231,18 @@ int main(int argc, char** argv) {
       }
       link = std::move(attached).value();
     }
-    st = evsse::evhtp::Mount(s.htp, "/events", hub);
-    if (st.ok())
-      st = evsse::evhtp::MountPublish(s.htp, "/publish", hub, publish);
+    events = evsse::evhtp::Mount(s.htp, "/events", hub);
+    if (events.ok())
+      publisher = evsse::evhtp::MountPublish(s.htp, "/publish", hub, publish);
+    st = events.ok() ? publisher.status() : events.status();
   } else if (threads > 0) {  // each request: the Hub of its connection's loop
     s.bus = std::make_shared<evsse::pubsub::Bus>();
     auto lookup = [&s](event_base* b) { return s.For(b); };
-    st = evsse::evhtp::MountWorkers(s.htp, "/events", lookup);
-    if (st.ok())
-      st =
+    events = evsse::evhtp::MountWorkers(s.htp, "/events", lookup);
+    if (events.ok())
+      publisher =
           evsse::evhtp::MountPublishWorkers(s.htp, "/publish", lookup, publish);
+    st = events.ok() ? publisher.status() : events.status();
     if (st.ok() && evhtp_use_threads_wexit(s.htp, OnWorkerInit, OnWorkerExit,
                                            threads, &s) != 0)
       st = evsse::InternalError("evhtp_use_threads_wexit failed");
@@ -257,9 +260,13 @@ int main(int argc, char** argv) {
                https ? "https" : "http", bind.c_str(), port);
   event_base_dispatch(s.base);
 
+  // Reverse order of creation: signals, mounts, the Redis link, the Hubs,
+  // the server, the base.
   for (event* e : signals) event_free(e);
   if (s.tick) event_free(s.tick);
-  link.reset();       // the Redis link goes before the Hub
+  publisher.Unmount();
+  events.Unmount();
+  link.reset();
   s.DropHub(s.base);  // the streams have ended: nothing reaches it any more
   evhtp_free(s.htp);  // stops the workers: OnWorkerExit drops their Hubs
   event_base_free(s.base);

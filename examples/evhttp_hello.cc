@@ -224,10 +224,15 @@ int main(int argc, char** argv) {
   evsse::PublishOptions publish;
   publish.bearer_token = token;
   publish.allow_unauthenticated = token.empty();
-  evsse::Status st = evsse::evhttp::Mount(s.http, "/events", s.hub, stream);
-  if (st.ok())
-    st = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish);
-  if (!st.ok()) {
+  // The mount handles keep the paths; they go first at the end.
+  evsse::Mounted events =
+      evsse::evhttp::Mount(s.http, "/events", s.hub, stream);
+  evsse::Mounted publisher;
+  if (events.ok())
+    publisher = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish);
+  if (!events.ok() || !publisher.ok()) {
+    const evsse::Status& st =
+        events.ok() ? publisher.status() : events.status();
     std::fprintf(stderr, "evhttp_hello: %s\n", st.ToString().c_str());
     return 1;
   }
@@ -240,14 +245,17 @@ int main(int argc, char** argv) {
                https ? "https" : "http", bind.c_str(), port);
   event_base_dispatch(s.base);
 
+  // Reverse order of creation: signals, mounts, links, Hub, server, base.
   event_free(sigint);
   event_free(sigterm);
-  if (s.http) evhttp_free(s.http);  // the server goes before the Hub
-  link.reset();                     // the Redis link before the Hub too
+  publisher.Unmount();
+  events.Unmount();
 #ifdef EVSSE_HAVE_KAFKA
-  kafka_link.reset();  // and the Kafka link
+  kafka_link.reset();
 #endif
+  link.reset();
   hub->reset();
+  if (s.http) evhttp_free(s.http);
   event_base_free(s.base);
   return 0;
 }

@@ -37,7 +37,8 @@ class BackendTest : public HttpFixture {
                 reinterpret_cast<sockaddr*>(&a), &len);
     port_b_ = ntohs(a.sin_port);
     hub_b_ = Hub::Create(base_, ho).value();
-    ASSERT_TRUE(evhttp::Mount(http_b_, "/events", hub_b_.get(), so).ok());
+    ASSERT_TRUE(
+        evhttp::Mount(http_b_, "/events", hub_b_.get(), so).Release().ok());
     b_ = std::make_unique<FakeBackend>(&store_, base_, hub_b_.get());
     RunFor(milliseconds(5));
   }

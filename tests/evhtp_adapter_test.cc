@@ -70,11 +70,13 @@ class EvhtpTest : public ::testing::Test {
     auto hub = Hub::Create(base_, std::move(hub_options));
     ASSERT_TRUE(hub.ok()) << hub.status().ToString();
     hub_ = std::move(hub.value());
-    ASSERT_TRUE(evhtp::Mount(htp_, "/events", hub_.get(), stream).ok());
+    ASSERT_TRUE(
+        evhtp::Mount(htp_, "/events", hub_.get(), stream).Release().ok());
     if (publish.bearer_token.empty() && !publish.auth)
       publish.allow_unauthenticated = true;
-    ASSERT_TRUE(
-        evhtp::MountPublish(htp_, "/publish", hub_.get(), publish).ok());
+    ASSERT_TRUE(evhtp::MountPublish(htp_, "/publish", hub_.get(), publish)
+                    .Release()
+                    .ok());
   }
 
   std::shared_ptr<TestClient> Get(const std::string& target,
@@ -339,22 +341,25 @@ TEST_F(EvhtpTest, MountRejectsBadArguments) {
   auto hub = Hub::Create(base_, {});
   ASSERT_TRUE(hub.ok());
   Hub* h = hub->get();
-  EXPECT_EQ(evhtp::Mount(nullptr, "/e", h).code(),
+  EXPECT_EQ(evhtp::Mount(nullptr, "/e", h).Release().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(evhtp::Mount(htp_, "e", h).code(), StatusCode::kInvalidArgument);
-  ASSERT_TRUE(evhtp::Mount(htp_, "/e", h).ok());
-  EXPECT_EQ(evhtp::Mount(htp_, "/e", h).code(),
+  EXPECT_EQ(evhtp::Mount(htp_, "e", h).Release().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(evhtp::Mount(htp_, "/e", h).Release().ok());
+  EXPECT_EQ(evhtp::Mount(htp_, "/e", h).Release().code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(evhtp::MountWorkers(htp_, "/w", nullptr).code(),
+  EXPECT_EQ(evhtp::MountWorkers(htp_, "/w", nullptr).Release().code(),
             StatusCode::kInvalidArgument);
   StreamOptions bad;
   bad.max_queued_bytes = 10;  // checked at once, not on a worker
   EXPECT_EQ(evhtp::MountWorkers(
                 htp_, "/w", [](event_base*) { return nullptr; }, bad)
+                .Release()
                 .code(),
             StatusCode::kOutOfRange);
   EXPECT_EQ(evhtp::MountPublishWorkers(htp_, "/p",
                                        [](event_base*) { return nullptr; }, {})
+                .Release()
                 .code(),
             StatusCode::kFailedPrecondition);  // no token, hook or opt-in
 }
@@ -397,10 +402,11 @@ struct Workers {
 TEST_F(EvhtpTest, WorkerThreadsServeWithTheHubOfTheirLoop) {
   Workers w;
   auto lookup = [&w](event_base* b) { return w.For(b); };
-  ASSERT_TRUE(evhtp::MountWorkers(htp_, "/events", lookup).ok());
+  ASSERT_TRUE(evhtp::MountWorkers(htp_, "/events", lookup).Release().ok());
   PublishOptions po;
   po.allow_unauthenticated = true;
-  ASSERT_TRUE(evhtp::MountPublishWorkers(htp_, "/publish", lookup, po).ok());
+  ASSERT_TRUE(
+      evhtp::MountPublishWorkers(htp_, "/publish", lookup, po).Release().ok());
   ASSERT_EQ(
       evhtp_use_threads_wexit(htp_, &Workers::Init, &Workers::Exit, 2, &w), 0);
   std::vector<std::shared_ptr<TestClient>> cs;

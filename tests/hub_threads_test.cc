@@ -238,7 +238,7 @@ class LoopThread {
         error_ = hub.status().ToString();
       } else {
         hub_ = std::move(hub.value());
-        Status s = evhttp::Mount(http_, "/events", hub_.get());
+        Status s = evhttp::Mount(http_, "/events", hub_.get()).Release();
         if (!s.ok()) error_ = s.ToString();
       }
     }
@@ -398,7 +398,7 @@ class SharedBusFixtureTest : public HttpFixture {
     auto hub2 = Hub::Create(base2_, std::move(options));
     ASSERT_TRUE(hub2.ok());
     hub2_ = std::move(hub2.value());
-    ASSERT_TRUE(evhttp::Mount(http2_, "/events", hub2_.get()).ok());
+    ASSERT_TRUE(evhttp::Mount(http2_, "/events", hub2_.get()).Release().ok());
   }
 
   // Both runs the loops of both servers (RunUntil runs base_; each

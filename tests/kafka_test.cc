@@ -254,7 +254,8 @@ class KafkaTest : public HttpFixture {
                 reinterpret_cast<sockaddr*>(&sa), &len);
     port_b_ = ntohs(sa.sin_port);
     hub_b_ = Hub::Create(base_, {}).value();
-    ASSERT_TRUE(evhttp::Mount(http_b_, "/events", hub_b_.get(), {}).ok());
+    ASSERT_TRUE(
+        evhttp::Mount(http_b_, "/events", hub_b_.get(), {}).Release().ok());
     auto b = kafka::Attach(hub_b_.get(), Options(b_cluster));
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     link_b_ = std::move(b).value();

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "evsse/evhtp.h"
 #include "evsse/evhttp.h"
@@ -54,7 +55,8 @@ class LifetimeTest : public OnEveryAdapter<HttpFixture> {
     // A fresh subscriber starts at the topic's tail once the node follows
     // the topic: probe until one arrives (redis_nodes_test does the same).
     ASSERT_TRUE(RunUntil([&] {
-      if (client_->events.empty()) hub_->Publish("t", {"probe", "one"}, {});
+      if (client_->events.empty())
+        hub_->Publish("t", {"probe", "one"}, {}).IgnoreError();
       return !client_->events.empty();
     }));
     ASSERT_TRUE(hub_->Publish("t", {"", "two"},
@@ -131,10 +133,9 @@ TEST_P(LifetimeTest, ServerThenHubThenLink) {
 // Mount handles (evsse/mounted.h).
 class MountedTest : public LifetimeTest {
  protected:
-  Status MountWithHandle(const char* path, Mounted* handle) {
-    return adapter_ == Adapter::kEvhttp
-               ? evhttp::Mount(http_, path, hub_.get(), {}, handle)
-               : evhtp::Mount(htp_, path, hub_.get(), {}, handle);
+  Mounted MountAt(const char* path) {
+    return adapter_ == Adapter::kEvhttp ? evhttp::Mount(http_, path, hub_.get())
+                                        : evhtp::Mount(htp_, path, hub_.get());
   }
   int StatusOf(const std::string& target) {
     auto c = Get(target);
@@ -147,29 +148,29 @@ class MountedTest : public LifetimeTest {
 // and go on; the handle's own paths only.
 TEST_P(MountedTest, DestroyingTheHandleUnmounts) {
   StartServer();
-  std::optional<Mounted> handle(std::in_place);
-  ASSERT_TRUE(MountWithHandle("/h", &*handle).ok());
+  std::optional<Mounted> handle(MountAt("/h"));
+  ASSERT_TRUE(handle->ok());
   EXPECT_TRUE(handle->mounted());
   auto open = Get("/h?topic=t");
   ASSERT_TRUE(RunUntil([&] { return open->has_head(); }));
   EXPECT_EQ(open->status(), 200);
   handle.reset();
   EXPECT_EQ(StatusOf("/h?topic=t"), 404);
-  EXPECT_EQ(StatusOf("/events?topic=t"), 200);  // mounted without a handle
+  EXPECT_EQ(StatusOf("/events?topic=t"), 200);  // another handle's path
   ASSERT_FALSE(Publish("t", "still").empty());
   EXPECT_TRUE(RunUntil([&] { return open->events.size() == 1; }));
   open.reset();
   if (adapter_ == Adapter::kEvhttp) {  // libevhtp keeps the path taken
-    Mounted again;
-    ASSERT_TRUE(MountWithHandle("/h", &again).ok());
+    Mounted again = MountAt("/h");
+    ASSERT_TRUE(again.ok());
     EXPECT_EQ(StatusOf("/h?topic=t"), 200);
   }
 }
 
 TEST_P(MountedTest, MovedAndUnmountedOnce) {
   StartServer();
-  Mounted a;
-  ASSERT_TRUE(MountWithHandle("/h", &a).ok());
+  Mounted a = MountAt("/h");
+  ASSERT_TRUE(a.ok());
   Mounted b = std::move(a);
   EXPECT_FALSE(a.mounted());  // NOLINT(bugprone-use-after-move)
   EXPECT_TRUE(b.mounted());
@@ -182,8 +183,8 @@ TEST_P(MountedTest, MovedAndUnmountedOnce) {
 // Reverse order of creation with handles: handle, link, Hub, server.
 TEST_P(MountedTest, ReverseOrderWithAHandle) {
   Live();
-  Mounted handle;
-  ASSERT_TRUE(MountWithHandle("/h", &handle).ok());
+  Mounted handle = MountAt("/h");
+  ASSERT_TRUE(handle.ok());
   auto second = Get("/h?topic=t");
   ASSERT_TRUE(RunUntil([&] { return second->has_head(); }));
   handle.Unmount();
@@ -195,14 +196,44 @@ TEST_P(MountedTest, ReverseOrderWithAHandle) {
 // 503 until the handle goes, then 404.
 TEST_P(MountedTest, HandleAfterTheHub) {
   Live();
-  Mounted handle;
-  ASSERT_TRUE(MountWithHandle("/h", &handle).ok());
+  Mounted handle = MountAt("/h");
+  ASSERT_TRUE(handle.ok());
   Destroy({Step::kHub, Step::kLink});
   EXPECT_EQ(StatusOf("/h?topic=t"), 503);
   handle.Unmount();
   EXPECT_EQ(StatusOf("/h?topic=t"), 404);
   Destroy({Step::kServer});
 }
+
+// A failed mount holds its status and nothing to unmount; Release gives a
+// mount up to the server, which keeps it for its life.
+TEST_P(MountedTest, FailedMountAndRelease) {
+  StartServer();
+  Mounted bad = MountAt("no-slash");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(bad.mounted());
+  Mounted taken = MountAt("/events");  // StartServer's path
+  EXPECT_EQ(taken.status().code(), StatusCode::kFailedPrecondition);
+  {
+    Mounted kept = MountAt("/kept");
+    ASSERT_TRUE(kept.mounted());
+    Status s = kept.Release();
+    EXPECT_TRUE(s.ok());
+    EXPECT_FALSE(kept.mounted());
+    EXPECT_TRUE(kept.ok());
+  }
+  EXPECT_EQ(StatusOf("/kept?topic=t"), 200);  // the server still has it
+}
+
+// ok() and status() are refused on a temporary, which would unmount at the
+// end of its statement: `Mount(...).ok()` does not compile.
+template <class T, class = void>
+struct HasOk : std::false_type {};
+template <class T>
+struct HasOk<T, std::void_t<decltype(std::declval<T>().ok())>>
+    : std::true_type {};
+static_assert(HasOk<Mounted&>::value && HasOk<const Mounted&>::value);
+static_assert(!HasOk<Mounted>::value && !HasOk<Mounted&&>::value);
 
 INSTANTIATE_TEST_SUITE_P(Adapters, LifetimeTest, EveryAdapter(), AdapterName);
 INSTANTIATE_TEST_SUITE_P(Adapters, MountedTest, EveryAdapter(), AdapterName);

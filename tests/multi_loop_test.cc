@@ -56,7 +56,7 @@ class Loop {
     ho.bus = std::move(bus);
     ho.history_max_events = 10000;
     std::unique_ptr<Hub> hub = Hub::Create(base, ho).value();
-    EXPECT_TRUE(evhttp::Mount(http, "/events", hub.get()).ok());
+    EXPECT_TRUE(evhttp::Mount(http, "/events", hub.get()).Release().ok());
     // A ticking timer makes the loop notice stop_ (no cross-thread
     // loopexit needed).
     event* tick = event_new(base, -1, EV_PERSIST, &Loop::Tick, nullptr);

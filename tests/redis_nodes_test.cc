@@ -227,11 +227,13 @@ class RedisNodesTest : public HttpFixture {
     ho.log = [this](LogLevel, std::string_view m) { logs_b_.emplace_back(m); };
     ho.log_level = LogLevel::kDebug;
     hub_b_ = Hub::Create(base_, ho).value();
-    ASSERT_TRUE(evhttp::Mount(http_b_, "/events", hub_b_.get(), so).ok());
+    ASSERT_TRUE(
+        evhttp::Mount(http_b_, "/events", hub_b_.get(), so).Release().ok());
     PublishOptions po;
     po.allow_unauthenticated = true;
-    ASSERT_TRUE(
-        evhttp::MountPublish(http_b_, "/publish", hub_b_.get(), po).ok());
+    ASSERT_TRUE(evhttp::MountPublish(http_b_, "/publish", hub_b_.get(), po)
+                    .Release()
+                    .ok());
     auto b = redis::Attach(hub_b_.get(), ro_b);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     link_b_ = std::move(b).value();

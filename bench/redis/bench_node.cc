@@ -215,8 +215,10 @@ int main(int argc, char** argv) {
 #endif
   evsse::PublishOptions po;
   po.allow_unauthenticated = true;  // loopback benchmarks only
-  evsse::Status st = evsse::evhttp::Mount(http, "/events", node.hub);
-  if (st.ok()) st = evsse::evhttp::MountPublish(http, "/publish", node.hub, po);
+  // Mounted for the server's life (Release).
+  evsse::Status st = evsse::evhttp::Mount(http, "/events", node.hub).Release();
+  if (st.ok())
+    st = evsse::evhttp::MountPublish(http, "/publish", node.hub, po).Release();
   if (!st.ok()) {
     std::fprintf(stderr, "evsse-bench-node: %s\n", st.ToString().c_str());
     return 1;

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <evsse/hub.h>
+#include <evsse/mounted.h>
 #include <evsse/redis.h>
 #ifdef EVSSE_HAVE_KAFKA
 #include <evsse/kafka.h>
@@ -154,6 +155,7 @@ struct App {
 #ifdef EVSSE_HAVE_KAFKA
   std::unique_ptr<evsse::kafka::Link> kafka_link;
 #endif
+  std::vector<evsse::Mounted> mounts;  // the endpoints' handles
   bool draining = false;
   int64_t started_unix_ms = 0;
 

@@ -149,15 +149,18 @@ evsse::Status Mount(App& app) {
         evsse::StreamOptions so = e.stream;
         so.auth = StreamAuth(&app);
         if (e.kind == evsse::conf::EndpointKind::kPoll) so.poll_enabled = true;
-        s = evsse::evhttp::Mount(app.http, e.path.c_str(), app.hub.get(), so);
+        app.mounts.push_back(
+            evsse::evhttp::Mount(app.http, e.path.c_str(), app.hub.get(), so));
+        s = app.mounts.back().status();
         if (app.stream_path.empty() &&
             e.kind == evsse::conf::EndpointKind::kSubscribe)
           app.stream_path = e.path;
         break;
       }
       case evsse::conf::EndpointKind::kPublish:
-        s = evsse::evhttp::MountPublish(app.http, e.path.c_str(), app.hub.get(),
-                                        e.publish);
+        app.mounts.push_back(evsse::evhttp::MountPublish(
+            app.http, e.path.c_str(), app.hub.get(), e.publish));
+        s = app.mounts.back().status();
         break;
       case evsse::conf::EndpointKind::kMetrics:
         if (evhttp_set_cb(app.http, e.path.c_str(), OnMetrics, &app) != 0)
@@ -274,14 +277,16 @@ int Run(App& app) {
        {"kafka", app.config.kafka ? app.config.kafka->brokers[0] : "off"}});
   event_base_dispatch(app.base);
 
+  // Reverse order of creation: signals, mounts, links, Hub, server, base.
   for (event* e : {sig.term, sig.intr, sig.hup}) event_free(e);
-  if (app.http) evhttp_free(app.http);
-  app.http = nullptr;
-  app.redis_link.reset();  // the link goes before its Hub
+  app.mounts.clear();
 #ifdef EVSSE_HAVE_KAFKA
   app.kafka_link.reset();
 #endif
+  app.redis_link.reset();
   app.hub.reset();
+  if (app.http) evhttp_free(app.http);
+  app.http = nullptr;
   event_base_free(app.base);
   Log(evsse::LogLevel::kInfo, "exit");
   return 0;

@@ -419,9 +419,9 @@ evhtp_res OnHeader(evhtp_request_t* req, evhtp_header_t*, void*) {  // (7)
 // AddRoute: `checked` is Validate of the endpoint's options (a worker
 // mount makes its endpoints later, on each worker's Hub: its options are
 // checked now all the same).
-Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
-                HubForLoop hub_for_loop, MakeEndpoint make, Status checked,
-                Mounted* mounted, bool publish = false) {
+Mounted AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
+                 HubForLoop hub_for_loop, MakeEndpoint make, Status checked,
+                 bool publish = false) {
   if (!htp || !path || (!hub && !hub_for_loop))
     return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
@@ -449,8 +449,7 @@ Status AddRoute(::evhtp_t* htp, const char* path, Hub* hub,
   evhtp_callback_set_hook(cb, evhtp_hook_on_headers, AsHook(&OnHeaders),
                           nullptr);
   evhtp_callback_set_hook(cb, evhtp_hook_on_header, AsHook(&OnHeader), nullptr);
-  if (mounted) *mounted = Mounted([route] { route->Unmount(); });
-  return Status::Ok();
+  return Mounted([route] { route->Unmount(); });
 }
 
 }  // namespace
@@ -465,37 +464,37 @@ Status ServeTls(::evhtp_t* htp, const TlsOptions& options) {
   return Status::Ok();
 }
 
-Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
-             const StreamOptions& options, Mounted* mounted) {
+Mounted Mount(::evhtp_t* htp, const char* path, Hub* hub,
+              const StreamOptions& options) {
   return AddRoute(
       htp, path, hub, nullptr,
       [options](Hub* h) { return h->AddStreamEndpoint(options); },
-      Validate(options), mounted);
+      Validate(options));
 }
 
-Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
-                    const PublishOptions& options, Mounted* mounted) {
+Mounted MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
+                     const PublishOptions& options) {
   return AddRoute(
       htp, path, hub, nullptr,
       [options](Hub* h) { return h->AddPublishEndpoint(options); },
-      Validate(options), mounted, true);
+      Validate(options), true);
 }
 
-Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
-                    const StreamOptions& options, Mounted* mounted) {
+Mounted MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
+                     const StreamOptions& options) {
   return AddRoute(
       htp, path, nullptr, std::move(hub_for_loop),
       [options](Hub* h) { return h->AddStreamEndpoint(options); },
-      Validate(options), mounted);
+      Validate(options));
 }
 
-Status MountPublishWorkers(::evhtp_t* htp, const char* path,
-                           HubForLoop hub_for_loop,
-                           const PublishOptions& options, Mounted* mounted) {
+Mounted MountPublishWorkers(::evhtp_t* htp, const char* path,
+                            HubForLoop hub_for_loop,
+                            const PublishOptions& options) {
   return AddRoute(
       htp, path, nullptr, std::move(hub_for_loop),
       [options](Hub* h) { return h->AddPublishEndpoint(options); },
-      Validate(options), mounted, true);
+      Validate(options), true);
 }
 
 }  // namespace evsse::evhtp

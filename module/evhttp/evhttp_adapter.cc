@@ -413,23 +413,19 @@ void DropRoute(Route* route) {
   routes->erase(route);
 }
 
-// SetRoute registers `handler` at `path`, and hands out the handle that
-// takes it off again.
-Status SetRoute(struct ::evhttp* http, const char* path, Handler* handler,
-                Mounted* mounted) {
+// SetRoute registers `handler` at `path`, and returns the handle that takes
+// it off again.
+Mounted SetRoute(struct ::evhttp* http, const char* path, Handler* handler) {
   Route* route = NewRoute(handler);
   if (evhttp_set_cb(http, path, &OnRequest, route) != 0) {
     DropRoute(route);
     return FailedPreconditionError(std::string("path ") + path +
                                    " already has a callback");
   }
-  if (mounted) {
-    *mounted = Mounted([http, p = std::string(path), route] {
-      evhttp_del_cb(http, p.c_str());
-      DropRoute(route);
-    });
-  }
-  return Status::Ok();
+  return Mounted([http, p = std::string(path), route] {
+    evhttp_del_cb(http, p.c_str());
+    DropRoute(route);
+  });
 }
 
 }  // namespace
@@ -453,8 +449,8 @@ Status ServeTls(struct ::evhttp* http, const TlsOptions& options) {
   return Status::Ok();
 }
 
-Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
-             const StreamOptions& options, Mounted* mounted) {
+Mounted Mount(struct ::evhttp* http, const char* path, Hub* hub,
+              const StreamOptions& options) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddStreamEndpoint(options);
@@ -466,16 +462,16 @@ Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
         http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
   }
-  return SetRoute(http, path, *handler, mounted);
+  return SetRoute(http, path, *handler);
 }
 
-Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                    const PublishOptions& options, Mounted* mounted) {
+Mounted MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
+                     const PublishOptions& options) {
   if (!http || !path || !hub) return InvalidArgumentError("null argument");
   if (path[0] != '/') return InvalidArgumentError("path must start with '/'");
   auto handler = hub->AddPublishEndpoint(options);
   if (!handler.ok()) return handler.status();
-  return SetRoute(http, path, *handler, mounted);
+  return SetRoute(http, path, *handler);
 }
 
 }  // namespace evsse::evhttp

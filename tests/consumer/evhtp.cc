@@ -16,12 +16,14 @@ int main() {
   }
   auto hub = evsse::Hub::Create(base, {});
   if (!hub.ok()) return 1;
-  evsse::Status status = evsse::evhtp::Mount(htp, "/events", hub->get());
-  if (!status.ok()) {
-    std::fprintf(stderr, "consumer_evhtp: %s\n", status.ToString().c_str());
+  evsse::Mounted events = evsse::evhtp::Mount(htp, "/events", hub->get());
+  if (!events.ok()) {
+    std::fprintf(stderr, "consumer_evhtp: %s\n",
+                 events.status().ToString().c_str());
     return 1;
   }
   event_base_loop(base, EVLOOP_NONBLOCK);
+  events.Unmount();  // reverse order of creation
   hub.value().reset();
   evhtp_unbind_socket(htp);
   evhtp_free(htp);

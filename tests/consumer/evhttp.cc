@@ -19,15 +19,17 @@ int main() {
     std::fprintf(stderr, "consumer: %s\n", hub.status().ToString().c_str());
     return 1;
   }
-  evsse::Status status = evsse::evhttp::Mount(http, "/events", hub->get());
+  evsse::Mounted events = evsse::evhttp::Mount(http, "/events", hub->get());
+  evsse::Status status = events.status();
   if (status.ok()) status = hub.value()->Publish("t", {"", "hello"});
   if (!status.ok()) {
     std::fprintf(stderr, "consumer: %s\n", status.ToString().c_str());
     return 1;
   }
   event_base_loop(base, EVLOOP_NONBLOCK);
-  evhttp_free(http);
+  events.Unmount();  // reverse order of creation
   hub.value().reset();
+  evhttp_free(http);
   event_base_free(base);
   std::printf("consumer_evhttp ok\n");
   return 0;

@@ -222,10 +222,14 @@ int main(int argc, char** argv) {
   evsse::PublishOptions publish;
   publish.allow_unauthenticated = true;
 
-  evsse::Status st = evsse::evhttp::Mount(s.http, "/events", s.hub, events);
-  if (st.ok()) st = evsse::evhttp::Mount(s.http, "/stop-events", s.hub, stop);
+  // Mounted for the server's life (Release): the server goes last here.
+  evsse::Status st =
+      evsse::evhttp::Mount(s.http, "/events", s.hub, events).Release();
   if (st.ok())
-    st = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish);
+    st = evsse::evhttp::Mount(s.http, "/stop-events", s.hub, stop).Release();
+  if (st.ok())
+    st = evsse::evhttp::MountPublish(s.http, "/publish", s.hub, publish)
+             .Release();
   if (!st.ok()) {
     std::fprintf(stderr, "sse_test_server: %s\n", st.ToString().c_str());
     return 1;

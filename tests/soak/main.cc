@@ -153,7 +153,8 @@ int Run(const Config& c) {
     evhttp_set_max_headers_size(http, 16 << 10);
     evhttp_bound_socket* b =
         evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
-    if (!b || !evsse::evhttp::Mount(http, "/events", hub.get(), so).ok())
+    if (!b ||
+        !evsse::evhttp::Mount(http, "/events", hub.get(), so).Release().ok())
       return 1;
     getsockname(evhttp_bound_socket_get_fd(b), reinterpret_cast<sockaddr*>(&a),
                 &len);
@@ -162,7 +163,7 @@ int Run(const Config& c) {
     timeval tv{10, 0};
     evhtp_set_timeouts(htp, &tv, &tv);
     if (evhtp_bind_socket(htp, "ipv4:127.0.0.1", 0, 1024) != 0 ||
-        !evsse::evhtp::Mount(htp, "/events", hub.get(), so).ok())
+        !evsse::evhtp::Mount(htp, "/events", hub.get(), so).Release().ok())
       return 1;
     getsockname(evconnlistener_get_fd(htp->server),
                 reinterpret_cast<sockaddr*>(&a), &len);

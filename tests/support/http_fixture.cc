@@ -268,6 +268,7 @@ void HttpFixture::SetUp() {
 }
 
 void HttpFixture::FreeServer() {
+  mounts_.clear();  // the handles must not outlive the server
   if (http_) evhttp_free(http_);
   http_ = nullptr;
   if (htp_) {
@@ -281,6 +282,7 @@ void HttpFixture::FreeServer() {
 }
 
 void HttpFixture::TearDown() {
+  mounts_.clear();         // reverse order of creation: the mounts first
   if (htp_) hub_.reset();  // ends the streams evhtp_free would leave open
   FreeServer();
   hub_.reset();
@@ -291,16 +293,18 @@ void HttpFixture::TearDown() {
 
 Status HttpFixture::MountStream(const char* path,
                                 const StreamOptions& options) {
-  return adapter_ == Adapter::kEvhttp
-             ? evhttp::Mount(http_, path, hub_.get(), options)
-             : evhtp::Mount(htp_, path, hub_.get(), options);
+  mounts_.push_back(adapter_ == Adapter::kEvhttp
+                        ? evhttp::Mount(http_, path, hub_.get(), options)
+                        : evhtp::Mount(htp_, path, hub_.get(), options));
+  return mounts_.back().status();
 }
 
 Status HttpFixture::MountPublishAt(const char* path,
                                    const PublishOptions& options) {
-  return adapter_ == Adapter::kEvhttp
-             ? evhttp::MountPublish(http_, path, hub_.get(), options)
-             : evhtp::MountPublish(htp_, path, hub_.get(), options);
+  mounts_.push_back(adapter_ == Adapter::kEvhttp
+                        ? evhttp::MountPublish(http_, path, hub_.get(), options)
+                        : evhtp::MountPublish(htp_, path, hub_.get(), options));
+  return mounts_.back().status();
 }
 
 void HttpFixture::StartServer(HubOptions hub_options,

@@ -120,7 +120,8 @@ class HttpFixture : public ::testing::Test {
   void TearDown() override;
 
   // MountStream / MountPublishAt mount more endpoints on the server, with
-  // the adapter under test.
+  // the adapter under test; the fixture keeps their handles (mounts_) and
+  // unmounts them before the server goes.
   Status MountStream(const char* path, const StreamOptions& options);
   Status MountPublishAt(const char* path, const PublishOptions& options);
   // FreeServer frees the HTTP server now (before the Hub, or after it for
@@ -157,6 +158,7 @@ class HttpFixture : public ::testing::Test {
   struct ::evhtp* htp_ = nullptr;    // evhtp only
   int evhtp_connections_ = 0;        // connections libevhtp still holds
   std::unique_ptr<Hub> hub_;
+  std::vector<Mounted> mounts_;  // MountStream/MountPublishAt handles
   int port_ = 0;
   std::vector<std::string> logs_;
 };

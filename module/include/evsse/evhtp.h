@@ -53,16 +53,17 @@ namespace evsse::evhtp {
 // Mount serves a text/event-stream subscribe endpoint at `path`:
 // GET/HEAD `path?topic=a&topic=b` with Last-Event-ID resume, OPTIONS for
 // CORS preflight, 405 for other methods. Loop thread of `hub`, which must
-// run on the server's event_base (a server without worker threads).
-Status Mount(::evhtp_t* htp, const char* path, Hub* hub,
-             const StreamOptions& options = {}, Mounted* mounted = nullptr);
+// run on the server's event_base (a server without worker threads). The
+// handle it returns keeps the path mounted (evsse/mounted.h).
+Mounted Mount(::evhtp_t* htp, const char* path, Hub* hub,
+              const StreamOptions& options = {});
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
 // The topic comes from the URL only (a form-encoded body is never read as
 // the query, unlike libevhtp's default).
-Status MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
-                    const PublishOptions& options, Mounted* mounted = nullptr);
+Mounted MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
+                     const PublishOptions& options);
 
 // ServeTls makes every connection `htp` accepts from now on speak TLS
 // (libevhtp's own SSL path; use it instead of evhtp_ssl_init). The files
@@ -88,16 +89,14 @@ using HubForLoop = std::function<Hub*(event_base* base)>;
 // options are checked at once. Call it before the server accepts
 // connections. Before evhtp_free stops the workers, end the streams on every
 // Hub (Hub::Shutdown) and let the loops close them.
-Status MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
-                    const StreamOptions& options = {},
-                    Mounted* mounted = nullptr);
+Mounted MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
+                     const StreamOptions& options = {});
 
 // MountPublishWorkers is MountPublish for worker-thread servers; see
 // MountWorkers.
-Status MountPublishWorkers(::evhtp_t* htp, const char* path,
-                           HubForLoop hub_for_loop,
-                           const PublishOptions& options,
-                           Mounted* mounted = nullptr);
+Mounted MountPublishWorkers(::evhtp_t* htp, const char* path,
+                            HubForLoop hub_for_loop,
+                            const PublishOptions& options);
 
 }  // namespace evsse::evhtp
 

@@ -26,11 +26,10 @@ namespace evsse::evhttp {
 
 // Mount serves a text/event-stream subscribe endpoint at `path`:
 // GET/HEAD `path?topic=a&topic=b` with Last-Event-ID resume, OPTIONS for
-// CORS preflight, 405 for other methods. With `mounted`, that handle takes
-// the path off the server when destroyed (evsse/mounted.h); without it the
-// mount lasts as long as the server.
-Status Mount(struct ::evhttp* http, const char* path, Hub* hub,
-             const StreamOptions& options = {}, Mounted* mounted = nullptr);
+// CORS preflight, 405 for other methods. The handle it returns keeps the
+// path mounted and takes it off the server when destroyed (evsse/mounted.h).
+Mounted Mount(struct ::evhttp* http, const char* path, Hub* hub,
+              const StreamOptions& options = {});
 
 // ServeTls makes every connection `http` accepts from now on speak TLS
 // (through libevent's OpenSSL bufferevents, evhttp_set_bevcb: it replaces a
@@ -43,8 +42,9 @@ Status ServeTls(struct ::evhttp* http, const TlsOptions& options);
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
-Status MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                    const PublishOptions& options, Mounted* mounted = nullptr);
+// Its handle as Mount's.
+Mounted MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
+                     const PublishOptions& options);
 
 }  // namespace evsse::evhttp
 

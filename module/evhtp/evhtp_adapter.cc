@@ -51,7 +51,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "packed_append.h"
+#include "stream_write.h"
 #include "tls_context.h"
 
 namespace evsse::evhtp {
@@ -207,7 +207,6 @@ class EvhtpExchange final : public Exchange {
   }
   void Write(evbuffer* data) override {
     bufferevent* bev = conn_->bev;
-    evbuffer* out = bufferevent_get_output(bev);
     if (internal::IsTls(bev)) {
       // Over TLS the direct write is an SSL_write (see WriteTls); what is
       // left goes through the OpenSSL bufferevent, whose write callback
@@ -217,37 +216,8 @@ class EvhtpExchange final : public Exchange {
       internal::WriteTls(bev, data, req_->flags & EVHTP_REQ_FLAG_CHUNKED);
       return;
     }
-    if (evbuffer_get_length(out) > 0) {
-      // Behind unsent bytes (the reply head, or what a slow reader has not
-      // taken): evhtp_send_reply_chunk's framing, packed rather than a
-      // block per write (packed_append.h).
-      size_t n = evbuffer_get_length(data);
-      if (n == 0) return;
-      bool chunked = req_->flags & EVHTP_REQ_FLAG_CHUNKED;
-      if (chunked) evbuffer_add_printf(out, "%zx\r\n", n);
-      internal::AppendPacked(out, data);
-      if (chunked) evbuffer_add(out, "\r\n", 2);
-      bufferevent_enable(bev, EV_WRITE);
-      return;
-    }
-    // Nothing queued: write now, as the evhttp adapter does. The usual way
-    // costs two epoll_ctl calls per write (write interest on, a loop turn,
-    // off again); write interest goes on only for what the socket did not
-    // take, and evhtp's write callback (OnWrite) follows when that is out.
-    // The framing is evhtp_send_reply_chunk's.
-    bufferevent_disable(bev, EV_WRITE);
-    size_t n = evbuffer_get_length(data);
-    if (n == 0) return;
-    bool chunked = req_->flags & EVHTP_REQ_FLAG_CHUNKED;
-    if (chunked) evbuffer_add_printf(out, "%zx\r\n", n);
-    evbuffer_add_buffer(out, data);
-    if (chunked) evbuffer_add(out, "\r\n", 2);
-    // A bufferevent keeps the front of its output frozen outside its own
-    // write callback, which unfreezes it around the write just like this.
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(bev));
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
+    // Packed behind unsent bytes, else written now (stream_write.h).
+    internal::WriteStream(bev, data, req_->flags & EVHTP_REQ_FLAG_CHUNKED);
   }
   size_t queued() const override {
     return evbuffer_get_length(

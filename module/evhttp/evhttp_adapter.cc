@@ -33,7 +33,7 @@
 
 #include "tls_context.h"
 
-#include "packed_append.h"
+#include "stream_write.h"
 
 // libevent's allocator, exported by libevent 2.1 for its own libraries
 // (mm-internal.h), so that memory evhttp allocated is freed the way it was
@@ -149,7 +149,6 @@ class EvhttpExchange final : public Exchange {
   }
   void Write(evbuffer* data) override {
     bufferevent* bev = evhttp_connection_get_bufferevent(conn_);
-    evbuffer* out = bufferevent_get_output(bev);
     if (direct_ && internal::IsTls(bev)) {
       // Over TLS the direct write is an SSL_write, made only when nothing is
       // queued (see WriteTls): bytes left over go through the OpenSSL
@@ -165,35 +164,8 @@ class EvhttpExchange final : public Exchange {
       direct_ = req_->type == EVHTTP_REQ_GET;
       return;
     }
-    if (evbuffer_get_length(out) > 0) {
-      // Behind unsent bytes: packed, not a block per write (a reader that
-      // stopped reading holds about its queued bytes; packed_append.h).
-      // Write interest is on while out is not empty; OnWritten follows.
-      size_t n = evbuffer_get_length(data);
-      if (n == 0) return;
-      if (req_->chunked) evbuffer_add_printf(out, "%zx\r\n", n);
-      internal::AppendPacked(out, data);
-      if (req_->chunked) evbuffer_add(out, "\r\n", 2);
-      bufferevent_enable(bev, EV_WRITE);
-      return;
-    }
-    // Nothing queued: write now. The usual way costs two epoll_ctl calls
-    // per write (bufferevent turns write interest on, waits a loop turn,
-    // writes, turns it off), as much again as the send itself. Write
-    // interest goes on only for what the socket did not take; OnWritten
-    // then follows when that is sent. The chunk framing is evhttp's.
-    bufferevent_disable(bev, EV_WRITE);
-    size_t n = evbuffer_get_length(data);
-    if (n == 0) return;
-    if (req_->chunked) evbuffer_add_printf(out, "%zx\r\n", n);
-    evbuffer_add_buffer(out, data);
-    if (req_->chunked) evbuffer_add(out, "\r\n", 2);
-    // A bufferevent keeps the front of its output frozen outside its own
-    // write callback, which unfreezes it around the write just like this.
-    evbuffer_unfreeze(out, 1);
-    evbuffer_write(out, bufferevent_getfd(bev));
-    evbuffer_freeze(out, 1);
-    if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
+    // Packed behind unsent bytes, else written now (stream_write.h).
+    internal::WriteStream(bev, data, req_->chunked);
   }
   size_t queued() const override {
     return evbuffer_get_length(

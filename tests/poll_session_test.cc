@@ -29,11 +29,27 @@ class PollSessionTest : public evsse::testing::CoreFixture {
     o.poll_timeout = timeout;
     Start(std::move(hub_options), o);
   }
+  // Waiting starts the Hub with long polls of `timeout`, publishes one
+  // event and polls after it: the poll waits. `cursor` is the event's id.
+  FakeExchange* Waiting(Millis timeout, std::string* cursor) {
+    StartPolling(timeout);
+    *cursor = Publish("a", {"", "one"});
+    FakeExchange* ex = Poll("topic=a&lastEventId=" + *cursor);
+    EXPECT_FALSE(ex->replied());  // nothing after the cursor: it waits
+    return ex;
+  }
   // Answer is the poll's JSON answer (a failed expectation if it has none).
   static json Answer(const FakeExchange* ex) {
     EXPECT_TRUE(ex->replied());
     EXPECT_EQ(ex->status(), 200) << ex->body_bytes();
     return json::parse(ex->body_bytes(), nullptr, false);
+  }
+  // ExpectNothingAfter: the answer has no event and keeps the cursor.
+  static void ExpectNothingAfter(const FakeExchange* ex,
+                                 const std::string& cursor) {
+    json j = Answer(ex);
+    EXPECT_TRUE(j["events"].empty()) << ex->body_bytes();
+    EXPECT_EQ(j["last_event_id"], cursor);
   }
 };
 
@@ -59,10 +75,8 @@ TEST_F(PollSessionTest, PollAnswersPendingEventsAsJson) {
 }
 
 TEST_F(PollSessionTest, LongPollWaitsForTheNextEvent) {
-  StartPolling(Millis(60000));
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Poll("topic=a&lastEventId=" + id1);
-  EXPECT_FALSE(ex->replied());  // nothing after the cursor: it waits
+  std::string id1;
+  FakeExchange* ex = Waiting(Millis(60000), &id1);
   std::string id2 = Publish("a", {"", "two"});
   ASSERT_TRUE(RunUntil([&] { return ex->replied(); }));
   json j = Answer(ex);
@@ -72,14 +86,10 @@ TEST_F(PollSessionTest, LongPollWaitsForTheNextEvent) {
 }
 
 TEST_F(PollSessionTest, LongPollTimesOutWithNoEvents) {
-  StartPolling(Millis(30));
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Poll("topic=a&lastEventId=" + id1);
-  EXPECT_FALSE(ex->replied());
+  std::string id1;
+  FakeExchange* ex = Waiting(Millis(30), &id1);
   ASSERT_TRUE(RunUntil([&] { return ex->replied(); }));
-  json j = Answer(ex);
-  EXPECT_TRUE(j["events"].empty());
-  EXPECT_EQ(j["last_event_id"], id1);
+  ExpectNothingAfter(ex, id1);
 }
 
 TEST_F(PollSessionTest, PollWithUnknownCursorReportsTheGap) {
@@ -148,28 +158,20 @@ TEST_F(PollSessionTest, MaxEventsPagesAndTheCursorContinues) {
 // A waiting poll is answered, never dropped: at shutdown and when the Hub
 // goes away it gets what there is (nothing) and its cursor.
 TEST_F(PollSessionTest, ShutdownAnswersAWaitingPoll) {
-  StartPolling(Millis(60000));
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Poll("topic=a&lastEventId=" + id1);
-  ASSERT_FALSE(ex->replied());
+  std::string id1;
+  FakeExchange* ex = Waiting(Millis(60000), &id1);
   bool done = false;
   hub_->Shutdown(Millis(0), [&] { done = true; });
   ASSERT_TRUE(RunUntil([&] { return done; }));
-  json j = Answer(ex);
-  EXPECT_TRUE(j["events"].empty());
-  EXPECT_EQ(j["last_event_id"], id1);
+  ExpectNothingAfter(ex, id1);
   EXPECT_EQ(hub_->stats().connections_active, 0u);
 }
 
 TEST_F(PollSessionTest, HubDestroyedAnswersAWaitingPoll) {
-  StartPolling(Millis(60000));
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Poll("topic=a&lastEventId=" + id1);
-  ASSERT_FALSE(ex->replied());
+  std::string id1;
+  FakeExchange* ex = Waiting(Millis(60000), &id1);
   hub_.reset();
-  json j = Answer(ex);
-  EXPECT_TRUE(j["events"].empty());
-  EXPECT_EQ(j["last_event_id"], id1);
+  ExpectNothingAfter(ex, id1);
 }
 
 // Backend mode: a cursor older than the node's history is answered from

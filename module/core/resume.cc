@@ -1,11 +1,13 @@
-// Where a new session starts in each topic: a fresh one at the tail, a
-// resuming one after its cursor. In memory mode that is decided at once. In
-// backend mode a topic must first be synced (the node receives everything
-// after a known position), and events older than the node's history are
-// fetched from the store, a page at a time, into a per-session backlog that
-// is written before the shared history. A cursor the history cannot honour
-// (unknown epoch, from the future, or older than what was kept) gets the
-// gap event, then the topic goes live from now.
+// Where a new Subscription (a stream or a poll) starts in each topic: a
+// fresh one at the tail, a resuming one after its cursor. In memory mode
+// that is decided at once. In backend mode a topic must first be synced (the
+// node receives everything after a known position), and events older than
+// the node's history are fetched from the store, a page at a time, into a
+// per-subscriber backlog that is delivered before the shared history. A
+// cursor the history cannot honour (unknown epoch, from the future, or older
+// than what was kept) gets the gap (a stream's gap event, a poll's "gap"),
+// then the topic goes live from now. Once every topic is known, Resumed
+// hands over to the transport.
 #include "evsse/pubsub/cursor.h"
 #include "evsse/wire.h"
 #include "hub_impl.h"

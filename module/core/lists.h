@@ -34,16 +34,6 @@ struct Link {
   bool linked() const { return prev != nullptr; }
 };
 
-// The list of all subscribers (HubImpl) has no deadline: its links need no
-// timestamp.
-struct AllTag;
-template <>
-struct Link<AllTag> {
-  Link* prev = nullptr;
-  Link* next = nullptr;
-  bool linked() const { return prev != nullptr; }
-};
-
 // List of T (which derives from Link<Tag>), O(1) push and remove.
 template <class T, class Tag>
 class List {

@@ -28,6 +28,16 @@ namespace evsse::internal {
 
 class StreamEndpoint;
 
+struct AllTag;
+
+// The list of all subscribers has no deadline: its links need no timestamp.
+template <>
+struct Link<AllTag> {
+  Link* prev = nullptr;
+  Link* next = nullptr;
+  bool linked() const { return prev != nullptr; }
+};
+
 enum class CloseReason {
   kPeerClosed,    // the connection went away
   kSlowConsumer,  // past max_queued_bytes, or fell out of history

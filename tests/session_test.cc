@@ -1,232 +1,30 @@
-// Session (module/core/session.cc, resume.cc, stream_endpoint.cc) driven
-// through a fake Exchange: no HTTP server and no socket. The fake records
-// what the core answers (status, headers, body bytes, End/Abort) and lets a
-// test play the peer: hold written bytes as queued (backpressure), drain
-// them (OnDrained), or close the connection (OnClosed). It also checks the
-// seam's contract from the core's side: nothing after Reply/End/Abort or
-// OnClosed, no header after the response began.
-#include <event2/buffer.h>
-#include <event2/event.h>
+// Session, the event stream (module/core/session.cc, subscription.cc,
+// resume.cc, stream_endpoint.cc), driven through a fake Exchange: no HTTP
+// server and no socket (tests/support/core_fixture.h, fake_exchange.h). A
+// test plays the peer: it holds written bytes as queued (backpressure),
+// drains them (OnDrained), or closes the connection (OnClosed); the fake
+// fails the test when the core breaks the seam's contract. The polling
+// fallback over the same fixture: poll_session_test.cc.
 #include <gtest/gtest.h>
-#include <strings.h>
 
 #include <chrono>
-#include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "evsse/ext/exchange.h"
+#include "core_fixture.h"
 #include "evsse/hub.h"
 #include "evsse/options.h"
 #include "evsse/pubsub/cursor.h"
-#include "fake_backend.h"
-#include "run_loop.h"
 
 namespace evsse {
 namespace {
 
+using evsse::testing::Contains;
+using evsse::testing::FakeExchange;
 using evsse::testing::RunLoopFor;
-using evsse::testing::RunLoopUntil;
 using std::chrono::milliseconds;
 
-// A generous bound only a broken test reaches; every wait is on a condition.
-constexpr milliseconds kWait{10000};
-
-class FakeExchange final : public Exchange {
- public:
-  explicit FakeExchange(std::string query, Method method = Method::kGet)
-      : method_(method), query_(std::move(query)) {}
-
-  // Request side.
-  void SetHeader(std::string name, std::string value) {
-    request_headers_.emplace_back(std::move(name), std::move(value));
-  }
-  Method method() const override { return method_; }
-  std::string_view method_name() const override {
-    return method_ == Method::kGet ? "GET" : "OTHER";
-  }
-  std::string_view path() const override { return "/events"; }
-  std::string_view query() const override { return query_; }
-  const char* header(const char* name) const override {
-    for (const auto& [k, v] : request_headers_)
-      if (strcasecmp(k.c_str(), name) == 0) return v.c_str();
-    return nullptr;
-  }
-  std::string_view body() override { return {}; }
-  bool http10() const override { return false; }
-  std::string peer() const override { return "fake:1"; }
-
-  void set_listener(ExchangeListener* listener) override {
-    listener_ = listener;
-  }
-
-  // Response side.
-  void AddHeader(const char* name, const char* value) override {
-    Use("AddHeader");
-    if (started_) ADD_FAILURE() << "AddHeader after Start: " << name;
-    headers_.emplace_back(name, value);
-  }
-  void Reply(int status, const char* reason, std::string_view body) override {
-    Use("Reply");
-    if (started_) ADD_FAILURE() << "Reply after Start";
-    status_ = status;
-    reason_ = reason;
-    body_.assign(body);
-    replied_ = true;
-    finished_ = true;
-  }
-  void Start(int status, const char* reason) override {
-    Use("Start");
-    if (started_) ADD_FAILURE() << "Start twice";
-    status_ = status;
-    reason_ = reason;
-    started_ = true;
-  }
-  void Write(evbuffer* data) override {
-    Use("Write");
-    if (!started_) ADD_FAILURE() << "Write before Start";
-    size_t n = evbuffer_get_length(data);
-    std::string bytes(n, '\0');
-    evbuffer_remove(data, bytes.data(), n);
-    body_ += bytes;
-    ++writes_;
-    if (hold_) queued_ += n;
-  }
-  size_t queued() const override { return queued_; }
-  void End() override {
-    Use("End");
-    ended_ = true;
-    finished_ = true;
-  }
-  void Abort() override {
-    Use("Abort");
-    aborted_ = true;
-    finished_ = true;
-  }
-
-  // The peer. Hold: written bytes stay queued until Drain.
-  void Hold(bool hold) { hold_ = hold; }
-  void Drain() {
-    queued_ = 0;
-    if (listener_ && !finished_) listener_->OnDrained();
-  }
-  void PeerClose() {
-    ASSERT_FALSE(finished_);
-    ExchangeListener* l = listener_;
-    gone_ = true;
-    if (l) l->OnClosed();
-  }
-
-  // What the core answered.
-  int status() const { return status_; }
-  const std::string& body_bytes() const { return body_; }
-  bool started() const { return started_; }
-  bool replied() const { return replied_; }
-  bool ended() const { return ended_; }
-  bool aborted() const { return aborted_; }
-  bool finished() const { return finished_ || gone_; }
-  size_t writes() const { return writes_; }
-  const char* response_header(const char* name) const {
-    for (const auto& [k, v] : headers_)
-      if (strcasecmp(k.c_str(), name) == 0) return v.c_str();
-    return nullptr;
-  }
-
- private:
-  void Use(const char* what) {
-    if (finished_) ADD_FAILURE() << what << " after the response finished";
-    if (gone_) ADD_FAILURE() << what << " after OnClosed";
-  }
-
-  Method method_;
-  std::string query_;
-  std::vector<std::pair<std::string, std::string>> request_headers_;
-  ExchangeListener* listener_ = nullptr;
-  std::vector<std::pair<std::string, std::string>> headers_;
-  int status_ = 0;
-  std::string reason_;
-  std::string body_;
-  bool started_ = false;
-  bool replied_ = false;
-  bool ended_ = false;
-  bool aborted_ = false;
-  bool finished_ = false;
-  bool gone_ = false;
-  bool hold_ = false;
-  size_t queued_ = 0;
-  size_t writes_ = 0;
-};
-
-class SessionTest : public ::testing::Test {
- protected:
-  SessionTest() : base_(event_base_new()) {}
-  ~SessionTest() override {
-    backend_.reset();  // detaches itself from the Hub
-    hub_.reset();
-    event_base_free(base_);
-  }
-
-  // Start makes the Hub and one stream endpoint.
-  void Start(HubOptions hub_options = {}, StreamOptions options = {}) {
-    auto hub = Hub::Create(base_, std::move(hub_options));
-    ASSERT_TRUE(hub.ok()) << hub.status().message();
-    hub_ = std::move(hub).value();
-    options.retry_jitter = Millis(0);
-    auto ep = hub_->AddStreamEndpoint(std::move(options));
-    ASSERT_TRUE(ep.ok()) << ep.status().message();
-    endpoint_ = *ep;
-  }
-
-  // Make makes an exchange the fixture owns: like an adapter's, it
-  // outlives the Hub's use of it (the Hub goes first, in ~SessionTest).
-  FakeExchange* Make(std::string query, Method method = Method::kGet) {
-    exchanges_.push_back(
-        std::make_unique<FakeExchange>(std::move(query), method));
-    return exchanges_.back().get();
-  }
-
-  // Open hands an EventSource-like request to the endpoint.
-  FakeExchange* Open(std::string query, const char* last_event_id = nullptr) {
-    FakeExchange* ex = Make(std::move(query));
-    ex->SetHeader("Accept", "text/event-stream");
-    if (last_event_id) ex->SetHeader("Last-Event-ID", last_event_id);
-    endpoint_->Handle(ex);
-    return ex;
-  }
-
-  // Publish publishes and waits until the event is in the history; returns
-  // its id.
-  std::string Publish(const std::string& topic, Message m) {
-    bool done = false;
-    std::string id;
-    Status s = hub_->Publish(topic, std::move(m), [&](Result<std::string> r) {
-      EXPECT_TRUE(r.ok());
-      if (r.ok()) id = *r;
-      done = true;
-    });
-    EXPECT_TRUE(s.ok()) << s.message();
-    EXPECT_TRUE(RunLoopUntil(
-        base_, [&] { return done; }, kWait));
-    return id;
-  }
-
-  bool RunUntil(const std::function<bool()>& pred) {
-    return RunLoopUntil(base_, pred, kWait);
-  }
-
-  event_base* base_;
-  std::unique_ptr<Hub> hub_;
-  Handler* endpoint_ = nullptr;
-  std::vector<std::unique_ptr<FakeExchange>> exchanges_;
-  evsse::testing::FakeStore store_;
-  std::unique_ptr<evsse::testing::FakeBackend> backend_;
-};
-
-bool Contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+class SessionTest : public evsse::testing::CoreFixture {};
 
 TEST_F(SessionTest, StreamStartsWithHeadersAndRetry) {
   StreamOptions o;
@@ -355,10 +153,7 @@ TEST_F(SessionTest, ResumeInBatchesFollowsTheDrain) {
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i)
     ids.push_back(Publish("a", {"", "e" + std::to_string(i)}));
-  FakeExchange* ex = Make("topic=a");
-  ex->SetHeader("Last-Event-ID", id0);
-  ex->Hold(true);
-  endpoint_->Handle(ex);
+  FakeExchange* ex = Open("topic=a", id0.c_str(), /*held=*/true);
   // The first batch, then nothing more until the peer drained it.
   EXPECT_TRUE(Contains(ex->body_bytes(), "id: " + ids[0]));
   EXPECT_FALSE(Contains(ex->body_bytes(), "id: " + ids[1]));
@@ -546,99 +341,6 @@ TEST_F(SessionTest, HubDestroyedAbortsOpenStreams) {
   EXPECT_FALSE(ex->ended());
 }
 
-TEST_F(SessionTest, PollAnswersPendingEventsAsJson) {
-  Start();
-  std::string id1 = Publish("a", {"", "one"});
-  std::string id2 = Publish("a", {"kind", "two\nlines"});
-  FakeExchange* ex = Make(
-      "topic=a&transport=poll&"
-      "lastEventId=" +
-      id1);
-  endpoint_->Handle(ex);
-  ASSERT_TRUE(ex->replied());
-  EXPECT_FALSE(ex->started());
-  EXPECT_EQ(ex->status(), 200);
-  EXPECT_STREQ(ex->response_header("Content-Type"),
-               "application/json; charset=utf-8");
-  EXPECT_STREQ(ex->response_header("Cache-Control"), "no-store");
-  auto j = nlohmann::json::parse(ex->body_bytes());
-  ASSERT_EQ(j["events"].size(), 1u) << ex->body_bytes();
-  EXPECT_EQ(j["events"][0]["id"], id2);
-  EXPECT_EQ(j["events"][0]["type"], "kind");
-  EXPECT_EQ(j["events"][0]["data"], "two\nlines");
-  EXPECT_EQ(j["last_event_id"], id2);
-  EXPECT_FALSE(j.contains("gap"));
-  EXPECT_EQ(hub_->stats().polls, 1u);
-}
-
-TEST_F(SessionTest, LongPollWaitsForTheNextEvent) {
-  StreamOptions o;
-  o.poll_timeout = Millis(60000);
-  Start({}, o);
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Make(
-      "topic=a&transport=poll&"
-      "lastEventId=" +
-      id1);
-  endpoint_->Handle(ex);
-  EXPECT_FALSE(ex->replied());  // nothing after the cursor: it waits
-  std::string id2 = Publish("a", {"", "two"});
-  ASSERT_TRUE(RunUntil([&] { return ex->replied(); }));
-  auto j = nlohmann::json::parse(ex->body_bytes());
-  ASSERT_EQ(j["events"].size(), 1u);
-  EXPECT_EQ(j["events"][0]["data"], "two");
-  EXPECT_EQ(j["last_event_id"], id2);
-}
-
-TEST_F(SessionTest, LongPollTimesOutWithNoEvents) {
-  StreamOptions o;
-  o.poll_timeout = Millis(30);
-  Start({}, o);
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Make(
-      "topic=a&transport=poll&"
-      "lastEventId=" +
-      id1);
-  endpoint_->Handle(ex);
-  EXPECT_FALSE(ex->replied());
-  ASSERT_TRUE(RunUntil([&] { return ex->replied(); }));
-  auto j = nlohmann::json::parse(ex->body_bytes());
-  EXPECT_TRUE(j["events"].empty());
-  EXPECT_EQ(j["last_event_id"], id1);
-}
-
-TEST_F(SessionTest, PollWithUnknownCursorReportsTheGap) {
-  Start();
-  std::string id1 = Publish("a", {"", "one"});
-  FakeExchange* ex = Make(
-      "topic=a&transport=poll&"
-      "lastEventId=zz" +
-      id1);
-  endpoint_->Handle(ex);
-  ASSERT_TRUE(ex->replied());
-  auto j = nlohmann::json::parse(ex->body_bytes());
-  EXPECT_TRUE(j["events"].empty());
-  ASSERT_TRUE(j.contains("gap")) << ex->body_bytes();
-  EXPECT_EQ(j["gap"]["reason"], "unknown");
-  EXPECT_EQ(j["gap"]["topics"][0], "a");
-  EXPECT_EQ(j["last_event_id"], id1);
-}
-
-TEST_F(SessionTest, PollPeerClosedWhileWaiting) {
-  StreamOptions o;
-  o.poll_timeout = Millis(60000);
-  Start({}, o);
-  FakeExchange* ex = Make("topic=a&transport=poll");
-  endpoint_->Handle(ex);
-  ASSERT_FALSE(ex->replied());
-  EXPECT_EQ(hub_->stats().connections_active, 1u);
-  ex->PeerClose();
-  EXPECT_EQ(hub_->stats().connections_active, 0u);
-  Publish("a", {"", "after"});
-  RunUntil([&] { return hub_->stats().events_published >= 1; });
-  EXPECT_FALSE(ex->replied());
-}
-
 TEST_F(SessionTest, BadRequestsGetAClearError) {
   Start();
   auto ex = Open("");
@@ -656,8 +358,7 @@ TEST_F(SessionTest, BadRequestsGetAClearError) {
 // in between is lost; the fake Exchange shows that no byte went out before.
 TEST_F(SessionTest, BackendModeStreamStartsOnceItsTopicIsSynced) {
   Start();
-  backend_ =
-      std::make_unique<evsse::testing::FakeBackend>(&store_, base_, hub_.get());
+  AttachBackend();
   // The fake reports its link up on its first tick, before it answers a
   // publish: once one is answered, the Hub knows the link is up (while it
   // is down a stream is answered at once).
@@ -685,8 +386,7 @@ TEST_F(SessionTest, BackendResumeOlderThanHistoryFollowsTheDrain) {
   StreamOptions o;
   o.replay_batch_bytes = 4096;
   Start(h, o);
-  backend_ =
-      std::make_unique<evsse::testing::FakeBackend>(&store_, base_, hub_.get());
+  AttachBackend();
   constexpr int kEvents = 1500;  // more than one page (1000)
   std::string last;
   for (int i = 1; i <= kEvents; ++i)
@@ -694,10 +394,7 @@ TEST_F(SessionTest, BackendResumeOlderThanHistoryFollowsTheDrain) {
   std::string from;
   pubsub::AppendBase36(from, 1000);  // the fake store's first epoch
   from += ".0";
-  FakeExchange* ex = Make("topic=a");
-  ex->SetHeader("Last-Event-ID", from);
-  ex->Hold(true);
-  endpoint_->Handle(ex);
+  FakeExchange* ex = Open("topic=a", from.c_str(), /*held=*/true);
   size_t drains = 0;
   while (!Contains(ex->body_bytes(), "id: " + last + "\n\n")) {
     ASSERT_TRUE(RunUntil([&] {

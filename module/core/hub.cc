@@ -70,7 +70,7 @@ HubImpl::~HubImpl() {
   // never calls back afterwards (its owner destroys it whenever).
   if (Backend* b = backend_.exchange(nullptr)) b->HubGone();
   if (wake_fd_ >= 0) bus_->Detach(this);
-  while (Session* s = sessions_.front()) s->Close(CloseReason::kHubGone);
+  while (Subscription* s = sessions_.front()) s->Close(CloseReason::kHubGone);
   OnReap(-1, 0, this);
   fetch_share_.reset();  // its waiters (sessions, all gone) hear kCancelled
   // Fail what never reached the loop; every callback fires exactly once.
@@ -384,7 +384,7 @@ void HubImpl::ResetTopic(Topic* t, uint64_t epoch) {
   Log(LogLevel::kWarning, "topic '" + t->name +
                               "': stream recreated (new epoch); closing its "
                               "subscribers");
-  for (Session* s : t->subscribers) s->Close(CloseReason::kUnavailable);
+  for (Subscription* s : t->subscribers) s->Close(CloseReason::kUnavailable);
   fetch_share_->DropTopic(t->name);
   t->history.Reset();
   t->epoch = epoch;
@@ -414,7 +414,7 @@ void HubImpl::Continued(const std::string& topic, uint64_t old_epoch,
   t->history.DropAfter(end);
   t->synced_from = std::min(t->synced_from, end);
   t->epoch = epoch;
-  for (Session* s : t->subscribers) {
+  for (Subscription* s : t->subscribers) {
     // A session still replaying holds pages of the old epoch: it resumes.
     if (s->catching_up() || !s->Continue(t, epoch, end))
       s->Close(CloseReason::kUnavailable);
@@ -435,7 +435,7 @@ void HubImpl::Synced(const std::string& topic, uint64_t epoch,
     if (from > Tail(t)) {
       // The store could not back-fill up to here: subscribers behind this
       // point missed events and must resume (and learn of the gap).
-      for (Session* s : t->subscribers)
+      for (Subscription* s : t->subscribers)
         if (!s->catching_up()) s->Close(CloseReason::kUnavailable);
       t->synced_from = from;
     } else if (!t->synced) {
@@ -443,9 +443,9 @@ void HubImpl::Synced(const std::string& topic, uint64_t epoch,
     }
   }
   t->synced = true;
-  std::vector<Session*> waiting;
+  std::vector<Subscription*> waiting;
   waiting.swap(t->waiting);
-  for (Session* s : waiting) s->Resolve();
+  for (Subscription* s : waiting) s->Resolve();
 }
 
 void HubImpl::Restarted(const std::string& topic, uint64_t epoch,
@@ -460,14 +460,14 @@ void HubImpl::Restarted(const std::string& topic, uint64_t epoch,
   ResetTopic(t, epoch);
   t->synced_from = from;
   t->synced = true;
-  std::vector<Session*> waiting;
+  std::vector<Subscription*> waiting;
   waiting.swap(t->waiting);
-  for (Session* s : waiting) s->Resolve();
+  for (Subscription* s : waiting) s->Resolve();
 }
 
 void HubImpl::ExpansionChanged(const std::string& topic) {
-  std::vector<Session*> asked;
-  sessions_.ForEach([&](Session* s) {
+  std::vector<Subscription*> asked;
+  sessions_.ForEach([&](Subscription* s) {
     if (!s->closed() && s->expanded_from(topic)) asked.push_back(s);
   });
   if (asked.empty()) return;
@@ -476,7 +476,7 @@ void HubImpl::ExpansionChanged(const std::string& topic) {
                            "now; ending its " +
                            std::to_string(asked.size()) +
                            " stream(s), they resume with their cursor");
-  for (Session* s : asked) s->Close(CloseReason::kRegrouped);
+  for (Subscription* s : asked) s->Close(CloseReason::kRegrouped);
 }
 
 pubsub::Position HubImpl::LastPosition(const std::string& topic,
@@ -503,7 +503,7 @@ void HubImpl::FanOut(Topic* t) {
   // Index loop: a Pump may close a session, which only marks it (the
   // vector is changed by OnReap, later).
   for (size_t i = 0; i < t->subscribers.size(); ++i) {
-    Session* s = t->subscribers[i];
+    Subscription* s = t->subscribers[i];
     if (s->closed()) continue;
     if (!s->catching_up())
       s->Pump();
@@ -512,13 +512,13 @@ void HubImpl::FanOut(Topic* t) {
   }
 }
 
-void HubImpl::AddSession(Session* s) {
+void HubImpl::AddSession(Subscription* s) {
   sessions_.PushBack(s);
   ++stats_.connections_active;
   ++stats_.connections_total;
 }
 
-void HubImpl::Subscribe(Session* s, Topic* t) {
+void HubImpl::Subscribe(Subscription* s, Topic* t) {
   s->subs.back().topic = t;
   s->subs.back().slot = static_cast<uint32_t>(t->subscribers.size());
   t->subscribers.push_back(s);
@@ -530,7 +530,7 @@ void HubImpl::Subscribe(Session* s, Topic* t) {
   Retouch(t, true);
 }
 
-void HubImpl::Retire(Session* s) {
+void HubImpl::Retire(Subscription* s) {
   sessions_.Remove(s);
   graveyard_.push_back(s);
   reap_event_.Activate();
@@ -559,16 +559,16 @@ void HubImpl::OnTrim(evutil_socket_t, short, void* arg) {
 
 void HubImpl::OnReap(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<HubImpl*>(arg);
-  std::vector<Session*> dead;
+  std::vector<Subscription*> dead;
   dead.swap(self->graveyard_);
-  for (Session* s : dead) {
-    for (const Session::Sub& sub : s->subs) {
+  for (Subscription* s : dead) {
+    for (const Subscription::Sub& sub : s->subs) {
       auto& v = sub.topic->subscribers;
-      Session* moved = v.back();
+      Subscription* moved = v.back();
       v[sub.slot] = moved;
       v.pop_back();
       if (moved != s) {
-        for (Session::Sub& m : moved->subs)
+        for (Subscription::Sub& m : moved->subs)
           if (m.topic == sub.topic) m.slot = sub.slot;
       }
       Topic* t = sub.topic;
@@ -616,7 +616,7 @@ void HubImpl::Shutdown(Millis deadline, std::function<void()> done) {
 void HubImpl::OnWave(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<HubImpl*>(arg);
   for (size_t i = 0; i < self->wave_size_; ++i) {
-    Session* s = self->sessions_.front();
+    Subscription* s = self->sessions_.front();
     if (!s) break;
     s->Close(CloseReason::kShutdown);
   }

@@ -24,8 +24,8 @@
 #include "fetch_share.h"
 #include "lists.h"
 #include "publish_endpoint.h"
-#include "session.h"
 #include "stream_endpoint.h"
+#include "subscription.h"
 #include "timer.h"
 #include "topic.h"
 
@@ -101,13 +101,13 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   // Position of the newest event ever published on the bus.
   pubsub::Position bus_last() const { return bus_->last(); }
 
-  void AddSession(Session* s);
+  void AddSession(Subscription* s);
   // Subscribe adds the session's last (empty) Sub for `t`; the first
   // subscriber of a topic starts the backend's feed for it.
-  void Subscribe(Session* s, Topic* t);
+  void Subscribe(Subscription* s, Topic* t);
   // Retire: the session is closed; it is unlinked and deleted later, never
   // inside the call that closed it.
-  void Retire(Session* s);
+  void Retire(Subscription* s);
   // NoteFreed: a stall or slow-consumer close is about to free `bytes` of
   // queued output. glibc keeps freed heap that later allocations (the
   // history) pin, so RSS would stay at its peak after the closes; once
@@ -197,8 +197,8 @@ class HubImpl : public pubsub::Bus::Listener, public BackendSink {
   std::vector<Topic*> dirty_topics_;
   pubsub::Position forgotten_up_to_;  // newest position of dropped topics
 
-  List<Session, AllTag> sessions_;
-  std::vector<Session*> graveyard_;
+  List<Subscription, AllTag> sessions_;
+  std::vector<Subscription*> graveyard_;
   OwnedEvent reap_event_;
   OwnedEvent trim_timer_;
   size_t freed_since_trim_ = 0;

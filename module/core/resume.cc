@@ -1,16 +1,17 @@
-// Where a new session starts in each topic: a fresh one at the tail, a
-// resuming one after its cursor. In memory mode that is decided at once. In
-// backend mode a topic must first be synced (the node receives everything
-// after a known position), and events older than the node's history are
-// fetched from the store, a page at a time, into a per-session backlog that
-// is written before the shared history. A cursor the history cannot honour
-// (unknown epoch, from the future, or older than what was kept) gets the
-// gap event, then the topic goes live from now.
-#include <event2/buffer.h>
-
+// Where a new Subscription (a stream or a poll) starts in each topic: a
+// fresh one at the tail, a resuming one after its cursor. In memory mode
+// that is decided at once. In backend mode a topic must first be synced (the
+// node receives everything after a known position), and events older than
+// the node's history are fetched from the store, a page at a time, into a
+// per-subscriber backlog that is delivered before the shared history. A
+// cursor the history cannot honour (unknown epoch, from the future, or older
+// than what was kept) gets the gap (a stream's gap event, a poll's "gap"),
+// then the topic goes live from now. Once every topic is known, Resumed
+// hands over to the transport.
 #include "evsse/pubsub/cursor.h"
 #include "evsse/wire.h"
 #include "hub_impl.h"
+#include "subscription.h"
 
 namespace evsse::internal {
 namespace {
@@ -28,7 +29,8 @@ int64_t WallMs() {
 
 }  // namespace
 
-void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
+void Subscription::Open(
+    std::optional<std::vector<pubsub::TopicCursor>> cursor) {
   if (cursor) ++endpoint_->hub()->stats().replays;
   // A fresh subscription starts at its topics' tails. With a backend, a
   // topic this node does not follow yet has no tail until its feed is
@@ -43,37 +45,14 @@ void Session::Open(std::optional<std::vector<pubsub::TopicCursor>> cursor) {
   if (!cursor && endpoint_->hub()->backend() && endpoint_->hub()->link_up()) {
     for (const Sub& s : subs) wait_for_tail |= !s.topic->synced;
   }
-  if (!poll_ && !wait_for_tail) StartStream();
+  Opening(wait_for_tail);
   resume_ = std::make_unique<ResumeState>();
   resume_->cursor = std::move(cursor);
   resume_->resolved.assign(subs.size(), false);
   Resolve();
 }
 
-void Session::StartStream() {
-  started_ = true;
-  const StreamOptions& o = endpoint_->options();
-  std::string prelude;
-  AppendRetry(prelude, endpoint_->JitteredRetry());
-  if (o.padding_bytes > 0) {
-    prelude += ':';
-    prelude.append(o.padding_bytes, ' ');
-    prelude += '\n';
-  }
-  prelude += '\n';
-  exchange_->Start(200, "OK");
-  evbuffer* out = endpoint_->hub()->scratch();
-  evbuffer_add(out, prelude.data(), prelude.size());
-  exchange_->Write(out);
-  AfterWrite(0);
-  if (o.max_lifetime.count() > 0) {
-    lifetime_timer_ =
-        OwnedEvent(endpoint_->hub()->base(), &Session::OnLifetime, this);
-    lifetime_timer_.AfterMs(endpoint_->JitteredLifetime());
-  }
-}
-
-void Session::Resolve() {
+void Subscription::Resolve() {
   if (closed_ || !resume_) return;
   bool all = true;
   for (size_t k = 0; k < subs.size(); ++k) {
@@ -96,7 +75,7 @@ void Session::Resolve() {
   if (all && resume_->fetching == 0) Ready();
 }
 
-void Session::Gap(size_t k, bool unknown) {
+void Subscription::Gap(size_t k, bool unknown) {
   Sub& s = subs[k];
   resume_->gapped.push_back(s.topic->name);
   resume_->unknown = resume_->unknown || unknown;
@@ -105,7 +84,7 @@ void Session::Gap(size_t k, bool unknown) {
   s.backlog.reset();
 }
 
-void Session::ResolveTopic(size_t k) {
+void Subscription::ResolveTopic(size_t k) {
   HubImpl* hub = endpoint_->hub();
   Sub& s = subs[k];
   Topic* t = s.topic;
@@ -167,12 +146,12 @@ void Session::ResolveTopic(size_t k) {
   Fetch(k);
 }
 
-void Session::Fetch(size_t k) {
+void Subscription::Fetch(size_t k) {
   Backlog& b = *subs[k].backlog;
   b.fetching = true;
-  std::shared_ptr<Session*>& handle = cold().handle;
-  if (!handle) handle = std::make_shared<Session*>(this);
-  std::weak_ptr<Session*> weak = handle;
+  std::shared_ptr<Subscription*>& handle = cold().handle;
+  if (!handle) handle = std::make_shared<Subscription*>(this);
+  std::weak_ptr<Subscription*> weak = handle;
   HubImpl* hub = endpoint_->hub();
   hub->fetch_share().Fetch(hub->backend(), subs[k].topic->name, b.next_after,
                            b.until, kFetchPage, [weak, k](Result<PageRef> r) {
@@ -181,7 +160,7 @@ void Session::Fetch(size_t k) {
                            });
 }
 
-void Session::OnFetched(size_t k, Result<PageRef> r) {
+void Subscription::OnFetched(size_t k, Result<PageRef> r) {
   if (closed_) return;
   Sub& s = subs[k];
   Backlog& b = *s.backlog;
@@ -242,14 +221,12 @@ void Session::OnFetched(size_t k, Result<PageRef> r) {
   }
   if (first) {
     Resolve();
-  } else if (!poll_) {
+  } else {
     Pump();
-  } else if (HasPending()) {
-    AnswerPoll();
   }
 }
 
-void Session::Ready() {
+void Subscription::Ready() {
   HubImpl* hub = endpoint_->hub();
   if (!resume_->gapped.empty()) {
     ++hub->stats().gaps;
@@ -258,51 +235,7 @@ void Session::Ready() {
     AppendGapData(gap, resume_->gapped, resume_->unknown);
   }
   resume_.reset();
-  if (poll_) return BeginPoll();
-  if (!started_) StartStream();
-  if (has_gap()) {
-    std::string gap;
-    AppendEventBody(gap, endpoint_->options().gap_event, cold_->gap_json);
-    std::string& id = hub->id_scratch();
-    id.clear();
-    AppendCursor(id);
-    AppendIdAndEnd(gap, id);
-    evbuffer_add(hub->scratch(), gap.data(), gap.size());
-    cold_->gap_json.clear();
-  }
-  catching_up_ = true;
-  size_t before = evbuffer_get_length(hub->scratch());
-  size_t events = 0;
-  bool caught_up = true;
-  if (!Collect(endpoint_->options().replay_batch_bytes, &events, &caught_up)) {
-    evbuffer_drain(hub->scratch(), evbuffer_get_length(hub->scratch()));
-    Close(CloseReason::kSlowConsumer);
-    return;
-  }
-  hub->stats().replayed_events += events;
-  catching_up_ = !caught_up;
-  if (!caught_up) FetchWhereBlocked();
-  if (evbuffer_get_length(hub->scratch()) > 0 || before > 0) {
-    exchange_->Write(hub->scratch());
-    AfterWrite(events);
-  }
-  // A transport that took the whole first batch at once sends no
-  // OnDrained: go on now (Pump loops while batches go out at once). Before,
-  // a resume whose stream had started earlier (backend mode) stopped after
-  // its first replay_batch_bytes.
-  if (catching_up_ && !closed_ && exchange_->queued() == 0) Pump();
-}
-
-void Session::BeginPoll() {
-  catching_up_ = false;
-  const StreamOptions& o = endpoint_->options();
-  if (has_gap() || HasPending() || o.poll_timeout.count() <= 0) {
-    AnswerPoll();
-    return;
-  }
-  lifetime_timer_ =
-      OwnedEvent(endpoint_->hub()->base(), &Session::OnLifetime, this);
-  lifetime_timer_.AfterMs(o.poll_timeout.count());
+  Resumed();
 }
 
 }  // namespace evsse::internal

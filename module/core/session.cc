@@ -1,8 +1,10 @@
+// The event stream: its start, batches that follow the drain, heartbeats,
+// and how it ends.
+#include "session.h"
+
 #include <event2/buffer.h>
 
-#include <algorithm>
 #include <limits>
-#include <nlohmann/json.hpp>
 
 #include "evsse/pubsub/cursor.h"
 #include "evsse/wire.h"
@@ -38,108 +40,77 @@ void AddShared(evbuffer* out, const pubsub::Event& e, size_t size) {
 static_assert(sizeof(void*) != 8 || sizeof(Session) <= 184,
               "Session outgrew its malloc block; see the comment above");
 
-Session::Session(StreamEndpoint* endpoint, Exchange* exchange, bool poll)
-    : endpoint_(endpoint), exchange_(exchange), poll_(poll) {
-  exchange_->set_listener(this);
-}
+Session::Session(StreamEndpoint* endpoint, Exchange* exchange)
+    : Subscription(endpoint, exchange) {}
 
 Session::~Session() {
   endpoint_->heartbeats().Remove(this);
   endpoint_->stalls().Remove(this);
 }
 
-template <class Fn>
-bool Session::Walk(size_t budget, size_t max_events, size_t* events,
-                   bool* caught_up, Fn&& fn) {
-  size_t bytes = 0;
-  *events = 0;
-  const size_t n = subs.size();
-  for (const Sub& s : subs) {
-    // An event after our position was dropped before we sent it.
-    if (!s.backlog && s.pos < s.topic->history.evicted_up_to()) return false;
+void Session::Opening(bool wait_for_tail) {
+  if (!wait_for_tail) StartStream();
+}
+
+void Session::StartStream() {
+  started_ = true;
+  const StreamOptions& o = endpoint_->options();
+  std::string prelude;
+  AppendRetry(prelude, endpoint_->JitteredRetry());
+  if (o.padding_bytes > 0) {
+    prelude += ':';
+    prelude.append(o.padding_bytes, ' ');
+    prelude += '\n';
   }
-  if (n == 1 && !subs[0].backlog) {
-    // The common case: one topic, straight from its history.
-    Sub& s = subs[0];
-    const pubsub::TopicHistory& h = s.topic->history;
-    size_t i = h.FirstAfter(s.pos);
-    for (; i < h.size(); ++i) {
-      if ((bytes >= budget || *events >= max_events) && *events > 0) break;
-      const pubsub::Event& e = *h[i];
-      s.pos = e.position;
-      s.epoch = e.epoch;  // a topic's first event may create its epoch
-      fn(e, true);
-      bytes += e.wire.size();
-      ++*events;
-    }
-    *caught_up = i == h.size();
-    return true;
+  prelude += '\n';
+  exchange_->Start(200, "OK");
+  evbuffer* out = endpoint_->hub()->scratch();
+  evbuffer_add(out, prelude.data(), prelude.size());
+  exchange_->Write(out);
+  AfterWrite(0);
+  if (o.max_lifetime.count() > 0) ArmTimer(endpoint_->JitteredLifetime());
+}
+
+void Session::Resumed() {
+  HubImpl* hub = endpoint_->hub();
+  if (!started_) StartStream();
+  if (has_gap()) {
+    std::string gap;
+    AppendEventBody(gap, endpoint_->options().gap_event, cold_->gap_json);
+    std::string& id = hub->id_scratch();
+    id.clear();
+    AppendCursor(id);
+    AppendIdAndEnd(gap, id);
+    evbuffer_add(hub->scratch(), gap.data(), gap.size());
+    cold_->gap_json.clear();
   }
-  // Several sources: merge by position. A backlog (events fetched for a
-  // resume) comes before its topic's history; one whose next page is still
-  // being fetched holds the merge, so order is never broken.
-  size_t idx[64];
-  for (size_t k = 0; k < n; ++k)
-    idx[k] =
-        subs[k].backlog ? 0 : subs[k].topic->history.FirstAfter(subs[k].pos);
-  for (;;) {
-    size_t best = n;
-    const pubsub::Event* head_of_best = nullptr;
-    bool from_backlog = false;
-    for (size_t k = 0; k < n; ++k) {
-      Sub& s = subs[k];
-      const pubsub::TopicHistory& h = s.topic->history;
-      const pubsub::Event* head = nullptr;
-      bool backlog = false;
-      if (s.backlog) {
-        if (!s.backlog->empty()) {
-          head = s.backlog->front().get();
-          backlog = true;
-        } else if (s.backlog->more) {
-          *caught_up = false;
-          return true;
-        } else {
-          s.backlog.reset();
-          if (s.pos < h.evicted_up_to()) return false;
-          idx[k] = h.FirstAfter(s.pos);
-        }
-      }
-      if (!head && idx[k] < h.size()) head = h[idx[k]].get();
-      if (head && (!head_of_best || head->position < head_of_best->position)) {
-        best = k;
-        head_of_best = head;
-        from_backlog = backlog;
-      }
-    }
-    *caught_up = best == n;
-    if (*caught_up) return true;
-    if ((bytes >= budget || *events >= max_events) && *events > 0) return true;
-    Sub& s = subs[best];
-    if (from_backlog) {
-      ++s.backlog->next;  // the page keeps the event alive while fn runs
-    } else {
-      ++idx[best];
-    }
-    s.pos = head_of_best->position;
-    s.epoch = head_of_best->epoch;
-    fn(*head_of_best, n == 1);
-    bytes +=
-        n == 1 ? head_of_best->wire.size() : head_of_best->body_size + n * 16;
-    ++*events;
+  catching_up_ = true;
+  size_t before = evbuffer_get_length(hub->scratch());
+  size_t events = 0;
+  bool caught_up = true;
+  if (!Collect(endpoint_->options().replay_batch_bytes, &events, &caught_up)) {
+    evbuffer_drain(hub->scratch(), evbuffer_get_length(hub->scratch()));
+    Close(CloseReason::kSlowConsumer);
+    return;
   }
+  hub->stats().replayed_events += events;
+  catching_up_ = !caught_up;
+  if (!caught_up) FetchWhereBlocked();
+  if (evbuffer_get_length(hub->scratch()) > 0 || before > 0) {
+    exchange_->Write(hub->scratch());
+    AfterWrite(events);
+  }
+  // A transport that took the whole first batch at once sends no
+  // OnDrained: go on now (Pump loops while batches go out at once). Before,
+  // a resume whose stream had started earlier (backend mode) stopped after
+  // its first replay_batch_bytes.
+  if (catching_up_ && !closed_ && exchange_->queued() == 0) Pump();
 }
 
 void Session::FetchWhereBlocked() {
   for (size_t k = 0; k < subs.size(); ++k) {
     Backlog* b = subs[k].backlog.get();
     if (b && b->empty() && b->more && !b->fetching) Fetch(k);
-  }
-}
-
-void Session::AppendCursor(std::string& out) const {
-  for (size_t k = 0; k < subs.size(); ++k) {
-    if (k) out += ',';
-    pubsub::AppendPosition(out, {subs[k].epoch, subs[k].pos});
   }
 }
 
@@ -164,11 +135,7 @@ bool Session::Collect(size_t budget, size_t* events, bool* caught_up) {
 }
 
 void Session::Pump() {
-  if (closed_ || resume_) return;
-  if (poll_) {
-    if (HasPending()) AnswerPoll();
-    return;
-  }
+  if (closed_ || resolving()) return;
   const StreamOptions& o = endpoint_->options();
   // Live: everything pending, up to the queue's high watermark; what does
   // not fit waits in the history (the session is then behind, like a
@@ -209,22 +176,6 @@ void Session::Pump() {
   }
 }
 
-bool Session::Continue(const Topic* t, uint64_t epoch, pubsub::Position end) {
-  for (Sub& s : subs) {
-    if (s.topic != t || s.epoch == epoch) continue;  // already moved
-    // Its place is the old epoch's (or none yet: epoch 0, position 0).
-    if (s.pos > end) return false;
-    s.epoch = epoch;
-  }
-  return true;
-}
-
-bool Session::FellBehindHistory() const {
-  for (const Sub& s : subs)
-    if (!s.backlog && s.pos < s.topic->history.evicted_up_to()) return true;
-  return false;
-}
-
 void Session::AfterWrite(size_t events) {
   int64_t now = NowMs();
   endpoint_->heartbeats().Touch(this, now);
@@ -261,104 +212,10 @@ void Session::OnDrained() {
   }
 }
 
-void Session::OnClosed() { Close(CloseReason::kPeerClosed); }
-
-void Session::OnLifetime(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Session*>(arg);
-  if (self->poll_)
-    self->AnswerPoll();  // the long poll timed out: answer what there is
-  else
-    self->Close(CloseReason::kLifetime);
-}
-
-bool Session::HasPending() const {
-  for (const Sub& s : subs) {
-    if (s.backlog && !s.backlog->empty()) return true;
-    if (!s.backlog &&
-        s.topic->history.FirstAfter(s.pos) < s.topic->history.size())
-      return true;
-  }
-  return false;
-}
-
-void Session::AnswerPoll() {
-  HubImpl* hub = endpoint_->hub();
-  const StreamOptions& o = endpoint_->options();
-  nlohmann::ordered_json body;
-  nlohmann::ordered_json& list = body["events"] =
-      nlohmann::ordered_json::array();
-  std::string type, data, id;
-  size_t events = 0;
-  bool caught_up = true;
-  bool ok =
-      Walk(std::numeric_limits<size_t>::max(), o.poll_max_events, &events,
-           &caught_up, [&](const pubsub::Event& e, bool whole) {
-             DecodeEventBody(std::string_view(e.wire).substr(0, e.body_size),
-                             &type, &data);
-             id.clear();
-             if (whole)
-               pubsub::AppendPosition(id, {e.epoch, e.position});
-             else
-               AppendCursor(id);
-             list.push_back({{"id", id}, {"type", type}, {"data", data}});
-           });
-  if (!ok) {
-    // Events after the cursor were dropped while this poll waited: report a
-    // gap and move the cursor to now, as a stream would on reconnect.
-    std::vector<std::string> topics;
-    for (Sub& s : subs) {
-      if (s.pos < s.topic->history.evicted_up_to()) {
-        topics.push_back(s.topic->name);
-        s.pos = hub->Tail(s.topic);
-      }
-    }
-    std::string& gap = cold().gap_json;
-    gap.clear();
-    AppendGapData(gap, topics, false);
-    ++hub->stats().gaps;
-  }
-  id.clear();
-  AppendCursor(id);
-  body["last_event_id"] = id;
-  if (has_gap())
-    body["gap"] =
-        nlohmann::ordered_json::parse(cold_->gap_json, nullptr, false);
-  std::string text = body.dump(
-      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-  text += '\n';
-  hub->stats().events_delivered += events;
-  ++hub->stats().polls;
-  exchange_->AddHeader("Content-Type", "application/json; charset=utf-8");
-  exchange_->AddHeader("Cache-Control", "no-store");
-  exchange_->Reply(200, "OK", text);
-  Finish();
-}
-
-void Session::Finish() {
-  closed_ = true;
-  HubImpl* hub = endpoint_->hub();
-  --hub->stats().connections_active;
-  endpoint_->heartbeats().Remove(this);
-  endpoint_->stalls().Remove(this);
-  if (lifetime_timer_) lifetime_timer_.Cancel();
-  exchange_ = nullptr;
-  hub->Retire(this);
-}
+void Session::OnTimer() { Close(CloseReason::kLifetime); }
 
 void Session::Close(CloseReason reason) {
   if (closed_) return;
-  if (poll_ && reason == CloseReason::kUnavailable) {
-    exchange_->AddHeader("Retry-After", "1");
-    exchange_->AddHeader("Content-Type", "text/plain; charset=utf-8");
-    exchange_->Reply(503, "Service Unavailable",
-                     "history store unavailable; poll again\n");
-    Finish();
-    return;
-  }
-  if (poll_ && reason != CloseReason::kPeerClosed) {
-    AnswerPoll();  // a waiting poll is answered, never dropped
-    return;
-  }
   // A stream still waiting for its start position gets its response now,
   // so that a browser reconnects (a retry hint, then the end) rather than
   // seeing an aborted request.
@@ -404,7 +261,7 @@ void Session::Close(CloseReason reason) {
       // reconnect resumes every topic (also one it had no event of yet).
       // Not before every topic is resolved: until then nothing was written
       // and the client's own id is the right one.
-      if (!resume_) {
+      if (!resolving()) {
         std::string& id = hub->id_scratch();
         id.clear();
         AppendCursor(id);
@@ -420,15 +277,9 @@ void Session::Close(CloseReason reason) {
       exchange_->End();  // the client resumes with its cursor
       break;
   }
-  if (hub->LogEnabled(LogLevel::kDebug)) {
-    static const char* const kNames[] = {
-        "peer closed",       "slow consumer",
-        "write stall",       "lifetime",
-        "shutdown",          "hub destroyed",
-        "store unavailable", "store topics regrouped"};
-    hub->Log(LogLevel::kDebug,
-             std::string("stream closed: ") + kNames[static_cast<int>(reason)]);
-  }
+  LogClosed(reason);
+  endpoint_->heartbeats().Remove(this);
+  endpoint_->stalls().Remove(this);
   Finish();
 }
 

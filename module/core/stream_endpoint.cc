@@ -9,7 +9,9 @@
 
 #include "evsse/wire.h"
 #include "hub_impl.h"
+#include "poll_session.h"
 #include "request.h"
+#include "session.h"
 #include "tcp_options.h"
 
 namespace evsse::internal {
@@ -433,8 +435,13 @@ void StreamEndpoint::Admit(Exchange* ex, SubscribeRequest req) {
     if (!so.ok() && hub_->LogEnabled(LogLevel::kWarning))
       hub_->Log(LogLevel::kWarning, "stream socket options: " + so.message());
   }
-  // The session decides where each topic resumes (resume.cc).
-  auto* s = new Session(this, ex, req.poll);
+  // The subscriber decides where each topic resumes (resume.cc): a poll
+  // answers one JSON document, a stream goes on.
+  Subscription* s;
+  if (req.poll)
+    s = new PollSession(this, ex);
+  else
+    s = new Session(this, ex);
   hub_->AddSession(s);
   if (!req.poll) AddStreamHeaders(ex);
   for (Topic* t : topics) {

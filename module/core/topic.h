@@ -15,7 +15,7 @@
 
 namespace evsse::internal {
 
-class Session;
+class Subscription;
 
 struct TopicTag;
 
@@ -32,7 +32,7 @@ struct Topic final : Link<TopicTag> {
   pubsub::TopicHistory history;
   In in = In::kNone;
   // Subscribers; each session remembers its slot here for O(1) removal.
-  std::vector<Session*> subscribers;
+  std::vector<Subscription*> subscribers;
   // When the topic last fanned out, or one of its live subscribers last
   // finished writing (NowUs): events that come sooner are coalesced.
   int64_t active_us = 0;
@@ -50,7 +50,7 @@ struct Topic final : Link<TopicTag> {
   bool watched = false;
   bool synced = true;
   pubsub::Position synced_from;
-  std::vector<Session*> waiting;  // sessions waiting for the first sync
+  std::vector<Subscription*> waiting;  // sessions waiting for the first sync
   // Earlier epochs `epoch` continues, newest first (a failover; see
   // BackendSink::Continued). Rare: not allocated until one happens.
   std::unique_ptr<std::vector<FormerEpoch>> former;

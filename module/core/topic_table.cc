@@ -82,8 +82,8 @@ bool HubImpl::EvictDelivered(size_t bytes) {
   for (size_t n = busy_.size(); n > 0 && OverBudget(bytes); --n) {
     Topic* t = busy_.front();
     pubsub::Position owed = t->history.last();
-    for (Session* s : t->subscribers)
-      for (const Session::Sub& sub : s->subs)
+    for (Subscription* s : t->subscribers)
+      for (const Subscription::Sub& sub : s->subs)
         if (sub.topic == t) owed = std::min(owed, sub.pos);
     stats_.history_events_evicted += t->history.DropUpTo(owed);
     Retouch(t, true);  // in use: kept, at the back or in no list

@@ -9,6 +9,11 @@
 #   [--smoke] [BUILD_DIR]: sets SMOKE (0 or 1) and BUILD (default build);
 #   -h/--help prints lines HELP_LINES (a sed range such as 2,18) of the
 #   script; any other option is "NAME: unknown option X" on stderr, exit 2.
+# bench_defaults VAR=DEFAULT...: each VAR keeps its value from the
+#   environment when set and not empty, else becomes DEFAULT.
+# bench_need NAME WHAT...: every WHAT is there, else "NAME: WHAT not found"
+#   on stderr and exit 2; a WHAT with a slash is a built binary (must be
+#   executable: "...; build it first"), any other a command on PATH.
 # log MSG...: MSG on stderr, prefixed with $BENCH_LOG_PREFIX.
 # bench_init TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS (every
 #   process the script starts, appended by the script); on exit every pid in
@@ -63,6 +68,29 @@ bench_cleanup() {
     wait "$pid" 2>/dev/null
   done
   if ((${KEEP:-0})); then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+bench_defaults() {
+  local kv name
+  for kv in "$@"; do
+    name=${kv%%=*}
+    [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${kv#*=}"
+  done
+}
+
+bench_need() {
+  local name=$1 what
+  shift
+  for what in "$@"; do
+    if [[ $what == */* ]]; then
+      [[ -x $what ]] && continue
+      echo "$name: $what not found; build it first" >&2
+    else
+      command -v "$what" >/dev/null && continue
+      echo "$name: $what not found" >&2
+    fi
+    exit 2
+  done
 }
 
 log() { echo "${BENCH_LOG_PREFIX:-bench}: $*" >&2; }

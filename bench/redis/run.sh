@@ -23,14 +23,9 @@ set -u -o pipefail
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 # Sizes (environment overrides): see README.md for the reasons.
-FANOUT_SUBS=${FANOUT_SUBS:-5000}
-FANOUT_RATE=${FANOUT_RATE:-5}
-FANOUT_EVENTS=${FANOUT_EVENTS:-100}
-MAX_EVENTS=${MAX_EVENTS:-200}
-REPLAY_SUBS=${REPLAY_SUBS:-100}
-REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
-REPEAT=${REPEAT:-1}
-ONLY=${ONLY:-.}  # a regex: run only the scenarios whose name matches
+# ONLY: a regex: run only the scenarios whose name matches.
+bench_defaults FANOUT_SUBS=5000 FANOUT_RATE=5 FANOUT_EVENTS=100 MAX_EVENTS=200 \
+  REPLAY_SUBS=100 REPLAY_EVENTS=10000 REPEAT=1 ONLY=.
 bench_args run.sh 2,20 "$@"
 
 BIN=""

@@ -25,57 +25,12 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const {
-  sleep, Fatal, waitFor, freePort, Child, request, launchChromium,
+  sleep, Fatal, waitFor, freePort, Child, request, Redis, launchChromium,
 } = require('./harness.js');
 
 const ALERTS_BIN = process.env.EVSSE_ALERTS_BIN;
-const REDIS_SERVER = process.env.EVSSE_REDIS_SERVER;
 const REDIS_CONF = process.env.EVSSE_ALERTS_REDIS_CONF;
 const TOKEN = 'browser-test-token-0123456789';
-
-// Redis: a private redis-server on a unix socket, nothing persisted.
-class Redis {
-  constructor(dir) {
-    this.dir = dir;
-    this.socket = path.join(dir, 'redis.sock');
-  }
-  async start() {
-    this.child = new Child('redis', [
-      REDIS_SERVER, '--port', '0', '--unixsocket', this.socket,
-      '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
-      '--dir', this.dir, '--daemonize', 'no',
-    ], path.join(this.dir, 'redis.log'));
-    // The socket file exists before listen(): wait for an answer instead.
-    await waitFor(async () => (await this.command(['PING'])) === 'PONG',
-                  'redis-server to answer PING', 10000);
-  }
-  // command sends one command and returns a simple string, an integer or
-  // throws on an error reply (all this test needs).
-  command(args) {
-    return new Promise((resolve, reject) => {
-      const c = net.createConnection(this.socket);
-      let buf = '';
-      c.setTimeout(5000, () => c.destroy(new Error('redis command timed out')));
-      c.on('error', reject);
-      c.on('connect', () => {
-        let req = `*${args.length}\r\n`;
-        for (const a of args) req += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
-        c.write(req);
-      });
-      c.on('data', (d) => {
-        buf += d.toString('utf8');
-        const end = buf.indexOf('\r\n');
-        if (end < 0) return;
-        const line = buf.slice(1, end);
-        c.end();
-        if (buf[0] === '+') resolve(line);
-        else if (buf[0] === ':') resolve(Number(line));
-        else reject(new Error(`redis ${args[0]}: ${buf.slice(0, end)}`));
-      });
-    });
-  }
-  stop() { return this.child ? this.child.stop('SIGTERM') : Promise.resolve(); }
-}
 
 // alertsConf is conf/alerts-redis.conf with this test's Redis, a short
 // reconnection delay (the page's EventSource waits `retry` between

@@ -1,13 +1,15 @@
 'use strict';
 // What the browser tests (this folder) and the proxy tests (tests/proxy,
 // through rig.js) share: a condition poller, free loopback ports, child
-// processes stopped by their pid only, a loopback HTTP request, and
-// headless Debian Chromium started the same way everywhere. playwright-core
+// processes stopped by their pid only, a loopback HTTP request, a private
+// redis-server, and headless Debian Chromium started the same way
+// everywhere. playwright-core
 // comes from this folder's node_modules (install.sh).
 const {spawn} = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const path = require('node:path');
 
 const CHROMIUM = process.env.EVSSE_CHROMIUM || '/usr/bin/chromium';
 // Generous: the machine running the tests may be small and shared, and
@@ -110,6 +112,51 @@ function request(port, method, target, {headers = {}, body} = {}) {
   });
 }
 
+// Redis: a private redis-server (EVSSE_REDIS_SERVER) on a unix socket in
+// `dir`, nothing persisted.
+class Redis {
+  constructor(dir) {
+    this.dir = dir;
+    this.socket = path.join(dir, 'redis.sock');
+  }
+  async start() {
+    this.child = new Child('redis', [
+      process.env.EVSSE_REDIS_SERVER, '--port', '0', '--unixsocket', this.socket,
+      '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
+      '--dir', this.dir, '--daemonize', 'no',
+    ], path.join(this.dir, 'redis.log'));
+    // The socket file exists before listen(): wait for an answer instead.
+    await waitFor(async () => (await this.command(['PING'])) === 'PONG',
+                  'redis-server to answer PING', 10000);
+  }
+  // command sends one command and returns a simple string, an integer or
+  // throws on an error reply (all this test needs).
+  command(args) {
+    return new Promise((resolve, reject) => {
+      const c = net.createConnection(this.socket);
+      let buf = '';
+      c.setTimeout(5000, () => c.destroy(new Error('redis command timed out')));
+      c.on('error', reject);
+      c.on('connect', () => {
+        let req = `*${args.length}\r\n`;
+        for (const a of args) req += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+        c.write(req);
+      });
+      c.on('data', (d) => {
+        buf += d.toString('utf8');
+        const end = buf.indexOf('\r\n');
+        if (end < 0) return;
+        const line = buf.slice(1, end);
+        c.end();
+        if (buf[0] === '+') resolve(line);
+        else if (buf[0] === ':') resolve(Number(line));
+        else reject(new Error(`redis ${args[0]}: ${buf.slice(0, end)}`));
+      });
+    });
+  }
+  stop() { return this.child ? this.child.stop('SIGTERM') : Promise.resolve(); }
+}
+
 // launchChromium: headless Debian Chromium (CHROMIUM) through
 // playwright-core. With `profile` (a user-data dir) it resolves a
 // persistent BrowserContext, without it a Browser. `args`: more switches,
@@ -128,5 +175,6 @@ function launchChromium({profile, args = []} = {}) {
 }
 
 module.exports = {
-  CHROMIUM, WAIT_MS, sleep, Fatal, waitFor, freePort, Child, request, launchChromium,
+  CHROMIUM, WAIT_MS, sleep, Fatal, waitFor, freePort, Child, request, Redis,
+  launchChromium,
 };

@@ -11,35 +11,14 @@ const net = require('node:net');
 const path = require('node:path');
 const harness = require('../browser/harness.js');
 
-const {WAIT_MS, sleep, Fatal, waitFor, freePort, Child, request} = harness;
+const {sleep, Fatal, waitFor, Child, request} = harness;
 
 const env = {
   node: process.env.EVSSE_EVHTTP_HELLO,
-  redis: process.env.EVSSE_REDIS_SERVER,
   nginx: process.env.EVSSE_NGINX || '/usr/sbin/nginx',
   confDir: process.env.EVSSE_CONF_DIR,
   certs: process.env.EVSSE_TEST_CERTS,  // make_test_certs.sh output (h2 test)
 };
-
-// Redis: a private redis-server on a unix socket, nothing persisted.
-class Redis {
-  constructor(dir) {
-    this.dir = dir;
-    this.socket = path.join(dir, 'redis.sock');
-  }
-  async start() {
-    this.child = new Child('redis', [
-      env.redis, '--port', '0', '--unixsocket', this.socket,
-      '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
-      '--dir', this.dir, '--daemonize', 'no',
-    ], path.join(this.dir, 'redis.log'));
-    await waitFor(() => {
-      if (!this.child.running()) throw new Fatal(`redis-server exited:\n${this.child.log()}`);
-      return fs.existsSync(this.socket) && this.child.log().includes('ready to accept connections');
-    }, 'redis-server to accept connections', 10000);
-  }
-  stop() { return this.child ? this.child.stop('SIGTERM') : Promise.resolve(); }
-}
 
 // Node: examples/evhttp_hello on a fixed port (restarts reuse it), on the
 // private Redis when `redisSocket` is set (a restarted node then replays what
@@ -137,5 +116,5 @@ http {
 }
 
 module.exports = {
-  ...harness, env, Redis, Node, publish, shippedConf, Nginx,
+  ...harness, env, Node, publish, shippedConf, Nginx,
 };

@@ -14,6 +14,12 @@
 # bench_need NAME WHAT...: every WHAT is there, else "NAME: WHAT not found"
 #   on stderr and exit 2; a WHAT with a slash is a built binary (must be
 #   executable: "...; build it first"), any other a command on PATH.
+# bench_check_line JSON STRICT [KEY...]: one result line: it must parse and
+#   have no "error"; with STRICT 1 also every KEY must be 0 or absent
+#   (default: lost duplicated reordered gaps subscribers_shed
+#   subscribers_failed subscribers_closed_by_server publish_errors
+#   misrouted, and then lost and duplicated must be there). Otherwise the
+#   line's [server/]name and what is wrong on stderr, status 1.
 # log MSG...: MSG on stderr, prefixed with $BENCH_LOG_PREFIX.
 # bench_init TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS (every
 #   process the script starts, appended by the script); on exit every pid in
@@ -91,6 +97,36 @@ bench_need() {
     fi
     exit 2
   done
+}
+
+bench_check_line() {
+  python3 - "$@" <<'EOF'
+import json, sys
+try:
+    j = json.loads(sys.argv[1])
+except ValueError as e:
+    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
+    sys.exit(1)
+bad = []
+if "error" in j:
+    bad.append("error=%s" % j["error"])
+if sys.argv[2] == "1":
+    keys = sys.argv[3:] or ["lost", "duplicated", "reordered", "gaps",
+                            "subscribers_shed", "subscribers_failed",
+                            "subscribers_closed_by_server", "publish_errors",
+                            "misrouted"]
+    for k in keys:
+        if j.get(k, 0) != 0:
+            bad.append("%s=%s" % (k, j[k]))
+    if not sys.argv[3:] and ("lost" not in j or "duplicated" not in j):
+        bad.append("no lost/duplicated fields")
+if bad:
+    name = j.get("name", "?")
+    if "server" in j:
+        name = "%s/%s" % (j["server"], name)
+    print("%s: %s" % (name, ", ".join(bad)), file=sys.stderr)
+    sys.exit(1)
+EOF
 }
 
 log() { echo "${BENCH_LOG_PREFIX:-bench}: $*" >&2; }

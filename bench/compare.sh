@@ -278,28 +278,6 @@ print(json.dumps(j, separators=(",", ":")))
 EOF
 }
 
-# check_line JSON STRICT: as in run_fanout.sh.
-check_line() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-j = json.loads(sys.argv[1])
-bad = []
-if "error" in j:
-    bad.append("error=%s" % j["error"])
-if sys.argv[2] == "1":
-    for k in ("lost", "duplicated", "reordered", "gaps", "subscribers_shed",
-              "subscribers_failed", "subscribers_closed_by_server",
-              "publish_errors", "misrouted"):
-        if j.get(k, 0) != 0:
-            bad.append("%s=%s" % (k, j[k]))
-    if "lost" not in j or "duplicated" not in j:
-        bad.append("no lost/duplicated fields")
-if bad:
-    print("%s/%s: %s" % (j.get("server", "?"), j.get("name", "?"),
-                         ", ".join(bad)), file=sys.stderr)
-    sys.exit(1)
-EOF
-}
 
 # run_one SERVER ROUND NAME TIMEOUT_S [redis] [tls] -- LOADGEN_ARGS...
 run_one() {
@@ -345,7 +323,7 @@ run_one() {
   [[ -n $out ]] || out="{\"name\":\"$name\",\"error\":\"evsse-loadgen exited $rc without output\"}"
   out=$(tag "$out" "$server" "$round")
   echo "$out" >>"$RESULTS"
-  check_line "$out" "$SMOKE" || FAILED=1
+  bench_check_line "$out" "$SMOKE" || FAILED=1
   if [[ $rc -ne 0 ]]; then
     log "$server $name: evsse-loadgen exited $rc"
     FAILED=1

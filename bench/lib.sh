@@ -9,6 +9,17 @@
 #   [--smoke] [BUILD_DIR]: sets SMOKE (0 or 1) and BUILD (default build);
 #   -h/--help prints lines HELP_LINES (a sed range such as 2,18) of the
 #   script; any other option is "NAME: unknown option X" on stderr, exit 2.
+# bench_defaults VAR=DEFAULT...: each VAR keeps its value from the
+#   environment when set and not empty, else becomes DEFAULT.
+# bench_need NAME WHAT...: every WHAT is there, else "NAME: WHAT not found"
+#   on stderr and exit 2; a WHAT with a slash is a built binary (must be
+#   executable: "...; build it first"), any other a command on PATH.
+# bench_check_line JSON STRICT [KEY...]: one result line: it must parse and
+#   have no "error"; with STRICT 1 also every KEY must be 0 or absent
+#   (default: lost duplicated reordered gaps subscribers_shed
+#   subscribers_failed subscribers_closed_by_server publish_errors
+#   misrouted, and then lost and duplicated must be there). Otherwise the
+#   line's [server/]name and what is wrong on stderr, status 1.
 # log MSG...: MSG on stderr, prefixed with $BENCH_LOG_PREFIX.
 # bench_init TMP_PREFIX: sets WORK (a fresh temp dir) and PIDS (every
 #   process the script starts, appended by the script); on exit every pid in
@@ -63,6 +74,59 @@ bench_cleanup() {
     wait "$pid" 2>/dev/null
   done
   if ((${KEEP:-0})); then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
+bench_defaults() {
+  local kv name
+  for kv in "$@"; do
+    name=${kv%%=*}
+    [[ -n ${!name:-} ]] || printf -v "$name" '%s' "${kv#*=}"
+  done
+}
+
+bench_need() {
+  local name=$1 what
+  shift
+  for what in "$@"; do
+    if [[ $what == */* ]]; then
+      [[ -x $what ]] && continue
+      echo "$name: $what not found; build it first" >&2
+    else
+      command -v "$what" >/dev/null && continue
+      echo "$name: $what not found" >&2
+    fi
+    exit 2
+  done
+}
+
+bench_check_line() {
+  python3 - "$@" <<'EOF'
+import json, sys
+try:
+    j = json.loads(sys.argv[1])
+except ValueError as e:
+    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
+    sys.exit(1)
+bad = []
+if "error" in j:
+    bad.append("error=%s" % j["error"])
+if sys.argv[2] == "1":
+    keys = sys.argv[3:] or ["lost", "duplicated", "reordered", "gaps",
+                            "subscribers_shed", "subscribers_failed",
+                            "subscribers_closed_by_server", "publish_errors",
+                            "misrouted"]
+    for k in keys:
+        if j.get(k, 0) != 0:
+            bad.append("%s=%s" % (k, j[k]))
+    if not sys.argv[3:] and ("lost" not in j or "duplicated" not in j):
+        bad.append("no lost/duplicated fields")
+if bad:
+    name = j.get("name", "?")
+    if "server" in j:
+        name = "%s/%s" % (j["server"], name)
+    print("%s: %s" % (name, ", ".join(bad)), file=sys.stderr)
+    sys.exit(1)
+EOF
 }
 
 log() { echo "${BENCH_LOG_PREFIX:-bench}: $*" >&2; }

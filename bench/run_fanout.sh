@@ -83,32 +83,6 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-# check_line JSON STRICT: the line must parse; STRICT also requires no
-# error, loss, duplicate, gap, shed or failed subscriber.
-check_line() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-try:
-    j = json.loads(sys.argv[1])
-except ValueError as e:
-    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
-    sys.exit(1)
-bad = []
-if "error" in j:
-    bad.append("error=%s" % j["error"])
-if sys.argv[2] == "1":
-    for k in ("lost", "duplicated", "reordered", "gaps", "subscribers_shed",
-              "subscribers_failed", "subscribers_closed_by_server",
-              "publish_errors", "misrouted"):
-        if j.get(k, 0) != 0:
-            bad.append("%s=%s" % (k, j[k]))
-    if "lost" not in j or "duplicated" not in j:
-        bad.append("no lost/duplicated fields")
-if bad:
-    print("%s: %s" % (j.get("name", "?"), ", ".join(bad)), file=sys.stderr)
-    sys.exit(1)
-EOF
-}
 
 # shed_count JSON: subscribers the server shed in a run.
 shed_count() {
@@ -140,7 +114,7 @@ scenario() {
     out="{\"name\":\"$name\",\"error\":\"evsse-loadgen exited $rc without output\"}"
   fi
   echo "$out"
-  check_line "$out" "$SMOKE" || FAILED=1
+  bench_check_line "$out" "$SMOKE" || FAILED=1
   if [[ $rc -ne 0 ]]; then
     log "$name: evsse-loadgen exited $rc"
     FAILED=1

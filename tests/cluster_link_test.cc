@@ -54,13 +54,9 @@ std::string Str(const redisReply* r) { return std::string(r->str, r->len); }
 class ClusterLinkTest : public FailoverFixture {
  protected:
   void SetUp() override {
-#ifndef EVSSE_HELLO_BIN
-    GTEST_SKIP() << "evhttp_hello is not built in this configuration";
-#endif
-    std::string name =
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    if (name == "Soak" && EnvInt("CLUSTER_SECONDS", 0) == 0)
-      GTEST_SKIP() << "set CLUSTER_SECONDS to run the soak";
+    std::string why = SkipReason(kHelloBin, "CLUSTER_SECONDS");
+    if (!why.empty()) GTEST_SKIP() << why;
+    std::string name = TestName();
     ASSERT_NO_FATAL_FAILURE(SetUpLoop());
     // A killed primary is failed over after the node timeout: small for the
     // kill test, 1500 ms as Sentinel's down-after (1000 ms sometimes failed

@@ -59,14 +59,8 @@ using Sub = SequenceSub;
 class FailoverTest : public FailoverFixture {
  protected:
   void SetUp() override {
-#ifndef EVSSE_HELLO_BIN
-    GTEST_SKIP() << "evhttp_hello is not built in this configuration";
-#else
-    if (std::string(
-            ::testing::UnitTest::GetInstance()->current_test_info()->name()) ==
-            "Soak" &&
-        EnvInt("FAILOVER_SECONDS", 0) == 0)
-      GTEST_SKIP() << "set FAILOVER_SECONDS to run the soak";
+    std::string why = SkipReason(kHelloBin, "FAILOVER_SECONDS");
+    if (!why.empty()) GTEST_SKIP() << why;
     ASSERT_NO_FATAL_FAILURE(SetUpLoop());
     topics_ = kTopics;
     publisher_rate_ = EnvInt("FAILOVER_RATE", 200);
@@ -74,10 +68,9 @@ class FailoverTest : public FailoverFixture {
     ASSERT_TRUE(SaveOnShutdown());
     for (int i = 0; i < 3; ++i) {
       ASSERT_TRUE(StartNode(
-          EVSSE_HELLO_BIN, redis_.dir() + "/node-" + std::to_string(i) + ".log",
+          kHelloBin, redis_.dir() + "/node-" + std::to_string(i) + ".log",
           {"--redis", redis_.address()}));
     }
-#endif
   }
 
   // SaveOnShutdown sets a save point: the SIGTERM shutdown then writes

@@ -55,13 +55,8 @@ const std::vector<std::string> kTopics{"s0", "s1", "s2"};
 class SentinelTest : public FailoverFixture {
  protected:
   void SetUp() override {
-#ifndef EVSSE_HELLO_BIN
-    GTEST_SKIP() << "evhttp_hello is not built in this configuration";
-#endif
-    std::string name =
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    if (name == "Soak" && EnvInt("SENTINEL_SECONDS", 0) == 0)
-      GTEST_SKIP() << "set SENTINEL_SECONDS to run the soak";
+    std::string why = SkipReason(kHelloBin, "SENTINEL_SECONDS");
+    if (!why.empty()) GTEST_SKIP() << why;
     ASSERT_NO_FATAL_FAILURE(SetUpLoop());
     topics_ = kTopics;
     publisher_rate_ = EnvInt("SENTINEL_RATE", 200);

@@ -20,26 +20,15 @@ set -u -o pipefail
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 bench_args publish_cpu.sh 2,18 "$@"
-NODES=${NODES:-2}
-EVENTS=${EVENTS:-50000}
-SUBS=${SUBS:-100}
-TOPICS=${TOPICS:-1}
-PUBLISHERS=${PUBLISHERS:-4}
-PIPELINE=${PIPELINE:-16}
-SIZE=${SIZE:-64}
+bench_defaults NODES=2 EVENTS=50000 SUBS=100 TOPICS=1 PUBLISHERS=4 \
+  PIPELINE=16 SIZE=64
 if ((SMOKE)); then
   EVENTS=2000
   SUBS=10
 fi
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
-for bin in "$NODE" "$LOADGEN"; do
-  if [[ ! -x $bin ]]; then
-    echo "publish_cpu.sh: $bin not found; build evsse-bench-node and" \
-      "evsse-loadgen first" >&2
-    exit 2
-  fi
-done
+bench_need publish_cpu.sh "$NODE" "$LOADGEN"
 
 BENCH_LOG_PREFIX=publish_cpu
 bench_init evsse-publish-cpu
@@ -48,6 +37,7 @@ SOCK=$WORK/redis.sock
 bench_start_redis "$SOCK" || exit 1
 
 PORTS=()
+# shellcheck disable=SC2153 # NODES is set by bench_defaults
 for n in $(seq 1 "$NODES"); do
   port=$(free_port)
   (

@@ -23,14 +23,9 @@ set -u -o pipefail
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 # Sizes (environment overrides): see README.md for the reasons.
-FANOUT_SUBS=${FANOUT_SUBS:-5000}
-FANOUT_RATE=${FANOUT_RATE:-5}
-FANOUT_EVENTS=${FANOUT_EVENTS:-100}
-MAX_EVENTS=${MAX_EVENTS:-200}
-REPLAY_SUBS=${REPLAY_SUBS:-100}
-REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
-REPEAT=${REPEAT:-1}
-ONLY=${ONLY:-.}  # a regex: run only the scenarios whose name matches
+# ONLY: a regex: run only the scenarios whose name matches.
+bench_defaults FANOUT_SUBS=5000 FANOUT_RATE=5 FANOUT_EVENTS=100 MAX_EVENTS=200 \
+  REPLAY_SUBS=100 REPLAY_EVENTS=10000 REPEAT=1 ONLY=.
 bench_args run.sh 2,20 "$@"
 
 BIN=""
@@ -149,27 +144,6 @@ start_node() {
   return 1
 }
 
-check_line() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-try:
-    j = json.loads(sys.argv[1])
-except ValueError as e:
-    print("not JSON: %s: %r" % (e, sys.argv[1][:200]), file=sys.stderr)
-    sys.exit(1)
-bad = []
-if "error" in j:
-    bad.append("error=%s" % j["error"])
-if sys.argv[2] == "1":
-    for k in ("lost", "duplicated", "reordered", "misrouted", "gaps",
-              "publish_errors", "closed_by_server"):
-        if j.get(k, 0) != 0:
-            bad.append("%s=%s" % (k, j[k]))
-if bad:
-    print("%s: %s" % (j.get("name", "?"), ", ".join(bad)), file=sys.stderr)
-    sys.exit(1)
-EOF
-}
 
 # scenario NAME KIND LIMIT_S HISTORY DRIVER_ARGS...
 #   KIND: mem (one node, no Redis), redis1 (one node on Redis, publish and
@@ -242,7 +216,8 @@ scenario() {
   stop_all
   [[ -n $out ]] || out="{\"name\":\"$name\",\"error\":\"exit $rc, no output\"}"
   echo "$out"
-  check_line "$out" 1 || FAILED=1
+  bench_check_line "$out" 1 lost duplicated reordered misrouted gaps \
+    publish_errors closed_by_server || FAILED=1
   [[ $rc == 0 ]] || FAILED=1
 }
 

@@ -33,26 +33,12 @@ set -u -o pipefail
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 bench_args throughput.sh 2,31 "$@"
-NODES=${NODES:-2}
-EVENTS=${EVENTS:-300000}
-BATCH=${BATCH:-25}
-TOPICS=${TOPICS:-1}
-SIZE=${SIZE:-64}
-HISTORY=${HISTORY:-6000}
+bench_defaults NODES=2 EVENTS=300000 BATCH=25 TOPICS=1 SIZE=64 HISTORY=6000
 ((SMOKE)) && EVENTS=20000
 HERE=$(cd "$(dirname "$0")" && pwd)
 SCRIPT=${PUBLISH_LUA:-$HERE/../../pubsub/redis/publish.lua}
 NODE=$BUILD/bench/redis/evsse-bench-node
-if [[ ! -x $NODE ]]; then
-  echo "throughput.sh: $NODE not found; build evsse-bench-node first" >&2
-  exit 2
-fi
-for tool in redis-server redis-cli curl python3; do
-  command -v "$tool" >/dev/null || {
-    echo "throughput.sh: $tool not found" >&2
-    exit 2
-  }
-done
+bench_need throughput.sh "$NODE" redis-server redis-cli curl python3
 
 BENCH_LOG_PREFIX=throughput
 bench_init evsse-throughput
@@ -66,6 +52,7 @@ RUN_ID=$(redis-cli -s "$SOCK" INFO server | tr -d '\r' |
   awk -F: '/^run_id:/ { print $2 }')
 
 SUBFILES=()
+# shellcheck disable=SC2153 # NODES is set by bench_defaults
 for n in $(seq 1 "$NODES"); do
   port=$(free_port)
   "$NODE" --port "$port" --bind 127.0.0.1 --history "$HISTORY" \

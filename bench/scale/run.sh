@@ -45,18 +45,8 @@ if ((SMOKE)); then
   NODES=${NODES:-2} SUBS=${SUBS:-1000} LOADGENS=${LOADGENS:-2}
   EVENTS=${EVENTS:-10} RATE=${RATE:-5} KILL_AT=${KILL_AT:-4}
 fi
-NODES=${NODES:-8}
-SUBS=${SUBS:-100000}
-LOADGENS=${LOADGENS:-6}
-SOURCES=${SOURCES:-4}
-EVENTS=${EVENTS:-20}
-RATE=${RATE:-1}
-KILL_AT=${KILL_AT:-8}
-SIZE=${SIZE:-64}
-HISTORY=${HISTORY:-1000}
-TIMEOUT_S=${TIMEOUT_S:-300}
-SETTLE_S=${SETTLE_S:-10}
-KEEP=${KEEP:-0}
+bench_defaults NODES=8 SUBS=100000 LOADGENS=6 SOURCES=4 EVENTS=20 RATE=1 \
+  KILL_AT=8 SIZE=64 HISTORY=1000 TIMEOUT_S=300 SETTLE_S=10 KEEP=0
 REDIS_CLUSTER=${REDIS_CLUSTER:-}
 if ((CLUSTER)) && [[ -n $REDIS_CLUSTER ]]; then
   echo "run.sh: --cluster starts its own cluster; unset REDIS_CLUSTER" >&2
@@ -65,12 +55,7 @@ fi
 NODE=$BUILD/bench/redis/evsse-bench-node
 LOADGEN=$BUILD/bench/evsse-loadgen
 BENCH_LOG_PREFIX=scale
-for bin in "$NODE" "$LOADGEN"; do
-  if [[ ! -x $bin ]]; then
-    log "$bin not found; build evsse-bench-node and evsse-loadgen first"
-    exit 2
-  fi
-done
+bench_need run.sh "$NODE" "$LOADGEN"
 if ((KILL_AT > 0 && NODES < 2)); then
   log "KILL_AT needs NODES >= 2"
   exit 2

@@ -9,6 +9,7 @@
 // replay reads, metadata probes) run on the link's worker thread, which
 // posts its results back to the loop through an eventfd.
 #include "link.h"
+#include "evsse/ext/link_base.h"
 
 #include <event2/event.h>
 #include <fcntl.h>
@@ -103,16 +104,14 @@ struct Key {
   }
 };
 
-class LinkImpl final : public BackendLink {
+class LinkImpl final : public LinkBase<BackendLink, LinkEnv> {
  public:
   LinkImpl(LinkEnv env, KafkaOptions o)
-      : env_(std::move(env)), o_(std::move(o)) {}
+      : LinkBase(std::move(env)), o_(std::move(o)) {}
   ~LinkImpl() override;
 
   Status Init();
   void Start(BackendSink* sink) override;
-  // HubGone: the Hub goes first; Close, and never detach from it.
-  void HubGone() override;
   LinkStats stats() const override;
   BackendStats backend_stats() const override;
   void Publish(const std::string& topic, std::string_view type,
@@ -134,9 +133,9 @@ class LinkImpl final : public BackendLink {
     PublishDone done;
   };
 
-  // Close: stop the worker and the clients, fail what is pending
-  // (kCancelled). Once.
-  void Close();
+  // OnClose (once, from HubGone or the destructor): stop the worker and the
+  // clients, fail what is pending (kCancelled).
+  void OnClose() override;
   // Worker side.
   void WorkerRun();
   void PostWork(std::function<void()> task);
@@ -171,19 +170,14 @@ class LinkImpl final : public BackendLink {
   void DrainQueues();
   void HandleRecord(const rd_kafka_message_t* m);
   void SetUp(bool up, const std::string& why);
-  void Log(const std::string& line) {
-    if (env_.log) env_.log(line);
-  }
   bool Accept(std::string_view type, std::string_view data) const {
     return !env_.accept || env_.accept(type, data);
   }
   // RecordType: the record's event type ("" for "message").
   std::string RecordType(const rd_kafka_message_t* m) const;
 
-  LinkEnv env_;
   KafkaOptions o_;
   BackendSink* sink_ = nullptr;
-  bool closed_ = false;  // Close ran (HubGone or the destructor)
 
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_t* replay_ = nullptr;
@@ -320,19 +314,9 @@ Status LinkImpl::Init() {
   return Status::Ok();
 }
 
-LinkImpl::~LinkImpl() {
-  if (env_.detach) env_.detach();
-  Close();
-}
+LinkImpl::~LinkImpl() { Gone(); }
 
-void LinkImpl::HubGone() {
-  env_.detach = nullptr;  // the Hub is going: nothing to detach from
-  Close();
-}
-
-void LinkImpl::Close() {
-  if (closed_) return;
-  closed_ = true;
+void LinkImpl::OnClose() {
   sink_ = nullptr;
   if (worker_.joinable()) {
     {

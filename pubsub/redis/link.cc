@@ -18,7 +18,7 @@
 namespace evsse::redis {
 
 LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
-    : env_(std::move(env)),
+    : LinkBase(std::move(env)),
       options_(std::move(options)),
       address_(std::move(address)),
       rng_(std::random_device{}()),
@@ -64,8 +64,7 @@ LinkImpl::LinkImpl(LinkEnv env, RedisOptions options, Address address)
 }
 
 LinkImpl::~LinkImpl() {
-  if (env_.detach) env_.detach();
-  Close();
+  Gone();
   event_free(down_event_);
   event_free(flush_event_);
   event_free(publish_event_);
@@ -76,23 +75,17 @@ LinkImpl::~LinkImpl() {
   event_free(sentinel_timer_);
 }
 
-void LinkImpl::HubGone() {
-  env_.detach = nullptr;  // the Hub is going: nothing to detach from
-  Close();
-}
-
-// Close: the link stops for good. What is pending fails with kCancelled, at
-// once; no timer, event or connection is left to call the sink.
-void LinkImpl::Close() {
-  if (closed_) return;
-  closed_ = true;
+// OnClose (once, from Close): the link stops for good. What is pending fails
+// with kCancelled, at once; no timer, event or connection is left to call the
+// sink.
+void LinkImpl::OnClose() {
   state_ = State::kClosed;
   sink_ = nullptr;
   event_del(down_event_);
   event_del(flush_event_);
   event_del(publish_event_);
   for (auto& job : publish_queue_) {
-    completions_.push_back(
+    completions_.Push(
         [job] { job->done(CancelledError("redis link closed"), 0, {}); });
   }
   publish_queue_.clear();
@@ -107,11 +100,7 @@ void LinkImpl::Close() {
   sub_.Close(cancelled);
   if (push_ != nullptr) push_->Close(cancelled);
   topics_.clear();
-  while (!completions_.empty()) {
-    std::function<void()> fn = std::move(completions_.front());
-    completions_.pop_front();
-    fn();
-  }
+  completions_.RunAll();
 }
 
 void LinkImpl::Start(BackendSink* sink) {
@@ -353,10 +342,7 @@ void LinkImpl::OnConnectTimer(evutil_socket_t, short, void* arg) {
 }
 
 void LinkImpl::OnFlushEvent(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<LinkImpl*>(arg);
-  std::deque<std::function<void()>> batch;
-  batch.swap(self->completions_);
-  for (auto& fn : batch) fn();
+  static_cast<LinkImpl*>(arg)->completions_.RunBatch();
 }
 
 // ---- Publish and Fetch -----------------------------------------------------
@@ -688,12 +674,8 @@ void LinkImpl::RunFetch(const std::string& topic, Position after,
 // ---- Helpers ---------------------------------------------------------------
 
 void LinkImpl::Defer(std::function<void()> fn) {
-  completions_.push_back(std::move(fn));
+  completions_.Push(std::move(fn));
   if (state_ != State::kClosed) event_active(flush_event_, EV_TIMEOUT, 0);
-}
-
-void LinkImpl::Log(const std::string& line) {
-  if (env_.log) env_.log(line);
 }
 
 std::string LinkImpl::NewEpoch() {

@@ -24,12 +24,13 @@
 #include "address.h"
 #include "cluster/push_conn.h"
 #include "conn.h"
+#include "evsse/ext/link_base.h"
 #include "link.h"
 #include "reply.h"
 
 namespace evsse::redis {
 
-class LinkImpl final : public BackendLink {
+class LinkImpl final : public LinkBase<BackendLink, LinkEnv> {
  public:
   using Position = pubsub::Position;
 
@@ -37,8 +38,6 @@ class LinkImpl final : public BackendLink {
   ~LinkImpl() override;
 
   void Start(BackendSink* sink) override;
-  // HubGone: the Hub goes first; Close, and never detach from it.
-  void HubGone() override;
   LinkStats stats() const override;
   BackendStats backend_stats() const override;
 
@@ -197,13 +196,11 @@ class LinkImpl final : public BackendLink {
   void OnProbe(std::string_view payload);
   static void OnProbeTimer(evutil_socket_t, short, void* arg);
 
-  void Close();
+  void OnClose() override;
   void Defer(std::function<void()> fn);
-  void Log(const std::string& line);
   std::string NewEpoch();
   std::string DownMessage() const;
 
-  LinkEnv env_;
   RedisOptions options_;
   Address address_;  // the primary in use (found by a sentinel, or given)
   // Sentinel: the sentinels, the next one to ask, how many this discovery
@@ -223,7 +220,6 @@ class LinkImpl final : public BackendLink {
   std::string wait_timeout_ms_;
   BackendSink* sink_ = nullptr;
   State state_ = State::kIdle;
-  bool closed_ = false;    // Close ran (HubGone or the destructor)
   uint64_t conn_gen_ = 0;  // bumped by every connect
   bool cmd_ready_ = false;
   bool sub_ready_ = false;
@@ -235,7 +231,7 @@ class LinkImpl final : public BackendLink {
   std::string last_error_;
   LinkStats stats_;
   std::unordered_map<std::string, Topic> topics_;
-  std::deque<std::function<void()>> completions_;
+  Completions completions_;
   // Publishes of this loop turn, sent together when the turn's events have
   // run (publish_event_), and when each topic last had its upkeep.
   std::vector<std::shared_ptr<PublishJob>> publish_queue_;

@@ -7,7 +7,7 @@
 // EventSource gets exactly the alerts published over HTTPS, with their ids;
 // without the flag, the browser refuses the certificate.
 //
-// Run by ctest as browser_tls_page_test through run_tls_test.sh.
+// Run by ctest as browser_tls_page_test through run_test.sh --tls.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const {spawn} = require('node:child_process');
@@ -15,24 +15,11 @@ const fs = require('node:fs');
 const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
-const {chromium} = require('playwright-core');
+const {waitFor, launchChromium} = require('./harness.js');
 
 const ALERTS_BIN = process.env.EVSSE_ALERTS_BIN;
 const CERTS = process.env.EVSSE_CERT_DIR;
-const CHROMIUM = process.env.EVSSE_CHROMIUM || '/usr/bin/chromium';
 const TOKEN = 'browser-test-token-0123456789';
-const WAIT_MS = 20000;  // 2 shared cores; Chromium is heavy
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(pred, what) {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 function postAlert(base, title) {
   const body = JSON.stringify({severity: 'critical', title, body: 'b', team: 'ops'});
@@ -78,12 +65,9 @@ test('Chromium EventSource over https to evsse-alerts', async () => {
         'evsse-alerts to listen');
     const base = `https://${m[1]}`;
     const spki = fs.readFileSync(path.join(CERTS, 'spki.txt'), 'utf8').trim();
-    context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu',
-             '--disable-background-networking',
-             `--ignore-certificate-errors-spki-list=${spki}`],
+    context = await launchChromium({
+      profile: path.join(dir, 'profile'),
+      args: [`--ignore-certificate-errors-spki-list=${spki}`],
     });
     const page = await context.newPage();
     const response = await page.goto(`${base}/`);
@@ -112,12 +96,7 @@ test('Chromium EventSource over https to evsse-alerts', async () => {
 
     // Without the SPKI flag the same browser refuses the test certificate:
     // the trust above came from the flag, not from ignoring errors.
-    context = await chromium.launchPersistentContext(path.join(dir, 'plain'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu',
-             '--disable-background-networking'],
-    });
+    context = await launchChromium({profile: path.join(dir, 'plain')});
     const refused = await context.newPage();
     await assert.rejects(refused.goto(`${base}/`), /ERR_CERT_AUTHORITY_INVALID/);
   } finally {

@@ -1,10 +1,10 @@
 'use strict'
 // The npm `eventsource` package over HTTPS against evsse-alerts
 // (`listen 127.0.0.1:0 ssl;`), trusting the test CA through
-// NODE_EXTRA_CA_CERTS, which node reads at start: run_tls_test.sh writes
+// NODE_EXTRA_CA_CERTS, which node reads at start: run_test.sh --tls writes
 // the certificates (tests/support/make_test_certs.sh) and sets it.
 //
-//   sh tests/js/run_tls_test.sh $(command -v node) build/examples/evsse-alerts
+//   sh tests/js/run_test.sh --tls $(command -v node) build/examples/evsse-alerts
 //
 // Each test starts its own server and stops it by pid.
 //

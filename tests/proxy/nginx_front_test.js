@@ -22,12 +22,10 @@ const os = require('node:os');
 const path = require('node:path');
 const {
   env, sleep, waitFor, freePort, request, Redis, Node, publish, shippedConf,
-  Nginx,
+  Nginx, launchChromium,
 } = require('./rig.js');
 
 const EventSource = require(path.join(__dirname, '..', 'js', 'node_modules', 'eventsource'));
-const {chromium} = require(path.join(__dirname, '..', 'browser', 'node_modules',
-                                     'playwright-core'));
 
 const TOPIC = 'proxied';
 const rig = {};
@@ -50,11 +48,7 @@ test.before(async () => {
     [/location \/alerts\/stream \{/, 'location /events {'],
     [/\/var\/log\/nginx\/evsse-access\.log/, rig.accessLog],
   ]));
-  rig.browser = await chromium.launch({
-    executablePath: env.chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  rig.browser = await launchChromium();
   console.log(`  nginx :${rig.nginx.port} -> node-a :${rig.a.port}; ` +
               `publishing on node-b :${rig.b.port}; chromium ${rig.browser.version()}`);
 });

@@ -19,11 +19,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const {
-  env, waitFor, freePort, Node, publish, shippedConf, Nginx,
+  env, waitFor, freePort, Node, publish, shippedConf, Nginx, launchChromium,
 } = require('./rig.js');
-
-const {chromium} = require(path.join(__dirname, '..', 'browser', 'node_modules',
-                                     'playwright-core'));
 
 const STREAMS = 10;  // more than Chromium's six HTTP/1.1 connections per host
 const rig = {};
@@ -87,11 +84,8 @@ test('curl --http2 negotiates h2 and receives the stream', async () => {
 test(`Chromium opens ${STREAMS} EventSources to one origin over one h2 connection`,
      {timeout: 120000}, async () => {
   const spki = fs.readFileSync(path.join(env.certs, 'spki.txt'), 'utf8').trim();
-  rig.browser = await chromium.launch({
-    executablePath: env.chromium,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-           `--ignore-certificate-errors-spki-list=${spki}`],
+  rig.browser = await launchChromium({
+    args: [`--ignore-certificate-errors-spki-list=${spki}`],
   });
   const page = await rig.browser.newPage();
   const pageErrors = [];

@@ -1,136 +1,24 @@
 'use strict';
 // Shared pieces of the proxy tests: processes started here and stopped by
 // pid (a private redis-server, examples/evhttp_hello nodes, Debian's nginx
-// run in the foreground with everything in a temp dir), loopback HTTP
-// helpers and a condition poller. Paths come from the environment
-// (run_test.sh sets them).
+// run in the foreground with everything in a temp dir), on top of what the
+// browser tests share too (tests/browser/harness.js: the condition poller,
+// child processes, loopback HTTP, Chromium). Paths come from the
+// environment (run_test.sh sets them).
 const assert = require('node:assert/strict');
-const {spawn} = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
+const harness = require('../browser/harness.js');
+
+const {sleep, Fatal, waitFor, Child, request} = harness;
 
 const env = {
   node: process.env.EVSSE_EVHTTP_HELLO,
-  redis: process.env.EVSSE_REDIS_SERVER,
   nginx: process.env.EVSSE_NGINX || '/usr/sbin/nginx',
-  chromium: process.env.EVSSE_CHROMIUM || '/usr/bin/chromium',
   confDir: process.env.EVSSE_CONF_DIR,
   certs: process.env.EVSSE_TEST_CERTS,  // make_test_certs.sh output (h2 test)
 };
-
-// Generous: the machine running the tests may be small and shared.
-const WAIT_MS = 20000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Fatal: thrown by a waitFor predicate to stop waiting at once.
-class Fatal extends Error {}
-
-// waitFor polls `pred` (sync or async) until it returns a truthy value.
-async function waitFor(pred, what, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await pred();
-      if (last) return last;
-    } catch (e) {
-      if (e instanceof Fatal) throw e;
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
-                      (last instanceof Error ? `: ${last.message}` : ''));
-    }
-    await sleep(20);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const {port} = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Child: a process started here, stopped by its pid only. Whatever is still
-// running when this process exits (a failed hook) is killed then.
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) {
-    try { process.kill(c.pid, 'SIGKILL'); } catch (e) { /* gone already */ }
-  }
-});
-class Child {
-  constructor(name, argv, logPath) {
-    this.name = name;
-    this.logPath = logPath;
-    const out = fs.openSync(logPath, 'a');
-    this.proc = spawn(argv[0], argv.slice(1), {stdio: ['ignore', out, out]});
-    fs.closeSync(out);
-    const proc = this.proc;
-    children.add(proc);
-    this.exited = new Promise((resolve) => {
-      proc.on('exit', (code, signal) => {
-        children.delete(proc);
-        this.proc = null;
-        resolve({code, signal});
-      });
-      proc.on('error', (e) => {
-        children.delete(proc);
-        this.proc = null;
-        fs.appendFileSync(logPath, `spawn ${argv[0]}: ${e.message}\n`);
-        resolve({code: null, signal: null});
-      });
-    });
-  }
-  log() { return fs.existsSync(this.logPath) ? fs.readFileSync(this.logPath, 'utf8') : ''; }
-  running() { return this.proc !== null; }
-  async stop(signal = 'SIGTERM') {
-    if (this.proc) process.kill(this.proc.pid, signal);
-    return this.exited;
-  }
-}
-
-function request(port, method, target, {headers = {}, body} = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({host: '127.0.0.1', port, method, path: target,
-                              headers, agent: false, timeout: 10000}, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({status: res.statusCode, headers: res.headers, body: text}));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${target} timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-// Redis: a private redis-server on a unix socket, nothing persisted.
-class Redis {
-  constructor(dir) {
-    this.dir = dir;
-    this.socket = path.join(dir, 'redis.sock');
-  }
-  async start() {
-    this.child = new Child('redis', [
-      env.redis, '--port', '0', '--unixsocket', this.socket,
-      '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
-      '--dir', this.dir, '--daemonize', 'no',
-    ], path.join(this.dir, 'redis.log'));
-    await waitFor(() => {
-      if (!this.child.running()) throw new Fatal(`redis-server exited:\n${this.child.log()}`);
-      return fs.existsSync(this.socket) && this.child.log().includes('ready to accept connections');
-    }, 'redis-server to accept connections', 10000);
-  }
-  stop() { return this.child ? this.child.stop('SIGTERM') : Promise.resolve(); }
-}
 
 // Node: examples/evhttp_hello on a fixed port (restarts reuse it), on the
 // private Redis when `redisSocket` is set (a restarted node then replays what
@@ -228,6 +116,5 @@ http {
 }
 
 module.exports = {
-  env, WAIT_MS, sleep, Fatal, waitFor, freePort, Child, request, Redis, Node,
-  publish, shippedConf, Nginx,
+  ...harness, env, Node, publish, shippedConf, Nginx,
 };

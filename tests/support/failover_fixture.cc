@@ -14,6 +14,19 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : fallback;
 }
 
+std::string FailoverFixture::SkipReason(const char* hello_bin,
+                                        const char* soak_env) {
+  if (hello_bin == nullptr)
+    return "evhttp_hello is not built in this configuration";
+  if (TestName() == "Soak" && EnvInt(soak_env, 0) == 0)
+    return std::string("set ") + soak_env + " to run the soak";
+  return "";
+}
+
+std::string FailoverFixture::TestName() {
+  return ::testing::UnitTest::GetInstance()->current_test_info()->name();
+}
+
 void FailoverFixture::SetUpLoop() {
   base_ = event_base_new();
   ASSERT_NE(base_, nullptr);

@@ -27,11 +27,27 @@ namespace evsse::testing {
 // `fallback` (the soak knobs: FAILOVER_SECONDS, SENTINEL_RATE, ...).
 int EnvInt(const char* name, int fallback);
 
+// kHelloBin: the evhttp_hello binary the failover tests start their nodes
+// from, null where it is not built. EVSSE_HELLO_BIN is the test target's
+// compile definition: this header reads it in the test's own file (the
+// constant has internal linkage).
+#ifdef EVSSE_HELLO_BIN
+constexpr const char* kHelloBin = EVSSE_HELLO_BIN;
+#else
+constexpr const char* kHelloBin = nullptr;
+#endif
+
 class FailoverFixture : public ::testing::Test {
  protected:
   // SetUpLoop creates base_ with a 10 ms tick, so that EVLOOP_ONCE returns
   // even when nothing happens. Call it from SetUp (it ASSERTs).
   void SetUpLoop();
+  // SkipReason: why this test does not run here, "" when it does: no node
+  // binary (`hello_bin` null), or it is the test named Soak and `soak_env`
+  // (its seconds) is not set. SetUp: GTEST_SKIP() << it when not empty.
+  static std::string SkipReason(const char* hello_bin, const char* soak_env);
+  // TestName: the name of the running test (without its fixture's).
+  static std::string TestName();
   // TearDown: the publisher stopped, the clients closed, every node stopped
   // (SIGTERM; one that was running must exit 0), the loop freed.
   void TearDown() override;

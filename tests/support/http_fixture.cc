@@ -138,78 +138,20 @@ void TestClient::Poll() {
   for (;;) {
     ssize_t n = recv(fd_, buf, sizeof buf, 0);
     if (n > 0) {
-      in_.append(buf, static_cast<size_t>(n));
+      response_.Append(buf, static_cast<size_t>(n));
       last_byte_at = std::chrono::steady_clock::now();
       continue;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) closed_ = true;
     break;
   }
-  Consume();
-}
-
-void TestClient::Consume() {
-  if (!head_done_) {
-    size_t end = in_.find("\r\n\r\n");
-    if (end == std::string::npos) return;
-    std::string head = in_.substr(0, end);
-    in_.erase(0, end + 4);
-    head_done_ = true;
-    size_t line_end = head.find("\r\n");
-    std::string status_line = head.substr(0, line_end);
-    size_t sp = status_line.find(' ');
-    status_ = std::atoi(status_line.c_str() + sp + 1);
-    size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-    while (pos < head.size()) {
-      size_t e = head.find("\r\n", pos);
-      if (e == std::string::npos) e = head.size();
-      std::string line = head.substr(pos, e - pos);
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string v = line.substr(colon + 1);
-        v.erase(0, v.find_first_not_of(' '));
-        headers_.emplace_back(line.substr(0, colon), v);
-      }
-      pos = e + 2;
-    }
-    chunked_ = strcasecmp(header("Transfer-Encoding").c_str(), "chunked") == 0;
-  }
-  if (!chunked_) {
-    FeedBody(in_);
-    in_.clear();
-    return;
-  }
-  for (;;) {
-    size_t e = in_.find("\r\n");
-    if (e == std::string::npos) return;
-    size_t len = std::strtoul(in_.c_str(), nullptr, 16);
-    if (in_.size() < e + 2 + len + 2) return;
-    if (len == 0) {
-      chunked_end_ = true;
-      in_.erase(0, e + 4);
-      return;
-    }
-    FeedBody(std::string_view(in_).substr(e + 2, len));
-    in_.erase(0, e + 2 + len + 2);
-  }
+  response_.Consume([this](std::string_view b) { FeedBody(b); });
 }
 
 void TestClient::FeedBody(std::string_view bytes) {
   if (bytes.empty()) return;
   body_.append(bytes);
   EXPECT_TRUE(parser_.Feed(bytes).ok());
-}
-
-std::string TestClient::header(const std::string& name) const {
-  for (auto& [k, v] : headers_)
-    if (strcasecmp(k.c_str(), name.c_str()) == 0) return v;
-  return "";
-}
-
-bool TestClient::has_header(const std::string& name) const {
-  for (auto& [k, v] : headers_)
-    if (strcasecmp(k.c_str(), name.c_str()) == 0) return true;
-  return false;
 }
 
 std::vector<std::string> TestClient::ids() const {

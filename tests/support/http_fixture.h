@@ -20,6 +20,7 @@
 #include "evsse/evhttp.h"
 #include "evsse/hub.h"
 #include "evsse/stream_parser.h"
+#include "http_response.h"
 
 struct evhtp;
 
@@ -45,15 +46,20 @@ class TestClient {
   void StopReading() { reading_ = false; }
   void ResumeReading() { reading_ = true; }
 
-  bool has_head() const { return head_done_; }
-  int status() const { return status_; }
+  bool has_head() const { return response_.head_done(); }
+  int status() const { return response_.status(); }
   // header returns the first value of a response header ("" if absent);
   // names are matched case-insensitively.
-  std::string header(const std::string& name) const;
-  bool has_header(const std::string& name) const;
+  std::string header(const std::string& name) const {
+    return response_.header(name);
+  }
+  bool has_header(const std::string& name) const {
+    return response_.has_header(name);
+  }
   const std::string& body() const { return body_; }  // de-chunked
   bool closed() const { return closed_; }            // EOF or reset seen
-  bool chunked_end() const { return chunked_end_; }  // saw the last chunk
+  // chunked_end: saw the last chunk.
+  bool chunked_end() const { return response_.chunked_end(); }
 
   std::vector<StreamParser::Event> events;
   int comments = 0;
@@ -66,18 +72,12 @@ class TestClient {
   std::chrono::steady_clock::time_point last_byte_at;
 
  private:
-  void Consume();
   void FeedBody(std::string_view bytes);
 
   int fd_ = -1;
   bool reading_ = true;
   bool closed_ = false;
-  std::string in_;
-  bool head_done_ = false;
-  int status_ = 0;
-  std::vector<std::pair<std::string, std::string>> headers_;
-  bool chunked_ = false;
-  bool chunked_end_ = false;
+  ResponseReader response_;
   std::string body_;
   StreamParser parser_;
 };

@@ -43,6 +43,9 @@ std::string Fingerprint(X509* cert) {
 
 TlsClient::TlsClient(int port, std::string request, const TlsClientOptions& o)
     : request_(std::move(request)) {
+  parser_.on_event = [this](const StreamParser::Event& e) {
+    events.push_back(e);
+  };
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (!o.ca_file.empty()) {
     EXPECT_EQ(SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr),
@@ -130,7 +133,7 @@ void TlsClient::Poll() {
     ERR_clear_error();
     int r = SSL_read(ssl_, buf, sizeof buf);
     if (r > 0) {
-      in_.append(buf, static_cast<size_t>(r));
+      response_.Append(buf, static_cast<size_t>(r));
       continue;
     }
     int e = SSL_get_error(ssl_, r);
@@ -144,38 +147,10 @@ void TlsClient::Poll() {
     }
     break;
   }
-  Consume();
-}
-
-void TlsClient::Consume() {
-  if (!head_done_) {
-    size_t end = in_.find("\r\n\r\n");
-    if (end == std::string::npos) return;
-    std::string head = in_.substr(0, end);
-    in_.erase(0, end + 4);
-    head_done_ = true;
-    status = std::atoi(head.c_str() + head.find(' ') + 1);
-    for (char& c : head) c = static_cast<char>(tolower(c));
-    chunked_ = head.find("transfer-encoding: chunked") != std::string::npos;
-    parser_.on_event = [this](const StreamParser::Event& e) {
-      events.push_back(e);
-    };
-  }
-  if (!chunked_) {
-    EXPECT_TRUE(parser_.Feed(in_).ok());
-    in_.clear();
-    return;
-  }
-  for (;;) {
-    size_t e = in_.find("\r\n");
-    if (e == std::string::npos) return;
-    size_t len = std::strtoul(in_.c_str(), nullptr, 16);
-    if (in_.size() < e + 2 + len + 2) return;
-    if (len == 0) return;
-    EXPECT_TRUE(parser_.Feed(std::string_view(in_).substr(e + 2, len)).ok());
-    EXPECT_EQ(in_.compare(e + 2 + len, 2, "\r\n"), 0);
-    in_.erase(0, e + 2 + len + 2);
-  }
+  response_.Consume(
+      [this](std::string_view b) { EXPECT_TRUE(parser_.Feed(b).ok()); });
+  status = response_.status();
+  EXPECT_FALSE(response_.bad_chunk()) << "a chunk not followed by CRLF";
 }
 
 std::vector<std::string> TlsClient::datas() const {

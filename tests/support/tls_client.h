@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "evsse/stream_parser.h"
+#include "http_response.h"
 
 namespace evsse::testing {
 
@@ -52,16 +53,12 @@ class TlsClient {
   std::vector<std::string> datas() const;
 
  private:
-  void Consume();
-
   int fd_ = -1;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   std::string request_;
   bool sent_ = false;
-  std::string in_;
-  bool head_done_ = false;
-  bool chunked_ = false;
+  ResponseReader response_;
   StreamParser parser_;
 };
 

@@ -61,10 +61,10 @@ bool Redirection(const Status& s, Redirect* out, bool* tryagain) {
 
 using pubsub::Position;
 
-class ClusterLink final : public BackendLink {
+class ClusterLink final : public LinkBase<BackendLink, LinkEnv> {
  public:
   ClusterLink(LinkEnv env, RedisOptions options, std::vector<Address> seeds)
-      : env_(std::move(env)),
+      : LinkBase(std::move(env)),
         options_(std::move(options)),
         seeds_(std::move(seeds)),
         refresh_timer_(evtimer_new(env_.base, &OnRefreshTimer, this)),
@@ -75,42 +75,29 @@ class ClusterLink final : public BackendLink {
              [this](const std::string& e) { CtlFailed(ctl_gen_, e); }) {}
 
   ~ClusterLink() override {
-    if (env_.detach) env_.detach();
-    Close();
+    Gone();
     event_free(refresh_timer_);
     event_free(ctl_event_);
     event_free(retry_timer_);
     event_free(flush_event_);
   }
 
-  // HubGone: the Hub goes first (the lifetime rule): what is pending fails
-  // now, and nothing calls it afterwards.
-  void HubGone() override {
-    env_.detach = nullptr;
-    Close();
-  }
-
-  // Close stops the link for good: pending callbacks fire (kCancelled) and
-  // the engines go, so nothing calls the sink again.
-  void Close() {
-    if (closing_) return;
-    closing_ = true;
+  // OnClose (once, from HubGone or the destructor) stops the link for good:
+  // pending callbacks fire (kCancelled) and the engines go, so nothing calls
+  // the sink again.
+  void OnClose() override {
     sink_ = nullptr;
     evtimer_del(refresh_timer_);
     event_del(ctl_event_);
     evtimer_del(retry_timer_);
     ctl_.Close(CancelledError("redis link closed"));
-    // Engines cancel what they hold (their callbacks see closing_).
+    // Engines cancel what they hold (their callbacks see closed()).
     shards_.clear();
     std::multimap<std::chrono::steady_clock::time_point, std::function<void()>>
         retries;
     retries.swap(retries_);
     for (auto& [at, fn] : retries) fn();
-    while (!completions_.empty()) {
-      std::function<void()> fn = std::move(completions_.front());
-      completions_.pop_front();
-      fn();
-    }
+    completions_.RunAll();
     event_del(flush_event_);
   }
 
@@ -177,7 +164,7 @@ class ClusterLink final : public BackendLink {
   }
 
   void Watch(const std::string& topic) override {
-    if (closing_) return;
+    if (closed()) return;
     auto [it, fresh] = watched_.try_emplace(topic);
     if (!fresh) return;
     Shard* shard = ShardFor(topic);
@@ -186,7 +173,7 @@ class ClusterLink final : public BackendLink {
   }
 
   void Unwatch(const std::string& topic) override {
-    if (closing_) return;
+    if (closed()) return;
     auto it = watched_.find(topic);
     if (it == watched_.end()) return;
     Shard* shard = it->second.shard;
@@ -291,7 +278,7 @@ class ClusterLink final : public BackendLink {
   }
 
   Shard* ShardFor(const std::string& topic) {
-    if (!have_map_ || closing_) return nullptr;
+    if (!have_map_ || closed()) return nullptr;
     const SlotMap::Shard* s = map_.ShardOf(SlotOf(topic));
     return s != nullptr ? EnsureShard(s->primary) : nullptr;
   }
@@ -350,7 +337,7 @@ class ClusterLink final : public BackendLink {
                   std::function<void()> retry) {
     Redirect r;
     bool tryagain = false;
-    if (closing_ || !Redirection(s, &r, &tryagain)) return false;
+    if (closed() || !Redirection(s, &r, &tryagain)) return false;
     if (++*redirects > kMaxRedirects) return false;
     if (tryagain || r.ask) {
       // The map stays as it is until the migration ends (MOVED).
@@ -392,7 +379,7 @@ class ClusterLink final : public BackendLink {
   }
 
   Status Final(Status s, int redirects) const {
-    if (s.code() == StatusCode::kCancelled && !closing_) {
+    if (s.code() == StatusCode::kCancelled && !closed()) {
       // The shard's engine was closed: its primary serves no slot now.
       return UnavailableError("redis cluster: the shard was replaced (" +
                               s.message() + ")");
@@ -406,7 +393,7 @@ class ClusterLink final : public BackendLink {
   }
 
   void SendPublish(std::shared_ptr<PublishJob> job) {
-    if (closing_) {
+    if (closed()) {
       return Defer(
           [job] { job->done(CancelledError("redis link closed"), 0, {}); });
     }
@@ -430,7 +417,7 @@ class ClusterLink final : public BackendLink {
   }
 
   void SendFetch(std::shared_ptr<FetchJob> job) {
-    if (closing_) {
+    if (closed()) {
       return Defer([job] { job->done(CancelledError("redis link closed")); });
     }
     Shard* shard = ShardFor(job->topic);
@@ -468,7 +455,7 @@ class ClusterLink final : public BackendLink {
   // ---- The slot map --------------------------------------------------------
 
   void RequestRefresh(Millis delay) {
-    if (closing_ || !started_) return;
+    if (closed() || !started_) return;
     if (refreshing_) {
       refresh_again_ = true;
       return;
@@ -480,7 +467,7 @@ class ClusterLink final : public BackendLink {
 
   static void OnRefreshTimer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<ClusterLink*>(arg);
-    if (self->refreshing_ || self->closing_) return;
+    if (self->refreshing_ || self->closed()) return;
     self->refreshing_ = true;
     self->refresh_again_ = false;
     self->ctl_errors_.clear();
@@ -504,7 +491,7 @@ class ClusterLink final : public BackendLink {
 
   static void OnCtlEvent(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<ClusterLink*>(arg);
-    if (self->refreshing_ && !self->closing_) self->AskNext();
+    if (self->refreshing_ && !self->closed()) self->AskNext();
   }
 
   // AskNext asks the next candidate for CLUSTER SLOTS (never inside a
@@ -643,7 +630,7 @@ class ClusterLink final : public BackendLink {
   }
 
   void UpdateUp() {
-    if (closing_ || sink_ == nullptr) return;
+    if (closed() || sink_ == nullptr) return;
     bool up = have_map_ && !shards_.empty();
     for (const auto& s : shards_) up = up && s->up;
     if (up == reported_up_) return;
@@ -666,27 +653,18 @@ class ClusterLink final : public BackendLink {
   }
 
   static void OnFlushEvent(evutil_socket_t, short, void* arg) {
-    auto* self = static_cast<ClusterLink*>(arg);
-    std::deque<std::function<void()>> batch;
-    batch.swap(self->completions_);
-    for (auto& fn : batch) fn();
+    static_cast<ClusterLink*>(arg)->completions_.RunBatch();
   }
 
   void Defer(std::function<void()> fn) {
-    completions_.push_back(std::move(fn));
-    if (!closing_) event_active(flush_event_, EV_TIMEOUT, 0);
+    completions_.Push(std::move(fn));
+    if (!closed()) event_active(flush_event_, EV_TIMEOUT, 0);
   }
 
-  void Log(const std::string& line) {
-    if (env_.log) env_.log(line);
-  }
-
-  LinkEnv env_;
   RedisOptions options_;
   std::vector<Address> seeds_;
   BackendSink* sink_ = nullptr;
   bool started_ = false;
-  bool closing_ = false;
   bool reported_up_ = false;
   SlotMap map_;
   bool have_map_ = false;
@@ -709,7 +687,7 @@ class ClusterLink final : public BackendLink {
   // Redirected commands waiting to be sent again, by when.
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>>
       retries_;
-  std::deque<std::function<void()>> completions_;
+  Completions completions_;
   event* refresh_timer_;
   event* ctl_event_;
   event* retry_timer_;

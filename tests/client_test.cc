@@ -204,8 +204,9 @@ TEST_F(ClientTest, HonoursServerRetry) {
     EXPECT_EQ(c->retry(), static_cast<uint64_t>(retry_ms));
     auto gap =
         std::chrono::duration_cast<milliseconds>(r.open_at[1] - r.error_at[0]);
+    // The server's retry was waited (the delay itself is checked above:
+    // initial_retry, 5 s, would show there).
     EXPECT_GE(gap, milliseconds(retry_ms - 10));
-    EXPECT_LT(gap, milliseconds(retry_ms + 1500));
   }
 }
 
@@ -236,14 +237,22 @@ TEST_F(ClientTest, BackoffGrowsOnRepeatedConnectFailures) {
     gaps.push_back(std::chrono::duration_cast<milliseconds>(r.error_at[i] -
                                                             r.error_at[i - 1])
                        .count());
-  // Delays: 50, [50,100], [100,200], [200,400], [400,800], then capped.
+  // Delays drawn: 50, [50,100], [100,200], [200,400], [400,800], then
+  // capped. They are the client's own choice (next_delay()), so they are
+  // checked exactly; the wall clock only shows each one was waited (a
+  // loaded machine makes a gap longer, never shorter).
+  const int64_t lo[] = {50, 50, 100, 200, 400};
+  const int64_t hi[] = {50, 100, 200, 400, 800};
+  for (size_t i = 0; i < r.error_delays.size(); ++i) {
+    size_t k = std::min<size_t>(i, 4);
+    EXPECT_GE(r.error_delays[i].count(), lo[k]) << i;
+    EXPECT_LE(r.error_delays[i].count(), hi[k]) << i;
+  }
+  for (size_t i = 0; i < gaps.size(); ++i)
+    EXPECT_GE(gaps[i], r.error_delays[i].count() - 10) << i;
   EXPECT_GE(gaps[0], 45);
-  EXPECT_LT(gaps[0], 400);
   EXPECT_GE(gaps[3], 190);
   EXPECT_GE(gaps[4], 390);
-  EXPECT_GT(gaps[2], gaps[0]);
-  EXPECT_GT(gaps[4], gaps[2]);
-  for (int64_t g : gaps) EXPECT_LT(g, 800 + 600);
   for (size_t i = 0; i < r.errors.size(); ++i) {
     EXPECT_EQ(r.errors[i].code(), StatusCode::kUnavailable)
         << r.errors[i].ToString();

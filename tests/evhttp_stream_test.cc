@@ -435,7 +435,6 @@ TEST_P(StreamTest, ShutdownDrainsInWavesAndCallsBackOnce) {
   ASSERT_TRUE(RunUntil([&] { return done == 1; }));
   auto elapsed = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(elapsed, milliseconds(200));  // spread, not all at once
-  EXPECT_LT(elapsed, milliseconds(1500));
   ASSERT_TRUE(RunUntil([&] { return late->closed(); }));
   for (auto& c : cs) {
     EXPECT_TRUE(c->chunked_end());

@@ -1048,11 +1048,11 @@ TEST_F(RedisLinkTest, PublishFailsAtOnceWhileRedisIsDown) {
   EXPECT_FALSE(link->stats().up);
 
   PublishOutcome out;
-  auto start = Clock::now();
   PublishAsync(link.get(), "t", "", "x", &out);
   EXPECT_EQ(out.calls, 0);  // never inside Publish
-  ASSERT_TRUE(RunUntil([&] { return out.calls > 0; }));
-  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(100));
+  // At once: in the loop's next turn, which waits for nothing (no timer,
+  // no reply), however slow the machine.
+  event_base_loop(base_, EVLOOP_NONBLOCK);
   EXPECT_EQ(out.calls, 1);
   EXPECT_EQ(out.status.code(), StatusCode::kUnavailable);
   EXPECT_THAT(out.status.message(), HasSubstr("redis link down ("));
@@ -1352,10 +1352,11 @@ TEST_F(RedisLinkTest, CommandTimeoutFailsThePendingPublishAndRecovers) {
   PublishOutcome out;
   auto start = Clock::now();
   PublishAsync(link.get(), "t", "", "x", &out);
+  // Redis stays paused until the outcome is in: only the command timeout
+  // can end the wait (the message below says so), never before it.
   ASSERT_TRUE(RunUntil([&] { return out.calls > 0; }));
   auto waited = Clock::now() - start;
   EXPECT_GE(waited, std::chrono::milliseconds(250));
-  EXPECT_LT(waited, std::chrono::milliseconds(1500));
   // The script was sent before the timeout: its outcome is unknown, not
   // "unavailable" (which would mean "not published, safe to retry").
   EXPECT_EQ(out.status.code(), StatusCode::kUnknown);

@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/status.h"
 #include "evsse/stream_parser.h"
 
@@ -152,15 +153,15 @@ class Client {
 
   // Create makes a stopped client on `base` (not owned). Fails with
   // kInvalidArgument on a bad URL, header or option.
-  static Result<std::unique_ptr<Client>> Create(event_base* base,
-                                                ClientOptions options);
+  EVSSE_API static Result<std::unique_ptr<Client>> Create(
+      event_base* base, ClientOptions options);
 
   // ~Client closes the connection. If on_close has not fired yet it fires
   // now with kCancelled "client destroyed": call Close() first when the
   // callbacks use objects that die before the Client. Destroying the
   // Client inside one of its own callbacks is allowed: the callbacks stop
   // at once and the remaining cleanup is deferred to the loop.
-  ~Client();
+  EVSSE_API ~Client();
 
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -172,15 +173,15 @@ class Client {
   //
   // OnOpen: a 200 text/event-stream response arrived (every connection,
   // including reconnects); ready_state() is kOpen.
-  void OnOpen(std::function<void()> cb);
+  EVSSE_API void OnOpen(std::function<void()> cb);
   // OnEvent: every dispatched event, of every type, in stream order. The
   // Event is valid only during the call. After it, the handler registered
   // with On() for the event's type (if any) runs, unless the callback
   // closed the client.
-  void OnEvent(EventCallback cb);
+  EVSSE_API void OnEvent(EventCallback cb);
   // On registers the handler for events of one type ("message" for events
   // without `event:`, "gap", ...), replacing the previous one for it.
-  void On(std::string type, EventCallback cb);
+  EVSSE_API void On(std::string type, EventCallback cb);
   // OnError: a connection attempt or stream failed: connect error or
   // timeout, idle timeout, stream ended or broken, HTTP error (code by
   // status: 401 kUnauthenticated, 403 kPermissionDenied, 404/410 kNotFound,
@@ -191,37 +192,37 @@ class Client {
   // kUnavailable. When ready_state() is kConnecting inside
   // the callback a reconnect is scheduled (next_delay() says when); when it
   // is kClosed, on_close follows with the same status.
-  void OnError(StatusCallback cb);
+  EVSSE_API void OnError(StatusCallback cb);
   // OnClose: fires exactly once, when the client stops for good: Close()
   // or destruction (kCancelled), a 204 answer (an OK status with message
   // "stopped by server"), or a fatal error (the on_error status).
-  void OnClose(StatusCallback cb);
+  EVSSE_API void OnClose(StatusCallback cb);
 
   // Start begins connecting (from the loop, not inside this call). Fails
   // with kFailedPrecondition when already started or closed.
-  Status Start();
+  EVSSE_API Status Start();
 
   // Close stops the client: the connection is dropped, no reconnect
   // follows and on_close fires (now, unless it already did). Idempotent;
   // allowed inside any callback.
-  void Close();
+  EVSSE_API void Close();
 
   // ready_state is kConnecting from creation until the first open, like a
   // new EventSource.
-  ReadyState ready_state() const;
+  EVSSE_API ReadyState ready_state() const;
   // last_event_id is what the next connection sends as Last-Event-ID.
-  const std::string& last_event_id() const;
+  EVSSE_API const std::string& last_event_id() const;
   // retry is the last `retry:` the server sent, if any.
-  std::optional<uint64_t> retry() const;
+  EVSSE_API std::optional<uint64_t> retry() const;
   // next_delay is the delay chosen for the pending (or last) reconnect.
-  std::chrono::milliseconds next_delay() const;
+  EVSSE_API std::chrono::milliseconds next_delay() const;
   // http_status is the status of the last response (0 before any).
-  int http_status() const;
+  EVSSE_API int http_status() const;
   // attempts counts connection attempts started so far.
-  uint64_t attempts() const;
+  EVSSE_API uint64_t attempts() const;
   // url is the URL of the current (or last) attempt: options.url or one of
   // options.fallback_urls.
-  const std::string& url() const;
+  EVSSE_API const std::string& url() const;
 
  private:
   Client() = default;

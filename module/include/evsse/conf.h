@@ -48,6 +48,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/kafka.h"
 #include "evsse/options.h"
 #include "evsse/redis.h"
@@ -68,7 +69,7 @@ enum class EndpointKind {
 };
 
 // EndpointKindName returns "subscribe", "publish", ... as written in files.
-const char* EndpointKindName(EndpointKind kind);
+EVSSE_API const char* EndpointKindName(EndpointKind kind);
 
 struct HostPort {
   std::string host = "127.0.0.1";
@@ -146,34 +147,36 @@ struct ParseOptions {
 
 // Parse tokenizes and parses `text` (named `file` in messages and for
 // resolving includes) and expands every `include`.
-Result<std::vector<Node>> Parse(std::string_view text, const std::string& file,
-                                const ParseOptions& options = {});
+EVSSE_API Result<std::vector<Node>> Parse(std::string_view text,
+                                          const std::string& file,
+                                          const ParseOptions& options = {});
 
 // ParseFile reads `path` with options.read, then Parse.
-Result<std::vector<Node>> ParseFile(const std::string& path,
-                                    const ParseOptions& options = {});
+EVSSE_API Result<std::vector<Node>> ParseFile(const std::string& path,
+                                              const ParseOptions& options = {});
 
 class Directives;  // an application's own directives (below)
 
 // Build fills a ServerConfig (starting from its defaults) from a parsed tree.
 // With `app`, the application's directives are understood too: their values
 // land where the application's setters put them.
-Result<ServerConfig> Build(const std::vector<Node>& tree);
-Result<ServerConfig> Build(const std::vector<Node>& tree,
-                           const Directives& app);
+EVSSE_API Result<ServerConfig> Build(const std::vector<Node>& tree);
+EVSSE_API Result<ServerConfig> Build(const std::vector<Node>& tree,
+                                     const Directives& app);
 
 // LoadFile = ParseFile + Build; LoadString = Parse + Build.
-Result<ServerConfig> LoadFile(const std::string& path,
-                              const ParseOptions& options = {});
-Result<ServerConfig> LoadFile(const std::string& path,
-                              const ParseOptions& options,
-                              const Directives& app);
-Result<ServerConfig> LoadString(std::string_view text,
-                                const std::string& file = "<string>",
-                                const ParseOptions& options = {});
-Result<ServerConfig> LoadString(std::string_view text, const std::string& file,
-                                const ParseOptions& options,
-                                const Directives& app);
+EVSSE_API Result<ServerConfig> LoadFile(const std::string& path,
+                                        const ParseOptions& options = {});
+EVSSE_API Result<ServerConfig> LoadFile(const std::string& path,
+                                        const ParseOptions& options,
+                                        const Directives& app);
+EVSSE_API Result<ServerConfig> LoadString(std::string_view text,
+                                          const std::string& file = "<string>",
+                                          const ParseOptions& options = {});
+EVSSE_API Result<ServerConfig> LoadString(std::string_view text,
+                                          const std::string& file,
+                                          const ParseOptions& options,
+                                          const Directives& app);
 
 // --- Values (for applications' flags too) ------------------------------------
 //
@@ -181,31 +184,31 @@ Result<ServerConfig> LoadString(std::string_view text, const std::string& file,
 // `invalid size "64q" (use bytes or k, m, g: 64k)`.
 
 // ParseSize: "1024", "64k", "1m", "2g" (k = 1024 bytes).
-Result<uint64_t> ParseSize(std::string_view text);
+EVSSE_API Result<uint64_t> ParseSize(std::string_view text);
 // ParseDuration: "500ms", "15s", "2m", "1h", "1d"; "0" (off). A number
 // without a unit other than 0 is refused (seconds or milliseconds?).
-Result<Millis> ParseDuration(std::string_view text);
+EVSSE_API Result<Millis> ParseDuration(std::string_view text);
 // ParseCount: a decimal integer.
-Result<uint64_t> ParseCount(std::string_view text);
+EVSSE_API Result<uint64_t> ParseCount(std::string_view text);
 // ParseBool: "on" or "off".
-Result<bool> ParseBool(std::string_view text);
+EVSSE_API Result<bool> ParseBool(std::string_view text);
 // ParseHostPort: "127.0.0.1:8080", "localhost:80", "[::1]:8080"; port
 // 0..65535.
-Result<HostPort> ParseHostPort(std::string_view text);
+EVSSE_API Result<HostPort> ParseHostPort(std::string_view text);
 // ValidateRedisAddress: HOST:PORT (port 1..65535), [V6]:PORT or
 // unix:/absolute/path; the grammar of evsse::pubsub::ParseAddress, which the
 // Redis link uses too (a file that passes --check attaches).
-Status ValidateRedisAddress(std::string_view text);
+EVSSE_API Status ValidateRedisAddress(std::string_view text);
 // CheckToken68: a bearer token's characters (A-Z a-z 0-9 - . _ ~ + / =);
 // the problem, or "" (the token itself is never in it).
-std::string CheckToken68(std::string_view token);
+EVSSE_API std::string CheckToken68(std::string_view token);
 // FormatSize and FormatDuration write the largest exact unit: 65536 ->
 // "64k", 15000 ms -> "15s", 0 -> "0".
-std::string FormatSize(uint64_t bytes);
-std::string FormatDuration(Millis duration);
+EVSSE_API std::string FormatSize(uint64_t bytes);
+EVSSE_API std::string FormatDuration(Millis duration);
 // Quote renders untrusted text for a message: in double quotes, '"' and
 // '\' escaped, control bytes as \xNN, cut after 64 bytes with "...".
-std::string Quote(std::string_view text);
+EVSSE_API std::string Quote(std::string_view text);
 
 // --- The directive table, for documentation and tests -----------------------
 
@@ -251,9 +254,9 @@ struct DirectiveInfo {
 };
 
 // DirectiveTable lists every directive, in documentation order.
-const std::vector<DirectiveInfo>& DirectiveTable();
+EVSSE_API const std::vector<DirectiveInfo>& DirectiveTable();
 // FindDirective returns the row of `name`, or nullptr.
-const DirectiveInfo* FindDirective(std::string_view name);
+EVSSE_API const DirectiveInfo* FindDirective(std::string_view name);
 
 // --- An application's own directives ----------------------------------------
 //
@@ -306,11 +309,12 @@ using BlockCheck =
     std::function<Status(const ServerConfig& config, const SetAt& set_at)>;
 
 // DirectiveError: `<file>:<line>: directive "<name>": <problem>`.
-Status DirectiveError(const Node& directive, std::string_view problem);
+EVSSE_API Status DirectiveError(const Node& directive,
+                                std::string_view problem);
 
 // Directives is an application's set of directives. Movable, not copyable
 // (rows refer to their names' storage).
-class Directives {
+class EVSSE_API Directives {
  public:
   Directives() = default;
   Directives(Directives&&) = default;

@@ -38,6 +38,7 @@
 
 #include <functional>
 
+#include "evsse/export.h"
 #include "evsse/hub.h"
 #include "evsse/mounted.h"
 #include "evsse/options.h"
@@ -55,15 +56,15 @@ namespace evsse::evhtp {
 // CORS preflight, 405 for other methods. Loop thread of `hub`, which must
 // run on the server's event_base (a server without worker threads). The
 // handle it returns keeps the path mounted (evsse/mounted.h).
-Mounted Mount(::evhtp_t* htp, const char* path, Hub* hub,
-              const StreamOptions& options = {});
+EVSSE_API Mounted Mount(::evhtp_t* htp, const char* path, Hub* hub,
+                        const StreamOptions& options = {});
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
 // The topic comes from the URL only (a form-encoded body is never read as
 // the query, unlike libevhtp's default).
-Mounted MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
-                     const PublishOptions& options);
+EVSSE_API Mounted MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
+                               const PublishOptions& options);
 
 // ServeTls makes every connection `htp` accepts from now on speak TLS
 // (libevhtp's own SSL path; use it instead of evhtp_ssl_init). The files
@@ -73,7 +74,7 @@ Mounted MountPublish(::evhtp_t* htp, const char* path, Hub* hub,
 // frees the context. With worker threads (evhtp_use_threads_wexit) the
 // workers read the context as they accept: call it before the server
 // accepts, and reload only on a server without workers.
-Status ServeTls(::evhtp_t* htp, const TlsOptions& options);
+EVSSE_API Status ServeTls(::evhtp_t* htp, const TlsOptions& options);
 
 // HubForLoop returns the Hub that runs on `base`.
 using HubForLoop = std::function<Hub*(event_base* base)>;
@@ -89,14 +90,15 @@ using HubForLoop = std::function<Hub*(event_base* base)>;
 // options are checked at once. Call it before the server accepts
 // connections. Before evhtp_free stops the workers, end the streams on every
 // Hub (Hub::Shutdown) and let the loops close them.
-Mounted MountWorkers(::evhtp_t* htp, const char* path, HubForLoop hub_for_loop,
-                     const StreamOptions& options = {});
+EVSSE_API Mounted MountWorkers(::evhtp_t* htp, const char* path,
+                               HubForLoop hub_for_loop,
+                               const StreamOptions& options = {});
 
 // MountPublishWorkers is MountPublish for worker-thread servers; see
 // MountWorkers.
-Mounted MountPublishWorkers(::evhtp_t* htp, const char* path,
-                            HubForLoop hub_for_loop,
-                            const PublishOptions& options);
+EVSSE_API Mounted MountPublishWorkers(::evhtp_t* htp, const char* path,
+                                      HubForLoop hub_for_loop,
+                                      const PublishOptions& options);
 
 }  // namespace evsse::evhtp
 

@@ -14,6 +14,7 @@
 #ifndef EVSSE_EVHTTP_H_
 #define EVSSE_EVHTTP_H_
 
+#include "evsse/export.h"
 #include "evsse/hub.h"
 #include "evsse/mounted.h"
 #include "evsse/options.h"
@@ -28,8 +29,8 @@ namespace evsse::evhttp {
 // GET/HEAD `path?topic=a&topic=b` with Last-Event-ID resume, OPTIONS for
 // CORS preflight, 405 for other methods. The handle it returns keeps the
 // path mounted and takes it off the server when destroyed (evsse/mounted.h).
-Mounted Mount(struct ::evhttp* http, const char* path, Hub* hub,
-              const StreamOptions& options = {});
+EVSSE_API Mounted Mount(struct ::evhttp* http, const char* path, Hub* hub,
+                        const StreamOptions& options = {});
 
 // ServeTls makes every connection `http` accepts from now on speak TLS
 // (through libevent's OpenSSL bufferevents, evhttp_set_bevcb: it replaces a
@@ -38,13 +39,13 @@ Mounted Mount(struct ::evhttp* http, const char* path, Hub* hub,
 // again reloads: connections accepted afterwards get the new certificate,
 // open streams keep theirs. Loop thread. The context is kept until the
 // process exits or ServeTls is called again for a server at that address.
-Status ServeTls(struct ::evhttp* http, const TlsOptions& options);
+EVSSE_API Status ServeTls(struct ::evhttp* http, const TlsOptions& options);
 
 // MountPublish serves the HTTP publish endpoint at `path`:
 // POST `path?topic=T[&event=TYPE]`, body = data, answers 200 {"id":"..."}.
 // Its handle as Mount's.
-Mounted MountPublish(struct ::evhttp* http, const char* path, Hub* hub,
-                     const PublishOptions& options);
+EVSSE_API Mounted MountPublish(struct ::evhttp* http, const char* path,
+                               Hub* hub, const PublishOptions& options);
 
 }  // namespace evsse::evhttp
 

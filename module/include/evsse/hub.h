@@ -30,6 +30,7 @@
 #include <string>
 #include <string_view>
 
+#include "evsse/export.h"
 #include "evsse/ext/backend.h"
 #include "evsse/ext/exchange.h"
 #include "evsse/options.h"
@@ -94,14 +95,14 @@ struct HubStats {
 class Hub {
  public:
   // Create makes a Hub on `base` (not owned). Fails on invalid options.
-  static Result<std::unique_ptr<Hub>> Create(event_base* base,
-                                             HubOptions options);
+  EVSSE_API static Result<std::unique_ptr<Hub>> Create(event_base* base,
+                                                       HubOptions options);
 
   // ~Hub closes every stream at once (no final bytes), fails pending
   // publish callbacks with kCancelled, detaches its store (Backend::HubGone)
   // and takes its endpoints with it (a path still mounted answers 503).
   // Loop thread only.
-  ~Hub();
+  EVSSE_API ~Hub();
 
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
@@ -111,19 +112,19 @@ class Hub {
   // the type, invalid UTF-8, too large) or a closed Hub is reported at once
   // by the returned Status, and `done` is then never called. Otherwise the
   // event is accepted and `done` (if set) fires exactly once.
-  Status Publish(std::string_view topic, Message message,
-                 PublishCallback done = nullptr);
+  EVSSE_API Status Publish(std::string_view topic, Message message,
+                           PublishCallback done = nullptr);
 
   // AddStreamEndpoint creates a subscribe endpoint (owned by the Hub) for an
   // adapter to mount. Fails on invalid options (e.g. CORS "*" with
   // credentials).
-  Result<Handler*> AddStreamEndpoint(StreamOptions options);
+  EVSSE_API Result<Handler*> AddStreamEndpoint(StreamOptions options);
 
   // AddPublishEndpoint creates an HTTP publish endpoint: POST, the body is
   // the event's data, `topic` (and optional `event`) from the query; answers
   // 200 {"id":"..."}, 503 when not published (store down: safe to retry) or
   // 504 when the outcome is unknown (kUnknown, see PublishCallback).
-  Result<Handler*> AddPublishEndpoint(PublishOptions options);
+  EVSSE_API Result<Handler*> AddPublishEndpoint(PublishOptions options);
 
   // Shutdown drains the Hub: new requests are shed (200 + retry + close for
   // EventSource clients, 503 + Retry-After otherwise), and open streams get a
@@ -131,7 +132,7 @@ class Hub {
   // fires exactly once, on the loop thread, when the last stream has ended
   // (at once if none is open). Calling it again only replaces nothing: the
   // second `done` fires with the first.
-  void Shutdown(Millis deadline, std::function<void()> done);
+  EVSSE_API void Shutdown(Millis deadline, std::function<void()> done);
 
   // AttachBackend routes publishing and replay through a shared store
   // (`backend` is not owned and must stay valid until detached with
@@ -139,14 +140,14 @@ class Hub {
   // Backend::HubGone and forgets it) and returns the sink the backend
   // reports to. Call it before the first request or publish. evsse::redis
   // calls it; applications normally do not.
-  BackendSink* AttachBackend(Backend* backend);
+  EVSSE_API BackendSink* AttachBackend(Backend* backend);
 
-  HubStats stats() const;
+  EVSSE_API HubStats stats() const;
   // options returns the options the Hub was created with (loop thread).
-  const HubOptions& options() const;
-  event_base* base() const;
+  EVSSE_API const HubOptions& options() const;
+  EVSSE_API event_base* base() const;
   // epoch names this Hub's history in ids (base 36 in the text form).
-  uint64_t epoch() const;
+  EVSSE_API uint64_t epoch() const;
 
  private:
   Hub() = default;

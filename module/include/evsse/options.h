@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/millis.h"
 #include "evsse/status.h"
 
@@ -32,7 +33,7 @@ using LogHook = std::function<void(LogLevel level, std::string_view message)>;
 
 // Request is a read-only view of an HTTP request, valid only during the call
 // it is passed to.
-class Request {
+class EVSSE_API Request {
  public:
   virtual ~Request() = default;
   virtual std::string_view method() const = 0;  // "GET", "POST", ...
@@ -176,7 +177,7 @@ struct StreamOptions {
 // leading zeros), else what is wrong with it. Browsers send the Origin
 // header in exactly that form and it is compared byte for byte, so any
 // other spelling would never match.
-std::string CheckCorsOrigin(std::string_view origin);
+EVSSE_API std::string CheckCorsOrigin(std::string_view origin);
 
 // PublishOptions: one HTTP publish endpoint (POST, body = event data).
 struct PublishOptions {
@@ -194,9 +195,9 @@ struct PublishOptions {
 // Hub::AddStreamEndpoint and AddPublishEndpoint, the configuration language
 // (evsse-alerts --check) and libevhtp's worker mounts all call it, so
 // options that pass one pass them all.
-Status Validate(const HubOptions& options);
-Status Validate(const StreamOptions& options);
-Status Validate(const PublishOptions& options);
+EVSSE_API Status Validate(const HubOptions& options);
+EVSSE_API Status Validate(const StreamOptions& options);
+EVSSE_API Status Validate(const PublishOptions& options);
 
 }  // namespace evsse
 

@@ -36,11 +36,12 @@
 #include <string>
 #include <string_view>
 
+#include "evsse/export.h"
 #include "evsse/status.h"
 
 namespace evsse {
 
-class StreamParser {
+class EVSSE_API StreamParser {
  public:
   struct Event {
     std::string type;  // "message" when the stream gave no event type

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "evsse/export.h"
 #include "evsse/status.h"
 
 namespace evsse {
@@ -43,13 +44,13 @@ struct TlsOptions {
 
 // Validate checks the fields that need no file: both files named, versions
 // in order. Loading (ServeTls) reports what is wrong inside the files.
-Status Validate(const TlsOptions& options);
+EVSSE_API Status Validate(const TlsOptions& options);
 
 // TlsVersionName returns "TLSv1.2" or "TLSv1.3" (OpenSSL's and nginx's
 // spelling); ParseTlsVersion reads it back, and refuses older versions by
 // name ("TLSv1", "TLSv1.1", "SSLv3": not supported).
-const char* TlsVersionName(TlsVersion version);
-Result<TlsVersion> ParseTlsVersion(std::string_view name);
+EVSSE_API const char* TlsVersionName(TlsVersion version);
+EVSSE_API Result<TlsVersion> ParseTlsVersion(std::string_view name);
 
 }  // namespace evsse
 

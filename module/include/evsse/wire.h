@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/status.h"
 
@@ -28,53 +29,55 @@ namespace evsse {
 
 // IsValidUtf8 reports whether `s` is well-formed UTF-8 (no overlongs, no
 // surrogates, nothing above U+10FFFF).
-bool IsValidUtf8(std::string_view s);
+EVSSE_API bool IsValidUtf8(std::string_view s);
 
 // ValidateEventType checks an event type: UTF-8, no CR, LF or NUL, at most
 // `max_len` bytes. The message names the offending byte offset.
-Status ValidateEventType(std::string_view type, size_t max_len = 256);
+EVSSE_API Status ValidateEventType(std::string_view type, size_t max_len = 256);
 
 // ValidateEventId checks an id: UTF-8, no CR, LF or NUL, at most `max_len`.
-Status ValidateEventId(std::string_view id, size_t max_len = 1024);
+EVSSE_API Status ValidateEventId(std::string_view id, size_t max_len = 1024);
 
 // ValidateEventData checks data: UTF-8, at most `max_len` bytes. CR and LF
 // are allowed (they split lines); NUL is allowed.
-Status ValidateEventData(std::string_view data, size_t max_len);
+EVSSE_API Status ValidateEventData(std::string_view data, size_t max_len);
 
 // AppendEventBody appends the "event:" line (when `type` is not empty) and
 // the "data:" lines, without the id line and without the blank line that
 // ends the event. Inputs must have been validated.
-void AppendEventBody(std::string& out, std::string_view type,
-                     std::string_view data);
+EVSSE_API void AppendEventBody(std::string& out, std::string_view type,
+                               std::string_view data);
 
 // AppendIdAndEnd appends "id: <id>\n\n" (or just "\n" when `id` is empty),
 // ending an event begun with AppendEventBody.
-void AppendIdAndEnd(std::string& out, std::string_view id);
+EVSSE_API void AppendIdAndEnd(std::string& out, std::string_view id);
 // The same with one topic's position as the id ("<epoch>.<position>").
-void AppendIdAndEnd(std::string& out, const pubsub::TopicCursor& id);
+EVSSE_API void AppendIdAndEnd(std::string& out, const pubsub::TopicCursor& id);
 // AppendGapData appends the data of the gap event, the JSON object
 // {"topics":[...],"reason":"expired"|"unknown"}: the topics whose history no
 // longer reaches the client's cursor ("expired"), or whose cursor this
 // history does not know ("unknown").
-void AppendGapData(std::string& out, const std::vector<std::string>& topics,
-                   bool unknown);
+EVSSE_API void AppendGapData(std::string& out,
+                             const std::vector<std::string>& topics,
+                             bool unknown);
 
 // AppendComment appends a comment. Each line of `text` (split on CR, LF,
 // CRLF) becomes ": <line>\n"; an empty text gives ":\n" (a heartbeat).
-void AppendComment(std::string& out, std::string_view text);
+EVSSE_API void AppendComment(std::string& out, std::string_view text);
 
 // AppendRetry appends "retry: <ms>\n".
-void AppendRetry(std::string& out, uint64_t ms);
+EVSSE_API void AppendRetry(std::string& out, uint64_t ms);
 
 // DecodeEventBody reverses AppendEventBody on bytes it produced (the poll
 // transport answers JSON from the stored frames): `type` gets the event type
 // ("message" when absent), `data` the data lines joined with LF.
-void DecodeEventBody(std::string_view body, std::string* type,
-                     std::string* data);
+EVSSE_API void DecodeEventBody(std::string_view body, std::string* type,
+                               std::string* data);
 
 // EncodeEvent validates and encodes a whole event in one call.
-Result<std::string> EncodeEvent(std::string_view type, std::string_view data,
-                                std::string_view id);
+EVSSE_API Result<std::string> EncodeEvent(std::string_view type,
+                                          std::string_view data,
+                                          std::string_view id);
 
 }  // namespace evsse
 

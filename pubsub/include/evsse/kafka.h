@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/ext/backend.h"
 #include "evsse/millis.h"
 #include "evsse/status.h"
@@ -83,13 +84,13 @@ struct KafkaOptions {
 
 // Validate checks options without connecting: brokers, header name,
 // and that librdkafka accepts every pass-through setting.
-Status Validate(const KafkaOptions& options);
+EVSSE_API Status Validate(const KafkaOptions& options);
 
 // SplitTopic splits an evsse topic into Kafka topic and partition:
 // "orders@2" -> ("orders", 2); "orders" -> ("orders", -1). Fails on a bad
 // partition number or an empty Kafka topic.
-Status SplitTopic(std::string_view topic, std::string* kafka_topic,
-                  int32_t* partition);
+EVSSE_API Status SplitTopic(std::string_view topic, std::string* kafka_topic,
+                            int32_t* partition);
 
 // LinkStats: what every store reports (BackendStats: replay_fetches are
 // replay reads from Kafka, reconnects the times the cluster came back),
@@ -99,7 +100,7 @@ struct LinkStats : BackendStats {
   uint64_t records_skipped = 0;    // not UTF-8, or a bad type header
 };
 
-class Link {
+class EVSSE_API Link {
  public:
   virtual ~Link() = default;
   virtual LinkStats stats() const = 0;
@@ -109,7 +110,7 @@ class Link {
 // trouble is reported through the Hub's log and stats (librdkafka keeps
 // retrying). Destroy the Link on the loop thread, before or after the Hub
 // (a Hub that goes first detaches it: module/README.md, "Lifetime").
-Result<std::unique_ptr<Link>> Attach(Hub* hub, KafkaOptions options);
+EVSSE_API Result<std::unique_ptr<Link>> Attach(Hub* hub, KafkaOptions options);
 
 }  // namespace evsse::kafka
 

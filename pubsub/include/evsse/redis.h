@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/ext/backend.h"
 #include "evsse/millis.h"
 #include "evsse/status.h"
@@ -129,7 +130,7 @@ struct RedisOptions {
 };
 
 // ParseAddress checks an address string without connecting.
-Status ValidateAddress(const std::string& address);
+EVSSE_API Status ValidateAddress(const std::string& address);
 
 class Link;
 
@@ -138,7 +139,7 @@ class Link;
 // and stats (the link keeps retrying). Destroy the Link on the loop thread,
 // before or after the Hub (a Hub that goes first detaches it: see
 // module/README.md, "Lifetime").
-Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
+EVSSE_API Result<std::unique_ptr<Link>> Attach(Hub* hub, RedisOptions options);
 
 // LinkStats: the state of a node's Redis link.
 // LinkStats: what every store reports (BackendStats: `up` is commands and
@@ -169,7 +170,7 @@ struct LinkStats : BackendStats {
   std::string last_error;
 };
 
-class Link {
+class EVSSE_API Link {
  public:
   virtual ~Link() = default;
   virtual LinkStats stats() const = 0;

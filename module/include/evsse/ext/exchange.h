@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "evsse/export.h"
+
 struct evbuffer;
 
 namespace evsse {
@@ -24,7 +26,7 @@ namespace evsse {
 enum class Method { kGet, kHead, kPost, kOptions, kOther };
 
 // ExchangeListener learns what happens to an exchange the core keeps open.
-class ExchangeListener {
+class EVSSE_API ExchangeListener {
  public:
   virtual ~ExchangeListener() = default;
   // OnDrained: every byte written so far has been handed to the kernel,
@@ -42,7 +44,7 @@ class ExchangeListener {
 // Exchange: one HTTP request/response. The adapter owns it. The core must not
 // use it after calling Reply, End or Abort, nor after OnClosed returned. None
 // of these calls re-enter the listener synchronously.
-class Exchange {
+class EVSSE_API Exchange {
  public:
   virtual ~Exchange() = default;
 
@@ -95,7 +97,7 @@ class Exchange {
 // A Handler is owned by its Hub and goes with it. An adapter whose server
 // may outlive the Hub registers OnGone to stop routing to it: `gone` runs
 // (loop thread) when the Handler is destroyed, after its exchanges ended.
-class Handler {
+class EVSSE_API Handler {
  public:
   virtual ~Handler() {
     for (auto& gone : on_gone_) gone();

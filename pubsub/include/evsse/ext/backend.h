@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/status.h"
 
@@ -65,7 +66,7 @@ inline uint64_t WrittenEpoch(const std::vector<FormerEpoch>& former,
 }
 
 // BackendSink: what a Backend tells the Hub. Implemented by the Hub.
-class BackendSink {
+class EVSSE_API BackendSink {
  public:
   virtual ~BackendSink() = default;
 
@@ -127,7 +128,7 @@ struct BackendStats {
   uint64_t replay_fetches = 0;
 };
 
-class Backend {
+class EVSSE_API Backend {
  public:
   virtual ~Backend() = default;
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/status.h"
 
 namespace evsse::pubsub {
@@ -26,7 +27,7 @@ struct Address {
 
 // ParseAddress checks `text` and splits it; errors quote the address and
 // name the problem ("redis address \"x\": no port ...").
-Result<Address> ParseAddress(std::string_view text);
+EVSSE_API Result<Address> ParseAddress(std::string_view text);
 
 // SentinelSpec: the value of --redis-sentinel, NAME@HOST:PORT[,HOST:PORT...]
 // (the master's name as the sentinels know it, and the sentinels).
@@ -36,12 +37,13 @@ struct SentinelSpec {
 };
 // ParseSentinelSpec checks and splits it: a non-empty name without spaces,
 // then one or more distinct HOST:PORT addresses (no unix sockets).
-Result<SentinelSpec> ParseSentinelSpec(std::string_view text);
+EVSSE_API Result<SentinelSpec> ParseSentinelSpec(std::string_view text);
 
 // ParseClusterSeeds checks and splits the value of --redis-cluster,
 // HOST:PORT[,HOST:PORT...]: one or more distinct addresses (no unix
 // sockets), any nodes of a Redis Cluster.
-Result<std::vector<std::string>> ParseClusterSeeds(std::string_view text);
+EVSSE_API Result<std::vector<std::string>> ParseClusterSeeds(
+    std::string_view text);
 
 }  // namespace evsse::pubsub
 

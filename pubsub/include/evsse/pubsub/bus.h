@@ -14,14 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/pubsub/event.h"
 
 namespace evsse::pubsub {
 
-class Bus {
+class EVSSE_API Bus {
  public:
-  class Listener {
+  class EVSSE_API Listener {
    public:
     virtual ~Listener() = default;
     // OnBusEvent receives every event in bus order. `token` is the one

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "evsse/export.h"
 #include "evsse/status.h"
 
 namespace evsse::pubsub {
@@ -62,17 +63,17 @@ inline constexpr size_t kMaxPositionChars = 13 + 1 + 20 + 1 + 20;
 // ParseCursor parses the text form above. It fails with kInvalidArgument
 // and a message naming the problem (empty, bad character, number overflow,
 // more than `max_positions` positions). Never crashes on any input.
-Result<std::vector<TopicCursor>> ParseCursor(std::string_view text,
-                                             size_t max_positions);
+EVSSE_API Result<std::vector<TopicCursor>> ParseCursor(std::string_view text,
+                                                       size_t max_positions);
 
 // AppendPosition appends the text form of one TopicCursor to `out`.
-void AppendPosition(std::string& out, const TopicCursor& c);
+EVSSE_API void AppendPosition(std::string& out, const TopicCursor& c);
 
 // FormatCursor returns the text form of a whole cursor ("," joined).
-std::string FormatCursor(const std::vector<TopicCursor>& cursor);
+EVSSE_API std::string FormatCursor(const std::vector<TopicCursor>& cursor);
 
 // AppendBase36 appends `v` in lower-case base 36 ("0" for zero).
-void AppendBase36(std::string& out, uint64_t v);
+EVSSE_API void AppendBase36(std::string& out, uint64_t v);
 
 }  // namespace evsse::pubsub
 

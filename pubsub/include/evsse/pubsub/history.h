@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "evsse/export.h"
 #include "evsse/pubsub/cursor.h"
 #include "evsse/pubsub/event.h"
 
@@ -32,9 +33,9 @@ struct HistoryMeter {
 
 // EventBytes is the memory one retained event accounts for: the Event, its
 // encoded bytes and topic name as allocated, and its slot in the ring.
-size_t EventBytes(const Event& e);
+EVSSE_API size_t EventBytes(const Event& e);
 
-class TopicHistory {
+class EVSSE_API TopicHistory {
  public:
   TopicHistory() = default;
   explicit TopicHistory(HistoryMeter* meter) : meter_(meter) {}
